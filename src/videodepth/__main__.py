@@ -1,0 +1,3 @@
+from videodepth.cli import main
+
+raise SystemExit(main())
