@@ -1,0 +1,55 @@
+"""Video input (streaming decode, resizing, frame-rate resampling) and every output writer."""
+
+from videodepth.io.atomic import PendingDir, PendingFile, atomic_dir, atomic_file, ensure_writable_dir
+from videodepth.io.colormap import COLORMAPS, check_colormap, colorize, normalize, percentile_range
+from videodepth.io.video import VideoInfo, VideoReader, probe, processing_size, resize_rgb
+from videodepth.io.writers import (
+    WRITER_KINDS,
+    ColormapVideoWriter,
+    DepthWriter,
+    ExrWriter,
+    MultiWriter,
+    NpzWriter,
+    Png16Writer,
+    SideBySideVideoWriter,
+    fps_fraction,
+    make_writers,
+    output_path,
+    read_depth_npz,
+    read_exr_folder,
+    read_npz_fps,
+    read_png16_folder,
+)
+
+__all__ = [
+    "COLORMAPS",
+    "WRITER_KINDS",
+    "ColormapVideoWriter",
+    "DepthWriter",
+    "ExrWriter",
+    "MultiWriter",
+    "NpzWriter",
+    "PendingDir",
+    "PendingFile",
+    "Png16Writer",
+    "SideBySideVideoWriter",
+    "VideoInfo",
+    "VideoReader",
+    "atomic_dir",
+    "atomic_file",
+    "check_colormap",
+    "colorize",
+    "ensure_writable_dir",
+    "fps_fraction",
+    "make_writers",
+    "normalize",
+    "output_path",
+    "percentile_range",
+    "probe",
+    "processing_size",
+    "read_depth_npz",
+    "read_exr_folder",
+    "read_npz_fps",
+    "read_png16_folder",
+    "resize_rgb",
+]
