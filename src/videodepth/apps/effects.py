@@ -276,15 +276,14 @@ def refocus(
     level_index = np.abs(np.abs(signed)[..., None] - radii).argmin(axis=-1)
     layer_id = np.where(signed < 0, -level_index, level_index)
     image = rgb.astype(np.float32)
-    composite = image.copy()
+    composite = image.copy()  # shows through only where layer coverage falls short of 1
     for layer in np.unique(layer_id):  # ascending: far (negative) to near (positive)
-        mask = (layer_id == layer).astype(np.float32)
-        radius = int(radii[abs(layer)])
-        coverage = _blur(mask, radius)
-        colour = _blur(image * mask[..., None], radius)
-        covered = coverage > 1e-6
-        colour[covered] /= coverage[covered][:, None]
-        composite = coverage[..., None] * colour + (1.0 - coverage[..., None]) * composite
+        mask = (layer_id == layer).astype(np.float32)[..., None]
+        # Premultiplied colour and coverage blurred together in one 4-channel pass; "over" compositing
+        # of the normalised layer colour is then simply premultiplied + (1 - coverage) * below.
+        blurred = _blur(np.concatenate([image * mask, mask], axis=2), int(radii[abs(layer)]))
+        composite *= 1.0 - np.clip(blurred[..., 3:], 0.0, 1.0)
+        composite += blurred[..., :3]
     return _to_uint8(composite)
 
 

@@ -140,17 +140,24 @@ def pointcloud_preview(
     perspective: bool = True,
     point_size: int = 2,
     background: Sequence[int] = (24, 24, 28),
+    max_points: int | None = None,
 ) -> np.ndarray:
     """Render the cloud from a viewpoint rotated about its centre: uint8 ``[size, size, 3]``.
 
     The cloud is turned by ``yaw_deg`` about the vertical axis and ``pitch_deg`` about the horizontal one,
     scaled to fit the square and splatted as ``point_size`` pixel squares with a z-buffer (near wins).
+    Clouds larger than ``max_points`` (default ``2 * size**2``, more than the square can show) are
+    thinned to evenly spaced points first, which keeps the preview fast for full-HD frames.
     """
     size = int(check_number(size, "size", low=16.0, high=8192.0))
     point_size = int(check_number(point_size, "point_size", low=1.0, high=16.0))
     check_number(yaw_deg, "yaw_deg")
     check_number(pitch_deg, "pitch_deg")
     flat_points, flat_colors = _flatten_cloud(points, colors, mask)
+    limit = 2 * size * size if max_points is None else int(check_number(max_points, "max_points", low=1.0))
+    if len(flat_points) > limit:
+        keep = np.linspace(0, len(flat_points) - 1, limit).astype(np.int64)
+        flat_points, flat_colors = flat_points[keep], flat_colors[keep]
     canvas = np.empty((size, size, 3), dtype=np.uint8)
     canvas[:] = np.asarray(background, dtype=np.uint8)
     if len(flat_points) == 0:
