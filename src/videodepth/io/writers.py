@@ -24,6 +24,7 @@ import numpy as np
 from videodepth.errors import InputError, OutputError
 from videodepth.io.atomic import PendingDir, PendingFile, ensure_writable_dir, partial_name
 from videodepth.io.colormap import check_colormap, colorize
+from videodepth.io.video import resize_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -236,11 +237,8 @@ class SideBySideVideoWriter(_VideoWriter):
     def _picture(self, disparity: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
         if rgb is None:
             raise ValueError(f"{self.path}: the side-by-side writer needs the RGB frame")
-        height, width = disparity.shape
-        if rgb.shape[:2] != (height, width):
-            shrinking = height <= rgb.shape[0] and width <= rgb.shape[1]
-            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        return np.concatenate([rgb[..., :3].astype(np.uint8), colorize(disparity, self.cmap)], axis=1)
+        rgb = resize_rgb(np.asarray(rgb, dtype=np.uint8)[..., :3], disparity.shape)
+        return np.concatenate([rgb, colorize(disparity, self.cmap)], axis=1)
 
 
 # --------------------------------------------------------------------------- arrays
@@ -254,8 +252,8 @@ class NpzWriter(_FileWriter):
     ``num_frames_hint`` is only compared with the final count, for a debug message.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float | None = None,
-                 num_frames_hint: int | None = None, size: tuple[int, int] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], num_frames_hint: int | None = None,
+                 fps: float | None = None, size: tuple[int, int] | None = None) -> None:
         super().__init__(path, size)
         self.fps = fps
         self.num_frames_hint = num_frames_hint
@@ -399,7 +397,7 @@ def _make_writer(kind: str, path: Path, fps: float, size: tuple[int, int] | None
     if kind == "sbs":
         return SideBySideVideoWriter(path, fps, cmap, size=size)
     if kind == "npz":
-        return NpzWriter(path, fps=fps, num_frames_hint=num_frames, size=size)
+        return NpzWriter(path, num_frames_hint=num_frames, fps=fps, size=size)
     if kind == "png16":
         return Png16Writer(path, size=size)
     return ExrWriter(path, size=size)
