@@ -95,7 +95,7 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return rgb
     shrinking = h <= rgb.shape[0] and w <= rgb.shape[1]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (w, h), interpolation=interpolation)
+    return cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=interpolation)
 
 
 # --------------------------------------------------------------------------- image folders
