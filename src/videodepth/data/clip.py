@@ -1,0 +1,84 @@
+"""The in-memory containers every part of the data engine hands around.
+
+Depth convention (one for the whole package): ``depth`` is metric z-depth in metres along the
+camera's optical axis (not ray length); ``0`` marks every pixel without a usable value (sky,
+holes, beyond the sensor's range). ``valid`` is exactly ``depth > 0`` unless a reader narrows it.
+Cameras follow OpenCV: x right, y down, z forward; poses are camera-to-world 4x4 matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Clip:
+    """A rendered (or loaded) video with exact per-frame geometry."""
+
+    rgb: np.ndarray  # uint8 [T, H, W, 3]
+    depth: np.ndarray  # float32 [T, H, W], metres, 0 = invalid / sky
+    valid: np.ndarray  # bool [T, H, W]
+    K: np.ndarray  # float32 [3, 3]
+    poses_c2w: np.ndarray  # float32 [T, 4, 4]
+    moving_mask: np.ndarray  # bool [T, H, W], pixels showing an independently moving object
+    family: str = "custom"
+    seed: int = 0
+    fps: float = 24.0
+    label: str = "fine"
+    max_depth: float = 80.0
+    K_frames: np.ndarray | None = None  # float32 [T, 3, 3] when the focal length changes (zooms)
+    camera_motion: str = ""
+    label_params: dict = field(default_factory=dict)  # how a realistic label was degraded
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}_{self.seed:06d}"
+
+
+@dataclass
+class Sequence:
+    """A benchmark-style sequence, whatever format it came from.
+
+    ``rgb`` is a uint8 [T, H, W, 3] array; ``depth`` float32 metres with 0 = invalid;
+    ``poses_c2w`` may be None when the source has no poses.
+    """
+
+    name: str
+    rgb: np.ndarray
+    depth: np.ndarray
+    K: np.ndarray | None
+    poses_c2w: np.ndarray | None
+    max_depth: float
+    fps: float = 24.0
+    source: str = ""
+    moving_mask: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> np.ndarray:
+        return (self.depth > 1e-3) & (self.depth < self.max_depth)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+def clip_to_sequence(clip: Clip) -> Sequence:
+    return Sequence(
+        name=clip.name,
+        rgb=clip.rgb,
+        depth=np.where(clip.valid, clip.depth, 0).astype(np.float32),
+        K=clip.K,
+        poses_c2w=clip.poses_c2w,
+        max_depth=clip.max_depth,
+        fps=clip.fps,
+        source=f"videodepth synthetic ({clip.label})",
+        moving_mask=clip.moving_mask,
+        extra={"family": clip.family, "seed": clip.seed, "label": clip.label},
+    )
