@@ -140,10 +140,21 @@ def _prepare(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray):
     return np.where(mask, pred, 1.0), np.where(mask, gt, 1.0), mask
 
 
+def _abs_rel_frames(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return _frame_means(np.abs(pred - gt) / gt, mask)
+
+
+def _delta_frames(ratio: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    return _frame_means(ratio < DELTA_BASE**k, mask)
+
+
+def _rmse_frames(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.sqrt(_frame_means((pred - gt) ** 2, mask))
+
+
 def abs_rel_per_frame(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per-frame mean of ``|pred - gt| / gt`` over valid pixels, shape [T]."""
-    pred, gt, mask = _prepare(pred_depth, gt_depth, valid)
-    return _frame_means(np.abs(pred - gt) / gt, mask)
+    return _abs_rel_frames(*_prepare(pred_depth, gt_depth, valid))
 
 
 def delta_per_frame(
@@ -151,14 +162,12 @@ def delta_per_frame(
 ) -> np.ndarray:
     """Per-frame share of valid pixels with ``max(pred/gt, gt/pred) < 1.25**k``, shape [T]."""
     pred, gt, mask = _prepare(pred_depth, gt_depth, valid)
-    ratio = np.maximum(pred / gt, gt / pred)
-    return _frame_means((ratio < DELTA_BASE**k).astype(np.float64), mask)
+    return _delta_frames(np.maximum(pred / gt, gt / pred), mask, k)
 
 
 def rmse_per_frame(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per-frame root mean squared error over valid pixels, shape [T]."""
-    pred, gt, mask = _prepare(pred_depth, gt_depth, valid)
-    return np.sqrt(_frame_means((pred - gt) ** 2, mask))
+    return _rmse_frames(*_prepare(pred_depth, gt_depth, valid))
 
 
 def _mean_over_valid_frames(per_frame: np.ndarray) -> float:
@@ -189,12 +198,14 @@ def per_frame_metrics(
     pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Every accuracy metric per frame (NaN where a frame has no valid pixel), for curves and tables."""
+    pred, gt, mask = _prepare(pred_depth, gt_depth, valid)
+    ratio = np.maximum(pred / gt, gt / pred)
     return {
-        "abs_rel": abs_rel_per_frame(pred_depth, gt_depth, valid),
-        "delta1": delta_per_frame(pred_depth, gt_depth, valid, 1),
-        "delta2": delta_per_frame(pred_depth, gt_depth, valid, 2),
-        "delta3": delta_per_frame(pred_depth, gt_depth, valid, 3),
-        "rmse": rmse_per_frame(pred_depth, gt_depth, valid),
+        "abs_rel": _abs_rel_frames(pred, gt, mask),
+        "delta1": _delta_frames(ratio, mask, 1),
+        "delta2": _delta_frames(ratio, mask, 2),
+        "delta3": _delta_frames(ratio, mask, 3),
+        "rmse": _rmse_frames(pred, gt, mask),
     }
 
 
