@@ -1,0 +1,1 @@
+"""Diffusion mechanics: EDM preconditioning, noise schedules, samplers and noise sources."""

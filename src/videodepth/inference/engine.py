@@ -1,0 +1,249 @@
+"""Runs a strategy over a stream of frames with memory bounded by the window.
+
+Frames are pulled from an iterator only when a window needs them and are dropped (as
+conditioning latents) once no later window will; final depth latents are decoded in chunks
+aligned to the video's start (the temporal VAE decoder mixes frames within a chunk, so the
+alignment must not depend on windowing) and handed to a sink as soon as they are decoded.
+After every window the whole carry-over state is small enough to checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from videodepth.diffusion.noise import FrameKeyedNoise, NoiseSource, ReferenceOrderNoise
+from videodepth.diffusion.samplers import BeforeStep, sample_euler
+from videodepth.diffusion.schedules import sampling_schedule
+from videodepth.errors import InputError
+from videodepth.inference.pipeline import Conditioning, VideoDepthPipeline
+from videodepth.inference.strategies import Strategy, Window, make_strategy
+from videodepth.models.config import DepthModelConfig
+
+DepthSink = Callable[[int, np.ndarray], None]  # (first frame index, depth [n, H, W] in [0, 1])
+
+
+@dataclass
+class RunSettings:
+    strategy: str = "depthcrafter"
+    steps: int = 5
+    guidance: float = 1.0
+    window: int = 24
+    overlap: int = 8
+    context: int = 5
+    sigma_epsilon: float = -4.0
+    seed: int = 42
+    # "frame": noise keyed by frame index (streaming- and resume-exact); "reference": the draw
+    # order of the reference implementations, for parity checks.
+    noise: str = "frame"
+    noise_init: bool = True
+    blend: str = "linear"
+    decode_chunk_size: int = 8
+
+    @classmethod
+    def for_model(cls, config: DepthModelConfig, **overrides) -> RunSettings:
+        """The model family's defaults, with every override that is not None applied."""
+        defaults = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)}
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        defaults.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**defaults)
+
+    def make_strategy(self) -> Strategy:
+        return make_strategy(
+            self.strategy, self.window, self.overlap, self.context, self.sigma_epsilon, self.noise_init, self.blend
+        )
+
+    def make_noise(self, num_frames: int, frame_shape: tuple[int, int, int]) -> NoiseSource:
+        if self.noise == "frame":
+            return FrameKeyedNoise(self.seed)
+        if self.noise == "reference":
+            return ReferenceOrderNoise(self.seed, num_frames, frame_shape)
+        raise InputError(f"unknown noise source '{self.noise}'; use frame or reference")
+
+
+class ConditionCache:
+    """Encodes frames on first use, in chunks, and forgets them when released."""
+
+    def __init__(
+        self, pipeline: VideoDepthPipeline, frames: Iterator[np.ndarray], first_frame: int,
+        noise: NoiseSource, chunk: int,
+    ):
+        self.pipeline, self.frames, self.noise, self.chunk = pipeline, frames, noise, chunk
+        self.next_frame = first_frame
+        self.latents: dict[int, torch.Tensor] = {}
+        self.tokens: dict[int, torch.Tensor] = {}
+
+    def _encode_until(self, stop: int) -> None:
+        while self.next_frame < stop:
+            batch = []
+            for _ in range(min(self.chunk, stop - self.next_frame)):
+                frame = next(self.frames, None)
+                if frame is None:
+                    raise InputError(f"the video ended at frame {self.next_frame + len(batch)}, earlier than announced")
+                batch.append(frame)
+            cond = self.pipeline.encode_frames(np.stack(batch), self.next_frame, self.noise)
+            for i in range(len(batch)):
+                self.latents[self.next_frame + i] = cond.latents[0, i]
+                self.tokens[self.next_frame + i] = cond.tokens[0, i]
+            self.next_frame += len(batch)
+
+    def get(self, frames: range) -> Conditioning:
+        self._encode_until(frames.stop)
+        return Conditioning(
+            latents=torch.stack([self.latents[i] for i in frames]).unsqueeze(0),
+            tokens=torch.stack([self.tokens[i] for i in frames]).unsqueeze(0),
+        )
+
+    def release_before(self, frame: int) -> None:
+        for index in [i for i in self.latents if i < frame]:
+            del self.latents[index], self.tokens[index]
+
+
+class PipelineSampler:
+    """Binds pipeline, schedule, noise and conditioning for the strategies."""
+
+    def __init__(self, pipeline, schedule, noise, cache, latent_shape, guidance):
+        self.pipeline, self.noise, self.cache = pipeline, noise, cache
+        self.sigmas, self.init_noise_sigma = schedule.sigmas, schedule.init_noise_sigma
+        self.latent_shape, self.guidance = latent_shape, guidance
+
+    def noise_latents(self, frames: range) -> torch.Tensor:
+        return self.noise.initial_latents(frames, self.latent_shape) * self.init_noise_sigma
+
+    def renoise(self, frames: range, step: int) -> torch.Tensor:
+        return self.noise.renoise(frames, step, self.latent_shape)
+
+    def sample(
+        self, x: torch.Tensor, frames: range, context: torch.Tensor | None = None,
+        context_sigma: float | None = None, before_step: BeforeStep | None = None,
+    ) -> torch.Tensor:
+        cond = self.cache.get(frames)
+        prescale = self.pipeline.config.prescale_state
+        num_context = 0 if context is None else context.shape[1]
+
+        def denoise(x: torch.Tensor, step: int, sigma: torch.Tensor) -> torch.Tensor:
+            sigmas = sigma.expand(1, x.shape[1])
+            if context is not None:
+                x = torch.cat([context, x], dim=1)
+                sigmas = torch.cat([torch.full((1, num_context), context_sigma, dtype=sigma.dtype), sigmas], dim=1)
+            denoised = self.pipeline.denoise(x, sigmas, cond, self.guidance, input_is_scaled=prescale)
+            return denoised[:, num_context:]
+
+        return sample_euler(denoise, x.float(), self.sigmas, before_step, prescale_state=prescale)
+
+
+class AlignedDecoder:
+    """Decodes final latents in chunks of ``chunk`` frames counted from frame 0."""
+
+    def __init__(self, pipeline: VideoDepthPipeline, chunk: int, sink: DepthSink):
+        self.pipeline, self.chunk, self.sink = pipeline, chunk, sink
+        self.pending: torch.Tensor | None = None
+        self.pending_start = 0
+
+    def push(self, start: int, latents: torch.Tensor) -> None:
+        if self.pending is None:
+            self.pending, self.pending_start = latents[0], start
+        else:
+            self.pending = torch.cat([self.pending, latents[0]])
+        while self.pending is not None and len(self.pending) >= self.chunk:
+            self._emit(self.chunk)
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            self._emit(len(self.pending))
+
+    def _emit(self, count: int) -> None:
+        self.sink(self.pending_start, self.pipeline.decode(self.pending[:count]))
+        rest = self.pending[count:]
+        self.pending, self.pending_start = (rest if len(rest) else None), self.pending_start + count
+
+    def state_dict(self) -> dict:
+        return {"pending": self.pending, "pending_start": self.pending_start}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pending, self.pending_start = state["pending"], state["pending_start"]
+
+
+def run_windows(
+    pipeline: VideoDepthPipeline,
+    open_frames: Callable[[int], Iterator[np.ndarray]],
+    num_frames: int,
+    frame_size: tuple[int, int],
+    settings: RunSettings,
+    sink: DepthSink,
+    resume_state: dict | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
+    progress: bool = True,
+) -> None:
+    """Predict depth for ``num_frames`` frames of size ``frame_size`` (multiples of the
+    pipeline's ``size_multiple``). ``open_frames(start)`` yields uint8 RGB frames from
+    ``start`` on. After each window ``checkpoint`` receives a state from which
+    ``resume_state`` continues exactly."""
+    height, width = frame_size
+    multiple = pipeline.size_multiple
+    if height % multiple or width % multiple or height < multiple or width < multiple:
+        raise InputError(f"frame size {width}x{height} must be positive multiples of {multiple} for this model")
+    if num_frames < 1:
+        raise InputError("the video has no frames")
+    strategy = settings.make_strategy()
+    windows = strategy.plan(num_frames)
+    noise = settings.make_noise(num_frames, (3, height, width))
+    schedule = sampling_schedule(pipeline.model.scheduler, settings.steps)
+    latent_shape = pipeline.latent_shape(height, width)
+
+    first_window = 0 if resume_state is None else resume_state["next_window"]
+    cache = ConditionCache(
+        pipeline, open_frames(windows[first_window].frames.start) if first_window < len(windows) else iter(()),
+        windows[first_window].frames.start if first_window < len(windows) else num_frames,
+        noise, settings.decode_chunk_size,
+    )
+    sampler = PipelineSampler(pipeline, schedule, noise, cache, latent_shape, settings.guidance)
+    decoder = AlignedDecoder(pipeline, settings.decode_chunk_size, sink)
+    if resume_state is None:
+        state = strategy.initial_state(sampler, num_frames)
+    else:
+        state = resume_state["strategy"]
+        noise.load_state_dict(resume_state["noise"])
+        decoder.load_state_dict(resume_state["decoder"])
+
+    done = windows[first_window].emits.start if first_window < len(windows) else num_frames
+    with tqdm(total=num_frames, initial=done, unit="frame", desc=strategy.name, disable=not progress) as bar:
+        for index in range(first_window, len(windows)):
+            window: Window = windows[index]
+            latents = strategy.run(sampler, window, state)
+            decoder.push(window.emits.start, latents)
+            if index + 1 < len(windows):
+                cache.release_before(windows[index + 1].frames.start)
+            bar.update(len(window.emits))
+            if checkpoint is not None and index + 1 < len(windows):
+                checkpoint({"next_window": index + 1, "strategy": state, "noise": noise.state_dict(),
+                            "decoder": decoder.state_dict()})
+    decoder.flush()
+
+
+def predict_in_memory(pipeline: VideoDepthPipeline, frames: np.ndarray, settings: RunSettings) -> np.ndarray:
+    """Depth for frames held in memory, min-max normalised over the whole clip."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise InputError(f"expected uint8 frames of shape [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    depth = np.zeros(frames.shape[:3], np.float32)
+
+    def keep(start: int, chunk: np.ndarray) -> None:
+        depth[start : start + len(chunk)] = chunk
+
+    run_windows(pipeline, lambda start: iter(frames[start:]), len(frames), frames.shape[1:3], settings, keep,
+                progress=False)
+    return normalize_min_max(depth)
+
+
+def normalize_min_max(depth: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """One affine normalisation for the whole video (no per-frame flicker)."""
+    lo = float(depth.min()) if lo is None else lo
+    hi = float(depth.max()) if hi is None else hi
+    return ((depth - lo) / max(hi - lo, 1e-12)).astype(np.float32)

@@ -1,0 +1,229 @@
+"""A depth model: VAE + spatio-temporal UNet + scheduler (+ optional CLIP encoder) and the
+family settings, loadable from three layouts:
+
+- ours, written by :meth:`DepthModel.save_pretrained`: one folder with ``vae/``, ``unet/``,
+  ``scheduler/``, optional ``image_encoder/`` and ``feature_extractor/``, and ``videodepth.json``;
+- DepthCrafter: its UNet folder (``tencent/DepthCrafter``) plus SVD img2vid-xt for the rest;
+- ChronoDepth: its UNet folder (``jhshao/ChronoDepth-v1``) plus SVD img2vid-xt.
+
+Local folders and Hugging Face hub ids are both accepted; offline, a missing model gives one
+message naming what to download and where to put it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+from videodepth.errors import CheckpointError
+from videodepth.models.config import CONFIG_NAME, FAMILY_CONFIGS, DepthModelConfig
+from videodepth.models.unet import VideoDepthUNet
+
+SVD_HUB_ID = "stabilityai/stable-video-diffusion-img2vid-xt"
+PUBLISHED_UNETS = {"depthcrafter": "tencent/DepthCrafter", "chronodepth": "jhshao/ChronoDepth-v1"}
+VAE_CLASSES = {"AutoencoderKL": AutoencoderKL, "AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder}
+SVD_PARTS = ("vae", "scheduler", "image_encoder", "feature_extractor")
+
+
+@dataclass
+class DepthModel:
+    vae: AutoencoderKL | AutoencoderKLTemporalDecoder
+    unet: VideoDepthUNet
+    scheduler: EulerDiscreteScheduler
+    config: DepthModelConfig = field(default_factory=DepthModelConfig)
+    image_encoder: CLIPVisionModelWithProjection | None = None
+    feature_extractor: CLIPImageProcessor | None = None
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [m for m in (self.vae, self.unet, self.image_encoder) if m is not None]
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> DepthModel:
+        for module in self.modules():
+            module.to(device=device, dtype=dtype)
+        return self
+
+    def eval(self) -> DepthModel:
+        for module in self.modules():
+            module.eval().requires_grad_(False)
+        return self
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write our one-folder format atomically (safetensors weights)."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            self.vae.save_pretrained(staging / "vae", safe_serialization=True)
+            self.unet.save_pretrained(staging / "unet", safe_serialization=True)
+            self.scheduler.save_pretrained(staging / "scheduler")
+            if self.image_encoder is not None:
+                self.image_encoder.save_pretrained(staging / "image_encoder", safe_serialization=True)
+            if self.feature_extractor is not None:
+                self.feature_extractor.save_pretrained(staging / "feature_extractor")
+            self.config.save(staging)
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def save_published_layout(self, unet_folder: str | Path, svd_folder: str | Path) -> None:
+        """Write the layout of the published checkpoints: a UNet folder as on the hub plus an
+        SVD-style folder with vae/, image_encoder/, feature_extractor/ and scheduler/ (used to
+        test loading and to run reference implementations side by side on tiny models)."""
+        unet_folder, svd_folder = Path(unet_folder), Path(svd_folder)
+        self.unet.save_pretrained(unet_folder, safe_serialization=True)
+        config_file = unet_folder / "config.json"
+        config = json.loads(config_file.read_text())
+        config["_class_name"] = "UNetSpatioTemporalConditionModel"
+        config_file.write_text(json.dumps(config, indent=2))
+        self.vae.save_pretrained(svd_folder / "vae", safe_serialization=True)
+        self.scheduler.save_pretrained(svd_folder / "scheduler")
+        if self.image_encoder is not None:
+            self.image_encoder.save_pretrained(svd_folder / "image_encoder", safe_serialization=True)
+            self.feature_extractor.save_pretrained(svd_folder / "feature_extractor")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        family: str = "auto",
+        base: str | Path = SVD_HUB_ID,
+        dtype: torch.dtype = torch.float32,
+    ) -> DepthModel:
+        root = resolve(model, what="model")
+        if (root / CONFIG_NAME).exists():
+            return _load_ours(root, dtype)
+        if _is_unet_folder(root):
+            family = _published_family(str(model), family)
+            return _load_published(root, family, resolve(base, what="SVD base", parts=SVD_PARTS), dtype)
+        raise CheckpointError(
+            f"{model}: not a videodepth model folder (no {CONFIG_NAME}) nor a UNet folder "
+            "(config.json of a UNetSpatioTemporalConditionModel)"
+        )
+
+
+def resolve(source: str | Path, what: str, parts: tuple[str, ...] = ()) -> Path:
+    """A local folder, or a hub id fetched (or found in the cache) with huggingface_hub."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CheckpointError(f"{what} {source}: expected a folder, got a file")
+        return path
+    if str(source).startswith((".", "/", "~")) or str(source).count("/") != 1:
+        raise CheckpointError(f"{what} {source}: no such folder (and not a hub id of the form owner/name)")
+    from huggingface_hub import snapshot_download
+
+    patterns = [f"{part}/*" for part in parts] + ["*.json"] if parts else None
+    try:
+        return Path(snapshot_download(str(source), allow_patterns=patterns, local_files_only=True))
+    except Exception:
+        pass
+    try:
+        return Path(snapshot_download(str(source), allow_patterns=patterns))
+    except Exception as error:
+        include = " ".join(f"'{p}'" for p in patterns) if patterns else ""
+        local = f"models/{str(source).split('/')[-1]}"
+        raise CheckpointError(
+            f"{what} '{source}' is not on this machine and could not be downloaded "
+            f"({type(error).__name__}); fetch it with `huggingface-cli download {source} "
+            f"{'--include ' + include + ' ' if include else ''}--local-dir {local}` and pass that folder"
+        ) from None
+
+
+def _is_unet_folder(path: Path) -> bool:
+    config = path / "config.json"
+    if not config.exists():
+        return False
+    try:
+        return "SpatioTemporal" in json.loads(config.read_text()).get("_class_name", "")
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{config}: unreadable ({error})") from None
+
+
+def _published_family(name: str, family: str) -> str:
+    if family != "auto":
+        if family not in FAMILY_CONFIGS:
+            raise CheckpointError(f"unknown family '{family}'; choose one of {', '.join(FAMILY_CONFIGS)}")
+        return family
+    lowered = name.lower()
+    for candidate in FAMILY_CONFIGS:
+        if candidate in lowered:
+            return candidate
+    raise CheckpointError(
+        f"{name}: cannot tell which published family this UNet belongs to; pass --family "
+        f"{' or --family '.join(FAMILY_CONFIGS)}"
+    )
+
+
+def _guarded(what: Path, load):
+    if not what.exists():
+        raise CheckpointError(f"{what}: missing (the model folder is incomplete)")
+    try:
+        return load()
+    except CheckpointError:
+        raise
+    except Exception as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{what}: cannot be loaded ({message[:200]})") from None
+
+
+def _load_vae(folder: Path, dtype: torch.dtype):
+    def load():
+        class_name = json.loads((folder / "config.json").read_text()).get("_class_name")
+        if class_name not in VAE_CLASSES:
+            raise CheckpointError(f"{folder}: unsupported VAE class {class_name}")
+        return _with_fp16_fallback(VAE_CLASSES[class_name], folder, dtype)
+
+    return _guarded(folder, load)
+
+
+def _with_fp16_fallback(model_class, folder: Path, dtype: torch.dtype):
+    """Published SVD folders often hold only the ``fp16`` variant of the weights."""
+    has_full = any(p.name.startswith(("diffusion_pytorch_model.safetensors", "model.safetensors",
+                                      "diffusion_pytorch_model.bin", "pytorch_model.bin"))
+                   for p in folder.iterdir())
+    variant = None if has_full else "fp16"
+    return model_class.from_pretrained(folder, torch_dtype=dtype, variant=variant)
+
+
+def _load_ours(root: Path, dtype: torch.dtype) -> DepthModel:
+    config = _guarded(root / CONFIG_NAME, lambda: DepthModelConfig.load(root))
+    encoder = extractor = None
+    if config.image_conditioning != "none":
+        encoder = _guarded(root / "image_encoder",
+                           lambda: _with_fp16_fallback(CLIPVisionModelWithProjection, root / "image_encoder", dtype))
+        extractor = _guarded(root / "feature_extractor",
+                             lambda: CLIPImageProcessor.from_pretrained(root / "feature_extractor"))
+    return DepthModel(
+        vae=_load_vae(root / "vae", dtype),
+        unet=_guarded(root / "unet", lambda: VideoDepthUNet.from_pretrained(root / "unet", torch_dtype=dtype)),
+        scheduler=_guarded(root / "scheduler", lambda: EulerDiscreteScheduler.from_pretrained(root / "scheduler")),
+        config=config,
+        image_encoder=encoder,
+        feature_extractor=extractor,
+    ).eval()
+
+
+def _load_published(unet_root: Path, family: str, svd_root: Path, dtype: torch.dtype) -> DepthModel:
+    unet = _guarded(unet_root, lambda: _with_fp16_fallback(VideoDepthUNet, unet_root, dtype))
+    return DepthModel(
+        vae=_load_vae(svd_root / "vae", dtype),
+        unet=unet,
+        scheduler=_guarded(svd_root / "scheduler",
+                           lambda: EulerDiscreteScheduler.from_pretrained(svd_root / "scheduler")),
+        config=FAMILY_CONFIGS[family](),
+        image_encoder=_guarded(svd_root / "image_encoder", lambda: _with_fp16_fallback(
+            CLIPVisionModelWithProjection, svd_root / "image_encoder", dtype)),
+        feature_extractor=_guarded(svd_root / "feature_extractor",
+                                   lambda: CLIPImageProcessor.from_pretrained(svd_root / "feature_extractor")),
+    ).eval()
