@@ -323,10 +323,13 @@ def evaluate_video(
     """All accuracy metrics of one video on the DepthCrafter protocol, plus TAE when poses are given.
 
     ``pred_disp`` is resized to the ground-truth size if needed; only the first ``seq_len`` frames are
-    evaluated (before fitting, as the reference does; fewer if the prediction is shorter). An explicit ``valid`` mask is combined with the
-    depth-range mask. Returns abs_rel, delta1..3, rmse, scale, shift, frames (frames with valid pixels)
-    and, with ``K`` and ``poses_c2w``, tae.
+    evaluated (cut before fitting, as the reference does; fewer if the prediction is shorter). An
+    explicit ``valid`` mask is combined with the depth-range mask. Returns abs_rel, delta1..3, rmse,
+    scale, shift, frames (frames with valid pixels) and, with ``K`` and ``poses_c2w``, tae computed on
+    the same aligned clip (Video Depth Anything's script picks its own frame range; see :func:`tae_video`).
     """
+    if (K is None) != (poses_c2w is None):
+        raise InputError("TAE needs both intrinsics and poses")
     gt = _as_video(gt_depth, "ground truth")
     pred = resize_prediction(pred_disp, gt.shape[1], gt.shape[2])
     mask = valid_mask(gt, max_depth)
@@ -348,8 +351,6 @@ def evaluate_video(
     curves = per_frame_metrics(depth, gt, mask)
     results = {name: _mean_over_valid_frames(values) for name, values in curves.items()}
     results.update(scale=scale, shift=shift, frames=int((mask.sum(axis=(-1, -2)) > 0).sum()))
-    if (K is None) != (poses_c2w is None):
-        raise InputError("TAE needs both intrinsics and poses")
     if poses_c2w is not None:
         results["tae"] = tae(depth, K, poses_c2w)
     return results
