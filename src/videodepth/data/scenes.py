@@ -346,11 +346,11 @@ def _car(b: Builder, start, velocity, moving: bool) -> None:
     rng = b.rng
     path = b.linear_path(start, velocity, yaw=0.0)
     paint = plain_texture(tuple(rng.uniform(0.05, 0.9, 3)))
-    l, w = rng.uniform(1.9, 2.4), rng.uniform(0.8, 1.0)
-    parts = [("box", (w, 0.35, l), make_pose(np.eye(3), [0, 0.65, 0])),
-             ("box", (w * 0.9, 0.3, l * 0.5), make_pose(np.eye(3), [0, 1.3, -0.2]))]  # fmt: skip
+    length, w = rng.uniform(1.9, 2.4), rng.uniform(0.8, 1.0)
+    parts = [("box", (w, 0.35, length), make_pose(np.eye(3), [0, 0.65, 0])),
+             ("box", (w * 0.9, 0.3, length * 0.5), make_pose(np.eye(3), [0, 1.3, -0.2]))]  # fmt: skip
     b.compound(path, parts, moving, paint)
-    wheels = [("cylinder", (0.33, 0.12), make_pose(rotation_z(np.pi / 2), [sx * w, 0.33, sz * l * 0.65]))
+    wheels = [("cylinder", (0.33, 0.12), make_pose(rotation_z(np.pi / 2), [sx * w, 0.33, sz * length * 0.65]))
               for sx in (-1, 1) for sz in (-1, 1)]  # fmt: skip
     b.compound(path, wheels, moving, plain_texture((0.05, 0.05, 0.05)))
 

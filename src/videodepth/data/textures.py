@@ -41,7 +41,7 @@ def _photo_crop(rng: np.random.Generator, size: int) -> np.ndarray:
     patch = cv2.resize(photo[y : y + crop, x : x + crop], (size, size), interpolation=cv2.INTER_AREA)
     if rng.random() < 0.5:  # mirrored copies tile without a visible seam in one direction
         patch = patch[:, ::-1]
-    tint = rng.uniform(0.7, 1.3, size=3)
+    tint = rng.uniform(0.85, 1.15, size=3)
     return np.clip(patch.astype(np.float32) / 255.0 * tint, 0, 1)
 
 
@@ -60,9 +60,16 @@ def _value_noise(rng: np.random.Generator, size: int, octaves: int = 4) -> np.nd
     return total / weight
 
 
+def _muted_colour(rng: np.random.Generator) -> np.ndarray:
+    """Everyday materials are far less saturated than uniform random RGB."""
+    value = rng.uniform(0.15, 0.9)
+    saturation = rng.uniform(0.05, 0.45)
+    return (value * (1 - saturation + saturation * rng.random(3))).astype(np.float32)
+
+
 def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    a = rng.uniform(0.05, 0.95, 3).astype(np.float32)
-    b = np.clip(a + rng.uniform(-0.5, 0.5, 3), 0, 1).astype(np.float32)
+    a = _muted_colour(rng)
+    b = np.clip(a * rng.uniform(0.5, 1.5) + rng.uniform(-0.1, 0.1, 3), 0, 1).astype(np.float32)
     return a, b
 
 
@@ -89,7 +96,7 @@ def _procedural(rng: np.random.Generator, size: int) -> np.ndarray:
     return (a * mix + b * (1 - mix)).astype(np.float32)
 
 
-def make_texture(rng: np.random.Generator, size: int = TEXTURE_SIZE, photo_share: float = 0.6) -> np.ndarray:
+def make_texture(rng: np.random.Generator, size: int = TEXTURE_SIZE, photo_share: float = 0.7) -> np.ndarray:
     """One random texture, a photograph crop with probability ``photo_share``."""
     texture = _photo_crop(rng, size) if rng.random() < photo_share else _procedural(rng, size)
     return np.ascontiguousarray(texture, dtype=np.float32)

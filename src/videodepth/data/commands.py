@@ -1,0 +1,146 @@
+"""``videodepth data ...``: render clips and shards, SynthBench, contact sheet, throughput."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from videodepth.errors import InputError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"size must look like 320x640, got {text!r}") from error
+    return h, w
+
+
+def register(subparsers) -> None:
+    data = subparsers.add_parser("data", help="synthetic data, benchmarks and dataset tools")
+    sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
+
+    render = sub.add_parser("render", help="render training shards (one .npz per clip)")
+    render.add_argument("--out", required=True, type=Path, help="folder for the shards")
+    render.add_argument("--clips", type=int, default=10)
+    render.add_argument("--frames", type=int, default=50)
+    render.add_argument("--size", type=_size, default=(320, 640), help="HxW, default 320x640")
+    render.add_argument("--families", default="all", help="comma-separated, or 'all'")
+    render.add_argument("--label", choices=("fine", "realistic"), default="fine")
+    render.add_argument("--seed", type=int, default=0, help="base seed (training split)")
+    render.set_defaults(func=_render)
+
+    bench = sub.add_parser("synthbench", help="generate the SynthBench benchmark (45 clips, RGB-D folders)")
+    bench.add_argument("--out", required=True, type=Path)
+    bench.add_argument("--size", type=_size, default=(256, 448), help="HxW, default 256x448")
+    bench.add_argument("--workers", type=int, default=1)
+    bench.add_argument("--max-frames", type=int, default=None, help="cap clip length (quick looks only)")
+    bench.set_defaults(func=_synthbench)
+
+    sheet = sub.add_parser("contact-sheet", help="PNG grid of RGB and depth for one clip per family")
+    sheet.add_argument("--out", required=True, type=Path)
+    sheet.add_argument("--seed", type=int, default=0)
+    sheet.add_argument("--frames", type=int, default=24)
+    sheet.add_argument("--label", choices=("fine", "realistic"), default="fine")
+    sheet.add_argument("--clips-per-family", type=int, default=1)
+    sheet.add_argument("--from", dest="source", type=Path, default=None,
+                       help="show sequences from this folder (any supported layout) instead of rendering")  # fmt: skip
+    sheet.set_defaults(func=_contact_sheet)
+
+    speed = sub.add_parser("bench", help="measure rendering and loader throughput (frames/s)")
+    speed.add_argument("--size", type=_size, default=(320, 640))
+    speed.add_argument("--clip-len", type=int, default=24)
+    speed.add_argument("--items", type=int, default=10)
+    speed.add_argument("--workers", type=int, default=2)
+    speed.set_defaults(func=_bench)
+
+    convert = sub.add_parser("convert", help="convert benchmark sequences to the RGB-D folder layout")
+    convert.add_argument("source", type=Path, help="a sequence or a folder of sequences (any supported layout)")
+    convert.add_argument("--out", required=True, type=Path)
+    convert.add_argument("--max-frames", type=int, default=None)
+    convert.add_argument("--kitti-raw-root", type=Path, default=None)
+    convert.set_defaults(func=_convert)
+
+
+def _families(text: str) -> tuple[str, ...]:
+    from videodepth.data.scenes import FAMILIES
+
+    if text == "all":
+        return FAMILIES
+    chosen = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FAMILIES]
+    if unknown:
+        raise InputError(f"unknown scene families: {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
+    return chosen
+
+
+def _render(args) -> int:
+    from videodepth.data.render import render_clip
+    from videodepth.data.scenes import SceneConfig
+    from videodepth.data.shards import write_shard
+    from videodepth.data.synthbench import training_seed
+
+    families = _families(args.families)
+    for i in range(args.clips):
+        family = families[i % len(families)]
+        seed = training_seed(args.seed, 0, i)
+        clip = render_clip(SceneConfig(family), seed, args.frames, *args.size, label=args.label)
+        path = write_shard(clip, args.out / f"{family}_{seed:010d}_{args.label}.npz")
+        print(f"{path} ({clip.num_frames} frames, {clip.camera_motion})")
+    return 0
+
+
+def _synthbench(args) -> int:
+    from videodepth.data.synthbench import generate_synthbench
+
+    paths = generate_synthbench(args.out, *args.size, workers=args.workers, max_frames=args.max_frames,
+                                progress=lambda name: print(f"done {name}", flush=True))  # fmt: skip
+    print(f"SynthBench: {len(paths)} sequences in {args.out}")
+    return 0
+
+
+def _contact_sheet(args) -> int:
+    import numpy as np
+
+    from videodepth.data.preview import contact_sheet, save_png
+    from videodepth.data.readers import list_sequences, read_sequence
+    from videodepth.data.render import render_clip
+    from videodepth.data.scenes import FAMILIES
+
+    rows = []
+    if args.source is not None:
+        for path in list_sequences(args.source)[: 5 * args.clips_per_family]:
+            seq = read_sequence(path)
+            rows.append((seq.rgb, seq.depth, seq.valid))
+    else:
+        for family in FAMILIES:
+            for k in range(args.clips_per_family):
+                clip = render_clip(family, args.seed + k, args.frames, 256, 448, label=args.label)
+                rows.append((clip.rgb, np.where(clip.valid, clip.depth, 0), clip.valid))
+    if not rows:
+        raise InputError(f"no sequences found in {args.source}")
+    path = save_png(contact_sheet(rows, thumb=(90, 160)), args.out)
+    print(f"{path} ({path.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+def _bench(args) -> int:
+    from videodepth.data.bench import run_benchmark
+
+    run_benchmark(*args.size, clip_len=args.clip_len, items=args.items, workers=args.workers)
+    return 0
+
+
+def _convert(args) -> int:
+    from videodepth.data.readers import list_sequences, read_sequence, write_rgbd_folder
+
+    options = {"kitti_raw_root": args.kitti_raw_root} if args.kitti_raw_root else {}
+    paths = list_sequences(args.source)
+    if not paths:
+        raise InputError(f"no sequences in a supported layout under {args.source}")
+    for path in paths:
+        sequence = read_sequence(path, args.max_frames, **options)
+        target = write_rgbd_folder(sequence, args.out / sequence.name, image_format="jpg")
+        print(f"{target} ({sequence.num_frames} frames)")
+    return 0
