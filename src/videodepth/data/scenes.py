@@ -91,8 +91,9 @@ def camera_path(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Camera-to-world poses [T, 4, 4] and focal multipliers [T] for one motion type."""
     times = np.arange(num_frames) / fps
-    duration = max(times[-1], 1e-6)
-    progress = times / duration
+    # Motion is defined per second (not per clip), so a short clip moves as much per frame as a
+    # long one; the sweeps below cover their range in about four seconds.
+    progress = times / 4.0
     zoom = np.ones(num_frames)
     offset = target - eye
     eyes = np.repeat(eye[None], num_frames, 0).astype(np.float64)
@@ -112,9 +113,8 @@ def camera_path(
         angles = arc * (progress - 0.5)
         eyes = target - np.stack([rotation_y(a) @ offset for a in angles])
     elif motion == "zoom":
-        zoom = 1 + rng.uniform(0.3, 0.7) * (0.5 - 0.5 * np.cos(np.pi * progress))
-        if rng.random() < 0.5:
-            zoom = zoom[::-1].copy()
+        phase = 0.0 if rng.random() < 0.5 else np.pi  # zoom in first, or out first
+        zoom = 1 + rng.uniform(0.3, 0.7) * (0.5 - 0.5 * np.cos(np.pi * progress + phase))
     amplitude = shake * (4.0 if motion == "handheld" else 1.0)
     if motion != "static":
         eyes = eyes + amplitude * _smooth_noise(rng, times, 3, 0.7)

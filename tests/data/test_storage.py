@@ -1,0 +1,132 @@
+"""Shards, PyTorch datasets, SynthBench split and the data CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from videodepth.cli import main
+from videodepth.data.dataset import (
+    ProceduralDataset,
+    SameLengthBatchSampler,
+    ShardDataset,
+    normalised_disparity,
+)
+from videodepth.data.readers import list_sequences, read_sequence
+from videodepth.data.render import render_clip
+from videodepth.data.scenes import SceneConfig
+from videodepth.data.shards import read_shard, write_shard
+from videodepth.data.synthbench import BENCH_SEED_BASE, is_benchmark_seed, synthbench_spec, training_seed
+from videodepth.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return render_clip("indoor", 9, num_frames=6, height=48, width=80)
+
+
+def test_shard_round_trip_is_exact_for_geometry(tmp_path, clip):
+    path = write_shard(clip, tmp_path / "a.npz")
+    assert path.exists() and not list(tmp_path.glob(".*tmp*"))  # atomic: no temporary left behind
+    back = read_shard(path)
+    assert np.array_equal(back.depth, clip.depth) and np.array_equal(back.moving_mask, clip.moving_mask)
+    assert np.array_equal(back.poses_c2w, clip.poses_c2w) and np.array_equal(back.K, clip.K)
+    assert np.abs(back.rgb.astype(int) - clip.rgb).mean() < 3  # JPEG q95
+    part = read_shard(path, slice(2, 5))
+    assert part.num_frames == 3 and np.array_equal(part.depth, clip.depth[2:5])
+
+
+def test_truncated_or_garbage_shard_names_the_file(tmp_path, clip):
+    good = write_shard(clip, tmp_path / "good.npz").read_bytes()
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match="broken.npz"):
+        read_shard(broken)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip at all")
+    with pytest.raises(InputError, match="corrupt or truncated shard .*garbage.npz"):
+        read_shard(garbage)
+    with pytest.raises(InputError, match="broken.npz"):
+        ShardDataset([broken], size=(32, 48))[0]
+
+
+def test_normalised_disparity_hand_computed():
+    depth = np.array([[[1.0, 2.0], [4.0, 0.0]]], np.float32)
+    disparity, valid = normalised_disparity(depth, depth > 0)
+    # disparities 1, 0.5, 0.25 -> [-1, 1]: 1 -> 1, 0.25 -> -1, 0.5 -> 2 * (0.25 / 0.75) - 1
+    np.testing.assert_allclose(disparity[0], [[1.0, 2 * 0.25 / 0.75 - 1], [-1.0, -1.0]], atol=1e-6)
+    assert valid.tolist() == [[[True, True], [True, False]]]
+
+
+def test_shard_dataset_shapes_ranges_and_variable_length(tmp_path, clip):
+    write_shard(clip, tmp_path / "s.npz")
+    ds = ShardDataset(tmp_path, size=(32, 48), min_len=1, max_len=6, seed=1)
+    lengths = set()
+    for i in range(8):
+        ds.set_epoch(i)
+        item = ds[0]
+        T = item["length"]
+        lengths.add(T)
+        assert item["rgb"].shape == (T, 3, 32, 48) and item["rgb"].dtype == torch.float32
+        assert item["rgb"].min() >= -1 and item["rgb"].max() <= 1
+        assert item["disparity"].shape == (T, 1, 32, 48)
+        valid = item["valid"]
+        assert item["disparity"][valid].min() == pytest.approx(-1) and item["disparity"][valid].max() == pytest.approx(1)
+        assert (item["disparity"][~valid] == -1).all()
+        assert item["K"].shape == (3, 3) and item["poses_c2w"].shape == (T, 4, 4)
+    assert len(lengths) > 1
+    fixed = ds[(0, 4)]
+    assert fixed["length"] == 4
+
+
+def test_crop_keeps_intrinsics_consistent(tmp_path, clip):
+    write_shard(clip, tmp_path / "s.npz")
+    item = ShardDataset(tmp_path, size=(48, 80), min_len=6, max_len=6, max_zoom=1.0)[0]
+    np.testing.assert_allclose(item["K"].numpy(), clip.K, rtol=1e-6)  # no zoom, full frame: unchanged
+    np.testing.assert_array_equal(item["depth"][:, 0].numpy(), clip.depth)
+
+
+def test_same_length_batches_and_dataloader(tmp_path):
+    ds = ProceduralDataset(num_items=4, size=(32, 48), min_len=1, max_len=3, families=("tabletop",))
+    sampler = SameLengthBatchSampler(ds, batch_size=2, seed=3)
+    batches = list(sampler)
+    assert len(batches) == 2 and all(len({T for _, T in b}) == 1 for b in batches)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler)
+    batch = next(iter(loader))
+    T = batches[0][0][1]
+    assert batch["rgb"].shape == (2, T, 3, 32, 48) and batch["valid"].dtype == torch.bool
+
+
+def test_seed_split_is_disjoint():
+    spec = synthbench_spec()
+    assert len(spec) >= 40 and len({s.family for s in spec}) == 5
+    assert all(is_benchmark_seed(s.seed) and 50 <= s.num_frames <= 110 for s in spec)
+    assert len({s.seed for s in spec}) == len(spec)
+    assert not any(is_benchmark_seed(training_seed(b, e, i)) for b in range(3) for e in range(3) for i in range(200))
+    assert BENCH_SEED_BASE == 10**9
+
+
+def test_cli_synthbench_and_contact_sheet(tmp_path, capsys, monkeypatch):
+    import videodepth.data.synthbench as sb
+
+    one_clip = [sb.BenchClip("tabletop_00", "tabletop", BENCH_SEED_BASE, 3, "orbit")]
+    monkeypatch.setattr(sb, "synthbench_spec", lambda clips_per_family=1: one_clip)
+    assert main(["data", "synthbench", "--out", str(tmp_path / "sb"), "--size", "32x48"]) == 0
+    sequences = list_sequences(tmp_path / "sb")
+    assert [p.name for p in sequences] == ["tabletop_00"]
+    seq = read_sequence(sequences[0])
+    assert seq.rgb.shape == (3, 32, 48, 3) and seq.poses_c2w.shape == (3, 4, 4) and seq.moving_mask is not None
+    fine = render_clip(SceneConfig("tabletop", camera_motion="orbit"), BENCH_SEED_BASE, 3, 32, 48)
+    np.testing.assert_allclose(seq.depth, np.where(fine.valid, fine.depth, 0), atol=0.6 / 1000)  # 16-bit mm
+    out = tmp_path / "sheet.png"
+    assert main(["data", "contact-sheet", "--out", str(out), "--from", str(tmp_path / "sb")]) == 0
+    assert out.stat().st_size < 1_000_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["data", "convert", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not found" in err
+    assert main(["data", "render", "--out", str(tmp_path), "--families", "moon", "--clips", "1"]) == 2
+    assert "unknown scene families: moon" in capsys.readouterr().err
