@@ -47,7 +47,11 @@ class DepthModel:
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> DepthModel:
         for module in self.modules():
-            module.to(device=device, dtype=dtype)
+            # Casting only when needed keeps diffusers from warning about fp32-pinned modules.
+            if dtype is not None and module.dtype != dtype:
+                module.to(dtype=dtype)
+            if device is not None:
+                module.to(device=device)
         return self
 
     def eval(self) -> DepthModel:

@@ -1,0 +1,162 @@
+"""``videodepth run``: depth for one or more videos with the shipped model or a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from videodepth.errors import InputError, VideoDepthError
+from videodepth.inference.engine import RunSettings
+from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.inference.runner import InputOptions, OutputOptions, run_video
+from videodepth.inference.strategies import STRATEGIES
+from videodepth.io import COLORMAPS, WRITER_KINDS
+from videodepth.models.bundle import SVD_HUB_ID, DepthModel
+from videodepth.models.default import load_default_model
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", help="model folder or hub id (default: the small model shipped with videodepth)")
+    group.add_argument("--family", default="auto", choices=["auto", "depthcrafter", "chronodepth"],
+                       help="family of a published UNet checkpoint (auto: from its name)")
+    group.add_argument("--base", default=SVD_HUB_ID,
+                       help="SVD img2vid-xt folder or hub id that published UNets plug into")
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    group.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
+                       help="auto: float16 on GPU, float32 on CPU")
+    group.add_argument("--cpu-offload", action="store_true",
+                       help="keep models in RAM and move each to the GPU only while it runs")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sampling (defaults come from the model)")
+    group.add_argument("--strategy", choices=STRATEGIES, help="long-video strategy")
+    group.add_argument("--steps", type=int, help="denoising steps")
+    group.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = off)")
+    group.add_argument("--window", type=int, help="frames per window")
+    group.add_argument("--overlap", type=int, help="depthcrafter: frames shared by consecutive windows")
+    group.add_argument("--context", type=int, help="chronodepth/replacement/naive: context frames per window")
+    group.add_argument("--sigma-epsilon", type=float, help="chronodepth: noise label of the context (c_noise)")
+    group.add_argument("--no-noise-init", dest="noise_init", action="store_false", default=None,
+                       help="depthcrafter ablation: start overlaps from pure noise")
+    group.add_argument("--blend", choices=["linear", "average"], help="depthcrafter: how overlaps are merged")
+    group.add_argument("--seed", type=int, default=42)
+    group.add_argument("--noise", choices=["frame", "reference"], default="frame",
+                       help="frame: noise keyed by frame index (streams and resumes exactly); "
+                            "reference: the references' draw order (parity checks)")
+    group.add_argument("--decode-chunk-size", type=int)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but this PyTorch build sees no CUDA GPU")
+    return device
+
+
+def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
+    device = resolve_device(args.device)
+    dtype = DTYPES.get(args.dtype, torch.float16 if device.type == "cuda" else torch.float32)
+    if args.cpu_offload and device.type == "cpu":
+        raise InputError("--cpu-offload needs a GPU device")
+    if args.model:
+        model = DepthModel.from_pretrained(args.model, args.family, args.base, dtype)
+    else:
+        model = load_default_model()
+    if model.config.notice:
+        banner = "!" * 100
+        print(f"{banner}\n{model.config.notice}\n{banner}", file=sys.stderr)
+    return VideoDepthPipeline(model, device, dtype, cpu_offload=args.cpu_offload)
+
+
+def settings_from_args(args: argparse.Namespace, pipeline: VideoDepthPipeline) -> RunSettings:
+    return RunSettings.for_model(
+        pipeline.config, strategy=args.strategy, steps=args.steps, guidance=args.guidance, window=args.window,
+        overlap=args.overlap, context=args.context, sigma_epsilon=args.sigma_epsilon, seed=args.seed,
+        noise=args.noise, noise_init=args.noise_init, blend=args.blend, decode_chunk_size=args.decode_chunk_size,
+    )
+
+
+def _parse_kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in WRITER_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(WRITER_KINDS)}")
+    return kinds
+
+
+def _optional_positive(text: str) -> float | None:
+    value = float(text)
+    return None if value <= 0 else value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="predict depth for videos",
+        description="Predict temporally consistent depth for one or more videos (or image folders).",
+    )
+    parser.add_argument("videos", nargs="*", type=Path, help="video files or folders of images")
+    parser.add_argument("--demo", action="store_true", help="also run on the built-in demo clip")
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    group = parser.add_argument_group("input")
+    group.add_argument("--max-res", type=int, help="longest side for processing (rounded to multiples of 64)")
+    group.add_argument("--target-fps", type=_optional_positive, help="subsample to this frame rate (-1: keep)")
+    group.add_argument("--process-length", type=int, help="process at most this many frames (-1: all)")
+    group.add_argument("--fps", type=float, default=24.0, help="frame rate of image folders")
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", type=Path, default=Path("outputs"), help="output folder")
+    group.add_argument("--save", type=_parse_kinds, default=("mp4", "npz"),
+                       help=f"comma-separated outputs from {','.join(WRITER_KINDS)}")
+    group.add_argument("--cmap", default="inferno", choices=COLORMAPS)
+    group.add_argument("--output-size", default="original", choices=["original", "processed"])
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run from its last window")
+    group.add_argument("--keep-work", action="store_true", help="keep the raw prediction buffer")
+    group.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    videos = list(args.videos)
+    if args.demo:
+        from videodepth.data.demo import demo_video
+
+        videos.append(demo_video())
+    if not videos:
+        raise InputError("no input: give one or more videos, or --demo")
+    pipeline = load_pipeline(args)
+    settings = settings_from_args(args, pipeline)
+    inputs = InputOptions(
+        max_res=args.max_res or pipeline.config.max_res, target_fps=args.target_fps,
+        process_length=None if args.process_length is None or args.process_length < 0 else args.process_length,
+        folder_fps=args.fps,
+    )
+    outputs = OutputOptions(out_dir=args.out, kinds=args.save, cmap=args.cmap, size=args.output_size,
+                            keep_work=args.keep_work)
+    failures = 0
+    for video in videos:
+        try:
+            report = run_video(pipeline, video, settings, inputs, outputs, resume=args.resume,
+                               model_id=str(args.model or "default"), progress=not args.no_progress)
+        except VideoDepthError as error:
+            if len(videos) == 1:
+                raise
+            print(f"videodepth: error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        print(report.summary())
+        for path in report.outputs:
+            print(f"  wrote {path}")
+        pipeline.timer.seconds.clear()
+    return 1 if failures else 0

@@ -1,0 +1,214 @@
+"""The file job behind ``videodepth run``: one video in, depth files out, in bounded memory.
+
+Pass 1 streams frames through the strategy and appends raw predictions to a disk buffer,
+checkpointing after every window; pass 2 applies one normalisation for the whole video and
+streams frames to every writer, each of which renames its output into place only when
+complete. An interrupted job resumes from its last finished window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from videodepth.errors import InputError
+from videodepth.inference.buffer import FrameBuffer
+from videodepth.inference.engine import RunSettings, run_windows
+from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.io import MultiWriter, VideoReader, ensure_writable_dir, make_writers
+
+WORK_FOLDER = ".videodepth-work"
+
+
+@dataclass
+class OutputOptions:
+    out_dir: Path = Path("outputs")
+    kinds: tuple[str, ...] = ("mp4", "npz")
+    cmap: str = "inferno"
+    size: str = "original"  # or "processed"
+    keep_work: bool = False
+
+
+@dataclass
+class InputOptions:
+    max_res: int = 448
+    target_fps: float | None = None
+    process_length: int | None = None
+    folder_fps: float = 24.0
+
+
+@dataclass
+class JobReport:
+    video: Path
+    outputs: list[Path]
+    num_frames: int
+    size: tuple[int, int]
+    seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mib: float = 0.0
+    peak_vram_mib: float | None = None
+    resumed_from_frame: int = 0
+
+    def summary(self) -> str:
+        per_frame = {k: 1000 * v / max(self.num_frames, 1) for k, v in self.stage_seconds.items()}
+        stages = " / ".join(f"{k} {per_frame.get(k, 0.0):.1f}" for k in ("encode", "denoise", "decode"))
+        vram = f", peak VRAM {self.peak_vram_mib:.0f} MiB" if self.peak_vram_mib is not None else ""
+        return (
+            f"{self.video.name}: {self.num_frames} frames at {self.size[1]}x{self.size[0]} in {self.seconds:.1f} s "
+            f"({self.num_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame encode / denoise / decode: "
+            f"{stages}; peak RAM {self.peak_rss_mib:.0f} MiB{vram}"
+        )
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def count_frames(reader: VideoReader) -> int:
+    """Exact number of frames the reader will yield. MP4/MOV headers state it; other
+    containers, variable frame rates and resampling need a decoding pass."""
+    trusted = reader.info.path.suffix.lower() in (".mp4", ".mov", ".m4v") or reader.info.path.is_dir()
+    if trusted and reader.fps == reader.info.fps:
+        return reader.num_frames
+    return sum(1 for _ in tqdm(reader, desc="counting frames", unit="frame", leave=False))
+
+
+def _fingerprint(video: Path, settings: RunSettings, inputs: InputOptions, model_id: str) -> str:
+    stat = video.stat()
+    payload = json.dumps([str(video.resolve()), stat.st_size, stat.st_mtime_ns, dataclasses.asdict(settings),
+                          dataclasses.asdict(inputs), model_id], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _save_atomically(obj: dict, path: Path) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def run_video(
+    pipeline: VideoDepthPipeline,
+    video: str | Path,
+    settings: RunSettings,
+    inputs: InputOptions = InputOptions(),
+    outputs: OutputOptions = OutputOptions(),
+    resume: bool = False,
+    model_id: str = "",
+    progress: bool = True,
+) -> JobReport:
+    video = Path(video)
+    started = time.perf_counter()
+    out_dir = ensure_writable_dir(outputs.out_dir)
+    multiple = max(64, pipeline.size_multiple)
+    reader = VideoReader(video, max_res=inputs.max_res, target_fps=inputs.target_fps,
+                         process_length=inputs.process_length, multiple=multiple, folder_fps=inputs.folder_fps)
+    num_frames = count_frames(reader)
+    if num_frames < 1:
+        raise InputError(f"{video}: no frames to process")
+    height, width = reader.size
+    stem = video.stem if video.is_file() else video.name
+
+    work = out_dir / WORK_FOLDER / stem
+    fingerprint = _fingerprint(video, settings, inputs, model_id)
+    state_file, raw_file = work / "state.pt", work / "raw.f32"
+    state = None
+    if resume and state_file.exists():
+        state = torch.load(state_file, weights_only=False)
+        if state.get("fingerprint") != fingerprint:
+            raise InputError(f"{video}: the saved progress in {work} was made with other settings; "
+                             "re-run without --resume to start over")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    buffer = FrameBuffer(raw_file, (height, width), create=state is None)
+    stats = state["stats"] if state else {"lo": np.inf, "hi": -np.inf}
+    resumed_from = 0 if state is None else (num_frames if state["pass1_done"] else
+                                            _first_unfinished_frame(state))
+    try:
+        if state is None or not state["pass1_done"]:
+            def keep(start: int, depth: np.ndarray) -> None:
+                buffer.write(start, depth)
+                stats["lo"] = min(stats["lo"], float(depth.min()))
+                stats["hi"] = max(stats["hi"], float(depth.max()))
+
+            def checkpoint(engine_state: dict) -> None:
+                _save_atomically({"fingerprint": fingerprint, "pass1_done": False, "engine": engine_state,
+                                  "stats": dict(stats)}, state_file)
+
+            run_windows(pipeline, reader.frames, num_frames, (height, width), settings, keep,
+                        resume_state=state["engine"] if state else None, checkpoint=checkpoint, progress=progress)
+            _save_atomically({"fingerprint": fingerprint, "pass1_done": True, "stats": dict(stats)}, state_file)
+        written = _write_outputs(buffer, stats, reader, video, num_frames, outputs, stem, inputs, progress)
+    finally:
+        buffer.close()
+    if not outputs.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+        _remove_if_empty(out_dir / WORK_FOLDER)
+    return JobReport(
+        video=video, outputs=written, num_frames=num_frames, size=(height, width),
+        seconds=time.perf_counter() - started, stage_seconds=dict(pipeline.timer.seconds),
+        peak_rss_mib=peak_rss_mib(),
+        peak_vram_mib=torch.cuda.max_memory_allocated() / 2**20 if pipeline.device.type == "cuda" else None,
+        resumed_from_frame=resumed_from,
+    )
+
+
+def _first_unfinished_frame(state: dict) -> int:
+    decoder = state["engine"]["decoder"]
+    return int(decoder["pending_start"])
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _write_outputs(
+    buffer: FrameBuffer, stats: dict, reader: VideoReader, video: Path, num_frames: int,
+    outputs: OutputOptions, stem: str, inputs: InputOptions, progress: bool,
+) -> list[Path]:
+    """Pass 2: one normalisation for the whole video, streamed to every writer."""
+    if outputs.size == "original":
+        size = (reader.info.height, reader.info.width)
+    elif outputs.size == "processed":
+        size = reader.size
+    else:
+        raise InputError(f"unknown output size '{outputs.size}'; use original or processed")
+    lo, scale = stats["lo"], 1.0 / max(stats["hi"] - stats["lo"], 1e-12)
+    needs_rgb = "sbs" in outputs.kinds
+    rgb_frames = None
+    if needs_rgb:
+        rgb_reader = VideoReader(video, max_res=max(size), target_fps=inputs.target_fps,
+                                 process_length=inputs.process_length, multiple=1, folder_fps=inputs.folder_fps)
+        rgb_frames = rgb_reader.frames()
+    writers = MultiWriter(make_writers(outputs.out_dir, stem, list(outputs.kinds), reader.fps, size=size,
+                                       cmap=outputs.cmap, num_frames=num_frames))
+    try:
+        for index in tqdm(range(num_frames), desc="writing", unit="frame", disable=not progress):
+            depth = (buffer.read(index) - lo) * scale
+            if depth.shape != size:
+                depth = cv2.resize(depth, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+            rgb = None
+            if rgb_frames is not None:
+                rgb = next(rgb_frames)
+                if rgb.shape[:2] != size:
+                    rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            writers.write(index, np.clip(depth, 0.0, 1.0), rgb)
+        return writers.close()
+    except BaseException:
+        writers.abort()
+        raise
