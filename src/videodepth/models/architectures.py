@@ -44,7 +44,7 @@ def unet_config(
 SVD_UNET = unet_config((320, 640, 1280, 1280), (True, True, True, False), (5, 10, 20, 20), 1024, 256, 2)
 
 # The small model we ship: sized so that a 2-core laptop CPU runs several frames per second.
-SMALL_UNET = unet_config((64, 128, 192), (False, True, True), (2, 4, 6), 64, 32, 1)
+SMALL_UNET = unet_config((32, 64, 64), (False, False, True), (1, 2, 2), 32, 32, 1)
 SMALL_VAE = {
     "in_channels": 3,
     "out_channels": 3,
