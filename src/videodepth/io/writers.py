@@ -231,6 +231,16 @@ class ColormapVideoWriter(_VideoWriter):
         return colorize(disparity, self.cmap)
 
 
+class RgbVideoWriter(_VideoWriter):
+    """Plain RGB frames as an mp4 (the demo clip, effect outputs)."""
+
+    def _picture(self, disparity: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
+        return np.asarray(rgb, dtype=np.uint8)[..., :3]
+
+    def write_rgb(self, frame_index: int, rgb: np.ndarray) -> None:
+        self.write(frame_index, np.zeros(rgb.shape[:2], np.float32), rgb)
+
+
 class SideBySideVideoWriter(_VideoWriter):
     """Input frame | colour-mapped disparity, as an mp4; the input is resized to the depth size."""
 

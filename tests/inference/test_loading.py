@@ -1,0 +1,89 @@
+"""Checkpoint layouts: ours, DepthCrafter's and ChronoDepth's, and every way loading can fail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import moving_frames
+from videodepth.errors import CheckpointError
+from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.models.architectures import random_model
+from videodepth.models.bundle import DepthModel
+
+
+def test_our_format_round_trips_exactly(tmp_path):
+    model = random_model("videodepth", seed=4)
+    model.config.window = 11
+    model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["scheduler", "unet", "vae", "videodepth.json"]
+    assert list((tmp_path / "m" / "unet").glob("*.safetensors"))
+    loaded = DepthModel.from_pretrained(tmp_path / "m")
+    assert loaded.config == model.config
+    for part in ("vae", "unet"):
+        saved, restored = getattr(model, part).state_dict(), getattr(loaded, part).state_dict()
+        assert saved.keys() == restored.keys()
+        assert all(torch.equal(saved[key], restored[key]) for key in saved)
+    # Same weights, but loaded tensors may take other CPU kernels: agreement to rounding.
+    frames = moving_frames(5, 32, 64)
+    expected = VideoDepthPipeline(model)(frames, steps=2)
+    assert np.abs(VideoDepthPipeline(loaded)(frames, steps=2) - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("family", ["depthcrafter", "chronodepth"])
+def test_published_layouts_load_with_their_family_settings(tiny_models, family):
+    model = DepthModel.from_pretrained(tiny_models[family], base=tiny_models[f"{family}_base"])
+    assert model.config.family == family
+    assert model.image_encoder is not None and model.feature_extractor is not None
+    assert model.config.concat_order == ("depth_first" if family == "depthcrafter" else "rgb_first")
+
+
+def test_family_must_be_named_when_the_folder_does_not_say(tiny_models, tmp_path):
+    anonymous = shutil.copytree(tiny_models["depthcrafter"], tmp_path / "unet")
+    with pytest.raises(CheckpointError, match="--family"):
+        DepthModel.from_pretrained(anonymous, base=tiny_models["depthcrafter_base"])
+    model = DepthModel.from_pretrained(anonymous, family="chronodepth", base=tiny_models["depthcrafter_base"])
+    assert model.config.family == "chronodepth"
+
+
+def test_missing_part_is_named(tiny_models, tmp_path):
+    base = shutil.copytree(tiny_models["depthcrafter_base"], tmp_path / "svd")
+    shutil.rmtree(base / "image_encoder")
+    with pytest.raises(CheckpointError, match="image_encoder: missing"):
+        DepthModel.from_pretrained(tiny_models["depthcrafter"], base=base)
+
+
+def test_corrupt_weights_are_reported(tiny_models, tmp_path):
+    ours = shutil.copytree(tiny_models["ours"], tmp_path / "ours")
+    weights = next((ours / "unet").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="unet: cannot be loaded"):
+        DepthModel.from_pretrained(ours)
+
+
+def test_broken_config_is_reported(tiny_models, tmp_path):
+    ours = shutil.copytree(tiny_models["ours"], tmp_path / "ours")
+    (ours / "videodepth.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="videodepth.json"):
+        DepthModel.from_pretrained(ours)
+
+
+def test_folder_that_is_no_model(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "Something"}))
+    with pytest.raises(CheckpointError, match="not a videodepth model folder"):
+        DepthModel.from_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="no such folder"):
+        DepthModel.from_pretrained(tmp_path / "absent")
+
+
+def test_hub_id_offline_names_what_to_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(CheckpointError) as error:
+        DepthModel.from_pretrained("tencent/DepthCrafter")
+    message = str(error.value)
+    assert "huggingface-cli download tencent/DepthCrafter" in message and "\n" not in message
