@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from videodepth.diffusion.noise import FrameKeyedNoise, ReferenceOrderNoise
-from videodepth.diffusion.preconditioning import c_in, c_noise, c_out, c_skip, denoised_from_output, sigma_from_c_noise
+from videodepth.diffusion.preconditioning import (
+    c_in,
+    c_noise,
+    c_out,
+    c_skip,
+    denoised_from_output,
+    sigma_from_c_noise,
+)
 from videodepth.diffusion.samplers import sample_euler
 from videodepth.diffusion.schedules import sampling_schedule, svd_scheduler
 

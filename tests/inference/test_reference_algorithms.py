@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
+from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+    _resize_with_antialiasing,
+)
 
 from tests.conftest import moving_frames
 from videodepth.inference.pipeline import VideoDepthPipeline

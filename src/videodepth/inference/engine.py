@@ -69,21 +69,28 @@ class RunSettings:
 
 
 class ConditionCache:
-    """Encodes frames on first use, in chunks, and forgets them when released."""
+    """Encodes frames on first use and forgets them when released.
+
+    Frames are encoded in batches aligned to multiples of ``chunk`` counted from frame 0, so
+    that every frame is always encoded in the same company (batch composition can change CPU
+    kernels' rounding) and a resumed run reproduces an uninterrupted one bit for bit.
+    """
 
     def __init__(
-        self, pipeline: VideoDepthPipeline, frames: Iterator[np.ndarray], first_frame: int,
-        noise: NoiseSource, chunk: int,
+        self, pipeline: VideoDepthPipeline, open_frames: Callable[[int], Iterator[np.ndarray]], first_frame: int,
+        num_frames: int, noise: NoiseSource, chunk: int,
     ):
-        self.pipeline, self.frames, self.noise, self.chunk = pipeline, frames, noise, chunk
-        self.next_frame = first_frame
+        self.pipeline, self.noise, self.chunk, self.num_frames = pipeline, noise, chunk, num_frames
+        self.next_frame = first_frame - first_frame % chunk
+        self.frames = open_frames(self.next_frame)
         self.latents: dict[int, torch.Tensor] = {}
         self.tokens: dict[int, torch.Tensor] = {}
 
     def _encode_until(self, stop: int) -> None:
         while self.next_frame < stop:
+            batch_stop = min(self.next_frame - self.next_frame % self.chunk + self.chunk, self.num_frames)
             batch = []
-            for _ in range(min(self.chunk, stop - self.next_frame)):
+            for _ in range(batch_stop - self.next_frame):
                 frame = next(self.frames, None)
                 if frame is None:
                     raise InputError(f"the video ended at frame {self.next_frame + len(batch)}, earlier than announced")
@@ -200,9 +207,8 @@ def run_windows(
 
     first_window = 0 if resume_state is None else resume_state["next_window"]
     cache = ConditionCache(
-        pipeline, open_frames(windows[first_window].frames.start) if first_window < len(windows) else iter(()),
-        windows[first_window].frames.start if first_window < len(windows) else num_frames,
-        noise, settings.decode_chunk_size,
+        pipeline, open_frames, windows[min(first_window, len(windows) - 1)].frames.start, num_frames, noise,
+        settings.decode_chunk_size,
     )
     sampler = PipelineSampler(pipeline, schedule, noise, cache, latent_shape, settings.guidance)
     decoder = AlignedDecoder(pipeline, settings.decode_chunk_size, sink)

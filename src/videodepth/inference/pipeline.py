@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKLTemporalDecoder
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
+from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+    _resize_with_antialiasing,
+)
 
 from videodepth.diffusion.noise import NoiseSource
 from videodepth.diffusion.preconditioning import c_in, c_noise, denoised_from_output

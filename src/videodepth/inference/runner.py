@@ -8,6 +8,7 @@ complete. An interrupted job resumes from its last finished window.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -102,13 +103,14 @@ def run_video(
     pipeline: VideoDepthPipeline,
     video: str | Path,
     settings: RunSettings,
-    inputs: InputOptions = InputOptions(),
-    outputs: OutputOptions = OutputOptions(),
+    inputs: InputOptions | None = None,
+    outputs: OutputOptions | None = None,
     resume: bool = False,
     model_id: str = "",
     progress: bool = True,
 ) -> JobReport:
     video = Path(video)
+    inputs, outputs = inputs or InputOptions(), outputs or OutputOptions()
     started = time.perf_counter()
     out_dir = ensure_writable_dir(outputs.out_dir)
     multiple = max(64, pipeline.size_multiple)
@@ -171,10 +173,8 @@ def _first_unfinished_frame(state: dict) -> int:
 
 
 def _remove_if_empty(folder: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         folder.rmdir()
-    except OSError:
-        pass
 
 
 def _write_outputs(
@@ -188,7 +188,7 @@ def _write_outputs(
         size = reader.size
     else:
         raise InputError(f"unknown output size '{outputs.size}'; use original or processed")
-    lo, scale = stats["lo"], 1.0 / max(stats["hi"] - stats["lo"], 1e-12)
+    lo, span = stats["lo"], max(stats["hi"] - stats["lo"], 1e-12)
     needs_rgb = "sbs" in outputs.kinds
     rgb_frames = None
     if needs_rgb:
@@ -199,7 +199,7 @@ def _write_outputs(
                                        cmap=outputs.cmap, num_frames=num_frames))
     try:
         for index in tqdm(range(num_frames), desc="writing", unit="frame", disable=not progress):
-            depth = (buffer.read(index) - lo) * scale
+            depth = (buffer.read(index) - lo) / span
             if depth.shape != size:
                 depth = cv2.resize(depth, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
             rgb = None

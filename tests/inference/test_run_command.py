@@ -1,0 +1,135 @@
+"""``videodepth run`` end to end on tiny models: every writer, resume, and every bad input."""
+
+from __future__ import annotations
+
+import shutil
+
+import av
+import numpy as np
+import pytest
+
+from videodepth.cli import main
+from videodepth.inference import runner
+from videodepth.io import read_depth_npz, read_exr_folder, read_png16_folder
+
+
+def run(*args: str) -> int:
+    return main(["run", "--no-progress", "--steps", "2", "--window", "8", "--overlap", "3", *args])
+
+
+def test_every_output_kind(tiny_models, tiny_video, tmp_path, capsys):
+    assert run(str(tiny_video), "--model", str(tiny_models["ours"]), "--out", str(tmp_path),
+               "--save", "mp4,sbs,npz,png16,exr") == 0
+    summary = capsys.readouterr().out
+    assert "21 frames at 128x64" in summary and "ms/frame encode / denoise / decode" in summary
+    depth = read_depth_npz(tmp_path / "clip.npz")
+    assert depth.shape == (21, 72, 136) and depth.dtype == np.float32  # original size by default
+    assert 0.0 <= depth.min() < 0.1 and 0.9 < depth.max() <= 1.0  # normalised, then resized
+    assert np.abs(read_png16_folder(tmp_path / "clip_png16") - depth).max() <= 1 / 65535 + 1e-6
+    assert np.array_equal(read_exr_folder(tmp_path / "clip_exr"), depth)
+    for name, width in (("clip_depth.mp4", 136), ("clip_sbs.mp4", 272)):
+        with av.open(str(tmp_path / name)) as container:
+            frames = list(container.decode(video=0))
+        assert len(frames) == 21 and frames[0].width == width
+    assert not (tmp_path / runner.WORK_FOLDER).exists()
+
+
+def test_strategies_and_processed_size(tiny_models, tiny_video, tmp_path):
+    for strategy in ("depthcrafter", "chronodepth", "replacement", "naive", "single"):
+        out = tmp_path / strategy
+        assert run(str(tiny_video), "--model", str(tiny_models["ours"]), "--out", str(out), "--save", "npz",
+                   "--strategy", strategy, "--context", "4", "--output-size", "processed") == 0
+        depth = read_depth_npz(out / "clip.npz")
+        assert depth.shape == (21, 64, 128)
+        assert depth.min() == 0.0 and depth.max() == 1.0  # one normalisation for the whole video
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_models, tiny_video, tmp_path, monkeypatch, capsys):
+    common = (str(tiny_video), "--model", str(tiny_models["ours"]), "--save", "npz")
+    assert run(*common, "--out", str(tmp_path / "whole")) == 0
+    expected = read_depth_npz(tmp_path / "whole" / "clip.npz")
+
+    original = runner.run_windows
+
+    def interrupted(*args, checkpoint=None, **kwargs):
+        calls = []
+
+        def stop_after_two(state):
+            checkpoint(state)
+            calls.append(state)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+
+        return original(*args, checkpoint=stop_after_two, **kwargs)
+
+    monkeypatch.setattr(runner, "run_windows", interrupted)
+    assert run(*common, "--out", str(tmp_path / "parts")) == 130
+    assert not (tmp_path / "parts" / "clip.npz").exists()  # nothing half-written looks complete
+    monkeypatch.setattr(runner, "run_windows", original)
+    capsys.readouterr()
+    assert run(*common, "--out", str(tmp_path / "parts"), "--resume") == 0
+    assert np.array_equal(read_depth_npz(tmp_path / "parts" / "clip.npz"), expected)
+
+
+def test_resume_refuses_other_settings(tiny_models, tiny_video, tmp_path, monkeypatch):
+    common = (str(tiny_video), "--model", str(tiny_models["ours"]), "--save", "npz", "--out", str(tmp_path))
+    monkeypatch.setattr(runner, "run_windows", lambda *a, checkpoint=None, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert run(*common) == 130
+    monkeypatch.undo()
+    assert run(*common, "--resume", "--seed", "3") == 2
+
+
+def truncated_copy(source, target):
+    target.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    return target
+
+
+def empty_video(path):
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=24)
+    stream.width, stream.height = 64, 64
+    container.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "not-a-video", "zero-frames", "truncated", "output-is-a-file", "model-missing-part",
+     "model-absent", "max-res-too-small", "no-input"],
+)
+def test_bad_input_gives_one_line_and_nonzero_exit(case, tiny_models, tiny_video, tmp_path, capsys):
+    video, model, out, extra = str(tiny_video), str(tiny_models["ours"]), tmp_path / "out", []
+    if case == "missing":
+        video = str(tmp_path / "nope.mp4")
+    elif case == "not-a-video":
+        (tmp_path / "notes.mp4").write_text("hello")
+        video = str(tmp_path / "notes.mp4")
+    elif case == "zero-frames":
+        video = str(empty_video(tmp_path / "empty.mp4"))
+    elif case == "truncated":
+        video = str(truncated_copy(tiny_video, tmp_path / "cut.mp4"))
+    elif case == "output-is-a-file":
+        out.write_text("occupied")
+    elif case == "model-missing-part":
+        model = shutil.copytree(tiny_models["ours"], tmp_path / "model")
+        shutil.rmtree(model / "vae")
+    elif case == "model-absent":
+        model = str(tmp_path / "no-model")
+    elif case == "max-res-too-small":
+        extra = ["--max-res", "32"]
+    args = ["--model", str(model), "--out", str(out), *extra]
+    code = run(*args) if case == "no-input" else run(video, *args)
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(error) == 1 and error[0].startswith("videodepth: error:"), error
+    if out.is_dir():
+        leftovers = [p for p in out.rglob("*") if p.is_file()]
+        assert not [p for p in leftovers if runner.WORK_FOLDER not in p.parts], leftovers
+
+
+def test_several_videos_continue_past_a_bad_one(tiny_models, tiny_video, tmp_path, capsys):
+    code = run(str(tmp_path / "missing.mp4"), str(tiny_video), "--model", str(tiny_models["ours"]),
+               "--out", str(tmp_path), "--save", "npz")
+    assert code == 1
+    assert (tmp_path / "clip.npz").exists()
+    assert "missing.mp4" in capsys.readouterr().err
