@@ -44,39 +44,46 @@ def test_strategies_and_processed_size(tiny_models, tiny_video, tmp_path):
         assert depth.min() == 0.0 and depth.max() == 1.0  # one normalisation for the whole video
 
 
+def interrupt_after_checkpoints(monkeypatch, count: int) -> None:
+    """Make the next run stop (as on Ctrl-C) right after its ``count``-th checkpoint."""
+    original = runner.run_windows
+
+    def interrupted(*args, checkpoint=None, **kwargs):
+        saved = []
+
+        def save_then_maybe_stop(state):
+            checkpoint(state)
+            saved.append(state)
+            if len(saved) == count:
+                raise KeyboardInterrupt
+
+        return original(*args, checkpoint=save_then_maybe_stop, **kwargs)
+
+    monkeypatch.setattr(runner, "run_windows", interrupted)
+
+
 def test_interrupted_run_resumes_to_the_same_result(tiny_models, tiny_video, tmp_path, monkeypatch, capsys):
     common = (str(tiny_video), "--model", str(tiny_models["ours"]), "--save", "npz")
     assert run(*common, "--out", str(tmp_path / "whole")) == 0
     expected = read_depth_npz(tmp_path / "whole" / "clip.npz")
 
-    original = runner.run_windows
-
-    def interrupted(*args, checkpoint=None, **kwargs):
-        calls = []
-
-        def stop_after_two(state):
-            checkpoint(state)
-            calls.append(state)
-            if len(calls) == 2:
-                raise KeyboardInterrupt
-
-        return original(*args, checkpoint=stop_after_two, **kwargs)
-
-    monkeypatch.setattr(runner, "run_windows", interrupted)
+    interrupt_after_checkpoints(monkeypatch, 2)
     assert run(*common, "--out", str(tmp_path / "parts")) == 130
     assert not (tmp_path / "parts" / "clip.npz").exists()  # nothing half-written looks complete
-    monkeypatch.setattr(runner, "run_windows", original)
+    monkeypatch.undo()
     capsys.readouterr()
     assert run(*common, "--out", str(tmp_path / "parts"), "--resume") == 0
     assert np.array_equal(read_depth_npz(tmp_path / "parts" / "clip.npz"), expected)
 
 
-def test_resume_refuses_other_settings(tiny_models, tiny_video, tmp_path, monkeypatch):
+def test_resume_refuses_other_settings(tiny_models, tiny_video, tmp_path, monkeypatch, capsys):
     common = (str(tiny_video), "--model", str(tiny_models["ours"]), "--save", "npz", "--out", str(tmp_path))
-    monkeypatch.setattr(runner, "run_windows", lambda *a, checkpoint=None, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    interrupt_after_checkpoints(monkeypatch, 1)
     assert run(*common) == 130
     monkeypatch.undo()
+    capsys.readouterr()
     assert run(*common, "--resume", "--seed", "3") == 2
+    assert "other settings" in capsys.readouterr().err
 
 
 def truncated_copy(source, target):
