@@ -1,0 +1,193 @@
+"""``videodepth fx`` (depth effects over a whole video) and ``videodepth serve`` (the web UI)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from videodepth.errors import InputError
+from videodepth.io import COLORMAPS
+
+
+def _color(text: str) -> tuple[float, float, float]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected R,G,B numbers, got {text!r}") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers R,G,B, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _effect_options(effect: str, parser: argparse.ArgumentParser) -> list[str]:
+    """Add the effect's own options; return their destinations (= the effect's field names)."""
+    group = parser.add_argument_group(f"{effect} options")
+    add = group.add_argument
+    if effect == "fog":
+        add("--density", type=float, help="fog per depth unit: opacity = 1 - exp(-density * depth) (default 0.25)")
+        add("--color", type=_color, help="fog colour R,G,B in 0-255 (default 200,200,210)")
+        add("--near", type=float, help="depth of disparity 1 (default 1)")
+        add("--far", type=float, help="depth of disparity 0 (default 10)")
+        return ["density", "color", "near", "far"]
+    if effect == "slice":
+        add("--lo", type=float, help="lowest disparity kept (default 0.5)")
+        add("--hi", type=float, help="highest disparity kept (default 1)")
+        add("--background", choices=["transparent", "black"],
+            help="what replaces the dropped pixels in PNG frames (videos are always black)")
+        return ["lo", "hi", "background"]
+    if effect == "matte":
+        add("--split", type=float, help="disparity that separates foreground from background (default 0.5)")
+        add("--softness", type=float, help="width of the soft edge in disparity (default 0.1; 0 = hard)")
+        return ["split", "softness"]
+    if effect == "refocus":
+        add("--focus", type=float, help="disparity in focus (default 0.8)")
+        add("--aperture", type=float, help="blur radius in pixels per unit of disparity from focus (default 16)")
+        add("--max-radius", type=int, help="largest blur radius in pixels (default 12)")
+        add("--levels", type=int, help="number of discrete blur radii (default 6)")
+        return ["focus", "aperture", "max_radius", "levels"]
+    if effect == "stereo":
+        add("--baseline-px", type=float, help="parallax in pixels between disparity 0 and 1 (default 3%% of width)")
+        add("--mode", choices=["sbs", "anaglyph", "left-right"],
+            help="sbs: left | right; anaglyph: red-cyan; left-right: two outputs NAME_left, NAME_right")
+        add("--convergence", type=float, help="disparity on the screen plane (default 0.5)")
+        return ["baseline_px", "mode", "convergence"]
+    if effect == "pointcloud":
+        add("--fov", dest="fov_deg", type=float, help="horizontal field of view in degrees (default 60)")
+        add("--near", type=float, help="depth of disparity 1 (default 1)")
+        add("--far", type=float, help="depth of disparity 0 (default 10)")
+        add("--stride", type=int, help="keep every n-th pixel in each direction (default 1)")
+        add("--preview-frame", type=int, help="frame shown in preview.png (default 0)")
+        return ["fov_deg", "near", "far", "stride", "preview_frame"]
+    if effect == "colormap":
+        add("--sbs", dest="side_by_side", action="store_true", default=None, help="input | depth side by side")
+        return ["side_by_side"]
+    raise AssertionError(effect)
+
+
+EFFECT_HELP = {
+    "fog": "exponential fog by depth",
+    "slice": "keep a disparity range; the rest transparent (PNG) or black",
+    "matte": "soft foreground alpha: RGBA PNG frames, or a grayscale alpha .mp4",
+    "refocus": "depth-of-field blur around a focus disparity",
+    "stereo": "side-by-side or anaglyph stereo by depth-image-based rendering",
+    "pointcloud": "per-frame coloured PLY files plus preview.png (input | depth | cloud)",
+    "colormap": "colour-mapped depth video (one normalisation for the whole video)",
+}
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
+
+    parser.add_argument("video", type=Path, help="input video (or folder of images)")
+    parser.add_argument("--depth", type=Path,
+                        help="its depth: .npz from `videodepth run`, .npy [T,H,W], or a png16/exr folder "
+                             "(default: predict it now with the model)")
+    parser.add_argument("--out", type=Path, action="append", required=True,
+                        help="output: NAME.mp4 for a video, a folder name for PNG frames (repeatable)")
+    group = parser.add_argument_group("frames and depth")
+    group.add_argument("--max-res", type=int, help="cap the longest side of the output (default: original size)")
+    group.add_argument("--process-length", type=int, help="use only the first N frames of video and depth")
+    group.add_argument("--normalize", default="video", choices=["video", "none"],
+                       help="video: one min-max map to [0,1] for the whole video; none: depth is already "
+                            "disparity in [0,1]")
+    group.add_argument("--clip-percent", type=float, default=0.0,
+                       help="with --normalize video: map the P-th and (100-P)-th percentiles to 0 and 1")
+    group.add_argument("--cmap", default="inferno", choices=COLORMAPS, help="colour map of depth pictures")
+    group.add_argument("--no-progress", action="store_true")
+    group.add_argument("--model-max-res", type=int, help="without --depth: the model's processing size")
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+
+
+def register(subparsers) -> None:
+    fx = subparsers.add_parser(
+        "fx", help="depth effects over a whole video",
+        description="Apply a depth effect to every frame of a video, streamed in bounded memory.",
+    )
+    effects = fx.add_subparsers(dest="effect", metavar="EFFECT", required=True)
+    for name, text in EFFECT_HELP.items():
+        parser = effects.add_parser(name, help=text, description=text)
+        _add_common(parser)
+        params = _effect_options(name, parser)
+        parser.set_defaults(func=fx_command, effect_params=params)
+    _register_serve(subparsers)
+
+
+def _positive_or_none(value: int | None, name: str) -> int | None:
+    if value is not None and value < 1:
+        raise InputError(f"{name} must be positive, got {value}")
+    return value
+
+
+def fx_command(args: argparse.Namespace) -> int:
+    from videodepth.apps.fx import FxOptions, make_effect, predicted_depth, run_effect
+
+    params = {name: getattr(args, name) for name in args.effect_params}
+    if "cmap" in _effect_fields(args.effect):
+        params["cmap"] = args.cmap
+    effect = make_effect(args.effect, **params)
+    options = FxOptions(
+        max_res=_positive_or_none(args.max_res, "--max-res"),
+        process_length=_positive_or_none(args.process_length, "--process-length"),
+        normalization=args.normalize, clip_percent=args.clip_percent,
+    )
+    from videodepth.io import probe
+
+    probe(args.video)  # a missing or unreadable video fails before a model is loaded
+    if args.depth is not None:
+        report = run_effect(effect, args.video, args.depth, args.out, options, progress=not args.no_progress)
+    else:
+        from videodepth.inference.commands import load_pipeline, settings_from_args
+
+        pipeline = load_pipeline(args)
+        settings = settings_from_args(args, pipeline)
+        with predicted_depth(args.video, pipeline, settings, args.model_max_res, options.process_length,
+                             progress=not args.no_progress) as npz:
+            report = run_effect(effect, args.video, npz, args.out, options, progress=not args.no_progress)
+    print(report.summary())
+    for note in report.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    for path in report.outputs:
+        print(f"  wrote {path}")
+    return 0
+
+
+def _effect_fields(name: str) -> set[str]:
+    import dataclasses
+
+    from videodepth.apps.fx import EFFECTS
+
+    return {f.name for f in dataclasses.fields(EFFECTS[name])}
+
+
+def _register_serve(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="the web UI (Gradio)",
+        description="Serve the browser front end: upload a video, get its depth and the effects.",
+    )
+    parser.add_argument("--model", type=Path,
+                        help="a local model folder offered next to the shipped model (chosen by the operator)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted")
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="longest video accepted")
+    parser.add_argument("--max-res-limit", type=int, default=1024, help="largest processing size a client may ask")
+    parser.add_argument("--queue-size", type=int, default=16, help="jobs waiting at most; more are refused")
+    parser.add_argument("--job-ttl", type=float, default=3600.0,
+                        help="seconds a job's files are kept for download (all are removed at shutdown)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.set_defaults(func=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from videodepth.apps.web import ServeConfig, serve
+
+    config = ServeConfig(
+        model=args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+        max_seconds=args.max_seconds, max_res_limit=args.max_res_limit, queue_size=args.queue_size,
+        job_ttl_s=args.job_ttl, device=args.device,
+    )
+    serve(config)
+    return 0
