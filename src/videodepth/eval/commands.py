@@ -10,6 +10,50 @@ from videodepth.errors import InputError
 
 
 def register(subparsers) -> None:
+    register_eval(subparsers)
+    register_bench(subparsers)
+
+
+def register_eval(subparsers) -> None:
+    from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
+
+    parser = subparsers.add_parser(
+        "eval", help="accuracy and temporal consistency on a dataset",
+        description="Predict every sequence of a dataset (SynthBench, converted benchmarks, RGB-D folders, "
+                    "DepthCrafter's extracted benchmarks) and score it on the DepthCrafter protocol "
+                    "(AbsRel, delta1-3, RMSE with one scale and shift per video), TAE and flicker. "
+                    "Finished videos are skipped when run again.",
+    )
+    parser.add_argument("root", type=Path, help="dataset folder (or a single sequence)")
+    parser.add_argument("--dataset", default="auto",
+                        help="sintel, scannet, kitti, bonn, nyu (max depth and length of the protocol) or auto")
+    parser.add_argument("--out", type=Path, default=Path("eval_results"))
+    parser.add_argument("--label", default="", help="name of this configuration in the tables")
+    parser.add_argument("--max-res", type=int, default=448)
+    parser.add_argument("--max-frames", type=int)
+    parser.add_argument("--limit", type=int, help="only the first N sequences")
+    parser.add_argument("--no-progress", action="store_true")
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    parser.set_defaults(func=eval_command)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from videodepth.eval.runner import EvalOptions, markdown, run_eval
+    from videodepth.inference.commands import load_pipeline, settings_from_args
+
+    pipeline = load_pipeline(args)
+    settings = settings_from_args(args, pipeline)
+    options = EvalOptions(dataset=args.dataset, max_res=args.max_res, max_frames=args.max_frames,
+                          limit=args.limit, label=args.label)
+    summary = run_eval(pipeline, args.root, settings, options, args.out, model_id=str(args.model or "default"),
+                       progress=not args.no_progress)
+    print(markdown(summary))
+    print(f"per-video results: {args.out / 'results.csv'}; summary: {args.out / 'summary.md'}")
+    return 0
+
+
+def register_bench(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="measure speed and memory",
         description="Speed (ms/frame for encode/denoise/decode, frames/s, peak RAM/VRAM) over a grid of "

@@ -1,0 +1,153 @@
+"""``videodepth eval``: predictions and metrics over a dataset, on the DepthCrafter protocol.
+
+Each sequence (any layout ``videodepth.data.readers`` understands) is resized to the processing
+size, predicted in one run of the chosen strategy, and scored: AbsRel, delta1..3 and RMSE after
+one scale and shift per video, Video Depth Anything's TAE where poses exist, and the optical-
+flow flicker score. Results go to a CSV row per video as soon as the video is done (finished
+videos are skipped when the command is run again) and to a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from videodepth.data.readers import list_sequences, read_sequence
+from videodepth.errors import InputError
+from videodepth.eval.flicker import flicker
+from videodepth.eval.metrics import DATASET_MAX_DEPTH, DATASET_SEQ_LEN, evaluate_video
+from videodepth.inference.engine import RunSettings, predict_in_memory
+from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.io import processing_size, resize_rgb
+
+METRICS = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "tae", "flicker", "ms_per_frame")
+
+
+@dataclass
+class EvalOptions:
+    dataset: str = "auto"  # sets max depth and sequence length as in the papers' protocol
+    max_res: int = 448
+    max_frames: int | None = None
+    limit: int | None = None  # evaluate only the first N sequences
+    label: str = ""  # a name for this configuration in the tables
+
+
+def sequence_settings(options: EvalOptions, fallback_max_depth: float) -> tuple[float, int | None]:
+    name = options.dataset.lower()
+    if name in DATASET_MAX_DEPTH:
+        return DATASET_MAX_DEPTH[name], options.max_frames or DATASET_SEQ_LEN.get(name)
+    return fallback_max_depth, options.max_frames
+
+
+def predict_sequence(pipeline: VideoDepthPipeline, rgb: np.ndarray, settings: RunSettings, max_res: int):
+    """Disparity [T, h, w] in [0, 1] at the processing size, the resized RGB, and the seconds taken."""
+    multiple = max(64, pipeline.size_multiple)
+    size = processing_size(rgb.shape[1], rgb.shape[2], max_res, multiple)
+    frames = np.stack([resize_rgb(frame, size) for frame in rgb])
+    started = time.perf_counter()
+    depth = predict_in_memory(pipeline, frames, settings)
+    return depth, frames, time.perf_counter() - started
+
+
+def evaluate_sequence(pipeline, path: Path, settings: RunSettings, options: EvalOptions, name: str) -> dict:
+    probe_max = read_sequence(path, max_frames=1).max_depth
+    max_depth, seq_len = sequence_settings(options, probe_max)
+    sequence = read_sequence(path, max_frames=seq_len)
+    prediction, frames, seconds = predict_sequence(pipeline, sequence.rgb, settings, options.max_res)
+    has_poses = sequence.poses_c2w is not None and sequence.K is not None and len(sequence.rgb) > 1
+    scores = evaluate_video(
+        prediction, sequence.depth, max_depth, seq_len=seq_len,
+        K=sequence.K if has_poses else None, poses_c2w=sequence.poses_c2w if has_poses else None,
+    )
+    scores["flicker"] = flicker(frames, prediction) if len(frames) > 1 else float("nan")
+    scores["ms_per_frame"] = 1000 * seconds / len(frames)
+    return {"sequence": name, "frames": len(frames), **scores}
+
+
+def config_key(model_id: str, settings: RunSettings, options: EvalOptions) -> str:
+    payload = json.dumps([model_id, dataclasses.asdict(settings), dataclasses.asdict(options)], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _done(csv_path: Path, key: str) -> set[str]:
+    if not csv_path.exists():
+        return set()
+    with open(csv_path, newline="") as handle:
+        return {row["sequence"] for row in csv.DictReader(handle) if row.get("config") == key}
+
+
+def _append(csv_path: Path, row: dict) -> None:
+    columns = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift"]
+    new = not csv_path.exists()
+    with open(csv_path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        handle.flush()
+
+
+def read_results(csv_path: Path) -> list[dict]:
+    with open(csv_path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean of every metric per (label, dataset, config), over videos."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["label"], row["dataset"], row["config"]), []).append(row)
+    summary = []
+    for (label, dataset, key), members in groups.items():
+        entry = {"label": label, "dataset": dataset, "config": key, "videos": len(members)}
+        for metric in METRICS:
+            values = [float(r[metric]) for r in members if r.get(metric) not in (None, "", "nan")]
+            entry[metric] = float(np.mean(values)) if values else float("nan")
+        summary.append(entry)
+    return summary
+
+
+def markdown(summary: list[dict]) -> str:
+    header = "| configuration | dataset | videos | AbsRel | δ1 | TAE | flicker | ms/frame |\n|---|---|---|---|---|---|---|---|"
+    lines = [header]
+    for s in summary:
+        lines.append(
+            f"| {s['label'] or s['config']} | {s['dataset']} | {s['videos']} | {s['abs_rel']:.3f} | "
+            f"{s['delta1']:.3f} | {s['tae']:.3f} | {s['flicker']:.4f} | {s['ms_per_frame']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def run_eval(
+    pipeline: VideoDepthPipeline, root: str | Path, settings: RunSettings, options: EvalOptions,
+    out_dir: str | Path, model_id: str = "", progress: bool = True,
+) -> list[dict]:
+    root = Path(root)
+    paths = list_sequences(root)
+    if not paths:
+        raise InputError(f"{root}: no sequences found (see docs/DATA.md for the layouts)")
+    paths = paths[: options.limit] if options.limit else paths
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "results.csv"
+    key = config_key(model_id, settings, options)
+    done = _done(csv_path, key)
+    dataset = options.dataset if options.dataset != "auto" else Path(root).name
+    for path in tqdm(paths, desc="evaluating", unit="video", disable=not progress):
+        # Rows are keyed by the path inside the dataset, which stays unique and stable across runs.
+        name = str(path.relative_to(root)) if path != Path(root) else path.name
+        if name in done:
+            continue
+        row = evaluate_sequence(pipeline, path, settings, options, name)
+        _append(csv_path, {"config": key, "label": options.label, "dataset": dataset, **row})
+    summary = summarise([r for r in read_results(csv_path) if r["config"] == key])
+    (out_dir / "summary.md").write_text(markdown(summarise(read_results(csv_path))) + "\n")
+    return summary
