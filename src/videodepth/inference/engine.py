@@ -118,14 +118,16 @@ class PipelineSampler:
 
     def __init__(self, pipeline, schedule, noise, cache, latent_shape, guidance):
         self.pipeline, self.noise, self.cache = pipeline, noise, cache
-        self.sigmas, self.init_noise_sigma = schedule.sigmas, schedule.init_noise_sigma
+        self.device = pipeline.device
+        self.sigmas, self.init_noise_sigma = schedule.sigmas.to(self.device), schedule.init_noise_sigma
         self.latent_shape, self.guidance = latent_shape, guidance
 
     def noise_latents(self, frames: range) -> torch.Tensor:
-        return self.noise.initial_latents(frames, self.latent_shape) * self.init_noise_sigma
+        # Noise is drawn on the CPU so that results do not depend on the device's generator.
+        return self.noise.initial_latents(frames, self.latent_shape).to(self.device) * self.init_noise_sigma
 
     def renoise(self, frames: range, step: int) -> torch.Tensor:
-        return self.noise.renoise(frames, step, self.latent_shape)
+        return self.noise.renoise(frames, step, self.latent_shape).to(self.device)
 
     def sample(
         self, x: torch.Tensor, frames: range, context: torch.Tensor | None = None,
@@ -139,7 +141,8 @@ class PipelineSampler:
             sigmas = sigma.expand(1, x.shape[1])
             if context is not None:
                 x = torch.cat([context, x], dim=1)
-                sigmas = torch.cat([torch.full((1, num_context), context_sigma, dtype=sigma.dtype), sigmas], dim=1)
+                context_sigmas = torch.full((1, num_context), context_sigma, dtype=sigma.dtype, device=sigma.device)
+                sigmas = torch.cat([context_sigmas, sigmas], dim=1)
             denoised = self.pipeline.denoise(x, sigmas, cond, self.guidance, input_is_scaled=prescale)
             return denoised[:, num_context:]
 
