@@ -353,9 +353,9 @@ def open_video(video: Path, options: FxOptions) -> VideoReader:
     from videodepth.io import probe
 
     info = probe(video)
-    longest = max(info.width, info.height)
-    max_res = longest if options.max_res is None else min(longest, options.max_res)
-    return VideoReader(video, max_res=max(64, max_res), process_length=options.process_length, multiple=1)
+    # Without a cap, a limit at (or, for tiny videos, above) the longest side keeps the original size.
+    max_res = max(64, info.width, info.height) if options.max_res is None else options.max_res
+    return VideoReader(video, max_res=max_res, process_length=options.process_length, multiple=1)
 
 
 def _check_lengths(reader: VideoReader, depth: DepthVideo, options: FxOptions) -> int:

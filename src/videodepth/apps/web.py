@@ -18,6 +18,8 @@ import atexit
 import os
 import re
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -397,6 +399,8 @@ def serve(config: ServeConfig) -> None:
     if config.max_upload_mb <= 0 or config.max_seconds <= 0:
         raise InputError("--max-upload-mb and --max-seconds must be positive")
     app = WebApp(config)
+    # A service manager stops us with SIGTERM: turn it into a normal exit so the job files go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         app.launch(block=True)
     finally:
