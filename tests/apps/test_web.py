@@ -1,0 +1,132 @@
+"""Server-side checks of ``videodepth serve``, called directly (no browser): uploads, limits, job folders."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videodepth.apps.web import (
+    JobFolders,
+    ServeConfig,
+    WebApp,
+    check_int,
+    check_upload,
+    safe_stem,
+    zip_folder,
+)
+from videodepth.errors import InputError
+from videodepth.io import RgbVideoWriter
+
+FPS = 12
+
+
+@pytest.fixture()
+def uploads(tmp_path) -> Path:
+    root = tmp_path / "uploads"
+    root.mkdir()
+    with RgbVideoWriter(root / "clip.mp4", FPS) as writer:  # 12 frames at 12 fps: 1 s
+        for index in range(12):
+            writer.write_rgb(index, np.full((64, 128, 3), 20 * index, np.uint8))
+    (root / "notes.mp4").write_text("this is not a video")
+    (root / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return root
+
+
+def test_a_valid_upload_passes_and_reports_its_duration(uploads):
+    info = check_upload(str(uploads / "clip.mp4"), ServeConfig(max_seconds=2.0), [uploads])
+    assert (info.width, info.height, info.num_frames) == (128, 64, 12)
+    assert info.duration_s == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize(("name", "config", "message"), [
+    (None, ServeConfig(), "no video: upload one or load the demo clip first"),
+    ("missing.mp4", ServeConfig(), "no longer on the server"),
+    ("clip.mp4", ServeConfig(max_upload_mb=0.001), r"the upload is 0\.\d MB; this server accepts at most 0.001 MB"),
+    ("clip.mp4", ServeConfig(max_seconds=0.5), "the video is 1.0 s long; this server accepts at most 0.5 s"),
+    ("notes.mp4", ServeConfig(), "notes.mp4 is not a readable video"),
+    ("photo.png", ServeConfig(), "is an image, not a video"),
+])
+def test_bad_uploads_give_one_line_errors(uploads, name, config, message):
+    path = None if name is None else str(uploads / name)
+    with pytest.raises(InputError, match=message) as error:
+        check_upload(path, config, [uploads])
+    text = str(error.value)
+    assert "\n" not in text
+    assert str(uploads) not in text  # server paths are not shown to clients
+
+
+def test_paths_outside_the_upload_folder_are_refused_without_being_opened(uploads, tmp_path):
+    secret = tmp_path / "secret.mp4"
+    secret.write_bytes((uploads / "clip.mp4").read_bytes())
+    for path in (str(secret), str(uploads / ".." / "secret.mp4"), "/etc/passwd"):
+        with pytest.raises(InputError, match="not uploaded to this server"):
+            check_upload(path, ServeConfig(), [uploads])
+    link = uploads / "link.mp4"
+    link.symlink_to(secret)  # a link inside the folder pointing outside is resolved and refused too
+    with pytest.raises(InputError, match="not uploaded to this server"):
+        check_upload(str(link), ServeConfig(), [uploads])
+
+
+def test_ui_numbers_are_checked():
+    assert check_int(5.0, "steps", 1, 50) == 5
+    for value, message in [(0, "from 1 to 50"), (2.5, "from 1 to 50"), ("x", "must be a number"), (None, "number")]:
+        with pytest.raises(InputError, match=message):
+            check_int(value, "steps", 1, 50)
+
+
+def test_output_names_come_from_the_upload_name_made_safe():
+    assert safe_stem("/tmp/gradio/abc/My Clip (1).mp4") == "My_Clip_1"
+    assert safe_stem("/x/../..mp4") == "video"
+    assert safe_stem("a/b/ok-name_2.mov") == "ok-name_2"
+
+
+def test_job_folders_expire_after_the_ttl_and_all_go_at_shutdown(tmp_path):
+    jobs = JobFolders(tmp_path / "jobs", ttl_s=60)
+    old, fresh = jobs.new(), jobs.new()
+    (old / "result.mp4").write_bytes(b"x")
+    past = time.time() - 120
+    os.utime(old, (past, past))
+    assert jobs.sweep() == [old]
+    assert not old.exists() and fresh.exists()
+    jobs.remove_all()
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_zip_folder_keeps_every_frame(tmp_path):
+    import zipfile
+
+    folder = tmp_path / "clip_exr"
+    folder.mkdir()
+    for index in range(3):
+        (folder / f"{index:06d}.exr").write_bytes(bytes([index]) * 10)
+    with zipfile.ZipFile(zip_folder(folder, tmp_path / "clip_exr.zip")) as archive:
+        assert archive.namelist() == [f"clip_exr/{i:06d}.exr" for i in range(3)]
+
+
+def test_handlers_turn_user_errors_into_ui_errors_and_keep_going(tmp_path, uploads, monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setattr("videodepth.apps.web.upload_roots", lambda: [uploads])
+    app = WebApp(ServeConfig(work_root=tmp_path / "work"))
+    with pytest.raises(gr.Error, match="not a readable video"):
+        app.run_depth(str(uploads / "notes.mp4"), "shipped model", "depthcrafter", 5, 448, 0, "inferno")
+    with pytest.raises(gr.Error, match="unknown strategy"):
+        app.run_depth(str(uploads / "clip.mp4"), "shipped model", "magic", 5, 448, 0, "inferno")
+    with pytest.raises(gr.Error, match="max resolution must be a whole number from 64 to 1024"):
+        app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 5, 4096, 0, "inferno")
+    with pytest.raises(gr.Error, match="unknown model"):
+        app.run_depth(str(uploads / "clip.mp4"), "../../etc", "depthcrafter", 5, 448, 0, "inferno")
+    with pytest.raises(gr.Error, match="run depth on a video first"):
+        app.apply_effect(None, "fog", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60)
+    assert list((tmp_path / "work").glob("job-*")) == []  # nothing was started for refused requests
+
+
+def test_serve_refuses_a_model_path_that_is_not_a_folder(tmp_path):
+    from videodepth.apps.web import serve
+
+    with pytest.raises(InputError, match="--model must be a local model folder"):
+        serve(ServeConfig(model=tmp_path / "nope"))
