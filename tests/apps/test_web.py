@@ -130,3 +130,23 @@ def test_serve_refuses_a_model_path_that_is_not_a_folder(tmp_path):
 
     with pytest.raises(InputError, match="--model must be a local model folder"):
         serve(ServeConfig(model=tmp_path / "nope"))
+
+
+def test_effects_tab_streams_an_effect_over_the_last_result(tmp_path, uploads):
+    from videodepth.io import NpzWriter
+
+    app = WebApp(ServeConfig(work_root=tmp_path / "work"))
+    job = app.jobs.new()
+    video = job / "clip.mp4"
+    video.write_bytes((uploads / "clip.mp4").read_bytes())
+    with NpzWriter(job / "clip.npz", fps=FPS) as writer:
+        for index in range(12):
+            writer.write(index, np.tile(np.linspace(0, 1, 128, dtype=np.float32), (64, 1)))
+    state = {"video": str(video), "npz": str(job / "clip.npz"), "job": str(job), "frames": 12}
+    shown, preview, files, status = app.apply_effect(state, "matte", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60)
+    assert Path(shown).name == "clip_matte.mp4" and preview is None
+    assert [Path(f).name for f in files] == ["clip_matte.mp4", "clip_matte_frames.zip"]
+    assert "12 frames" in status
+    shown, preview, files, _ = app.apply_effect(state, "pointcloud", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60)
+    assert shown is None and Path(preview).name == "preview.png"
+    assert [Path(f).name for f in files] == ["clip_pointcloud_frames.zip"]
