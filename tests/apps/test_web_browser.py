@@ -7,6 +7,7 @@ browser download is not used). Set ``VIDEODEPTH_UPDATE_SCREENSHOT=1`` to refresh
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -114,6 +115,8 @@ def test_upload_run_download_and_a_bad_upload(server, tmp_path):
             page.get_by_role("option", name="tiny").click()
             started = time.monotonic()
             page.locator("#run-button").click()
+            # The progress bar follows the run's own frame counter.
+            page.locator("#result-video").get_by_text(re.compile(rf"\d+/{FRAMES} frame")).first.wait_for(timeout=30_000)
             result = page.locator("#result-video video")
             result.wait_for(timeout=45_000)
             page.get_by_text("Done.").wait_for(timeout=10_000)

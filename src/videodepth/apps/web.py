@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
+
 from videodepth.errors import InputError, VideoDepthError
 from videodepth.io import COLORMAPS, VideoInfo, probe
 
@@ -183,8 +185,6 @@ class Pipelines:
 
 
 def _gradio_error(error: VideoDepthError) -> Exception:
-    import gradio as gr
-
     return gr.Error(str(error), print_exception=False)
 
 
@@ -208,7 +208,8 @@ class WebApp:
         return str(target)
 
     def run_depth(self, video: str | None, model: str, strategy: str, steps: float, max_res: float,
-                  frame_limit: float, cmap: str, progress: Any = None) -> tuple[Any, ...]:
+                  frame_limit: float, cmap: str,
+                  progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
         try:
             return self._run_depth(video, model, strategy, steps, max_res, frame_limit, cmap)
         except VideoDepthError as error:
@@ -250,7 +251,7 @@ class WebApp:
 
     def apply_effect(self, state: dict | None, effect: str, density: float, lo: float, hi: float, split: float,
                      softness: float, focus: float, aperture: float, stereo_mode: str, baseline: float,
-                     fov: float, progress: Any = None) -> tuple[Any, ...]:
+                     fov: float, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
         try:
             return self._apply_effect(state, effect, density, lo, hi, split, softness, focus, aperture,
                                       stereo_mode, baseline, fov)
@@ -300,8 +301,6 @@ class WebApp:
 
     # -- layout ------------------------------------------------------------------------------
     def build(self) -> Any:
-        import gradio as gr
-
         from videodepth.inference.strategies import STRATEGIES
 
         config = self.config
@@ -354,13 +353,13 @@ class WebApp:
 
             demo_button.click(self.load_demo, outputs=video, queue=False)
             run_button.click(
-                _with_progress(self.run_depth),
+                self.run_depth,
                 inputs=[video, model, strategy, steps, max_res, frame_limit, cmap],
                 outputs=[result, downloads, status, state],
                 concurrency_id=JOB_CONCURRENCY_ID, concurrency_limit=1, api_name="depth",
             )
             effect_button.click(
-                _with_progress(self.apply_effect),
+                self.apply_effect,
                 inputs=[state, effect, density, lo, hi, split, softness, focus, aperture, stereo_mode, baseline, fov],
                 outputs=[effect_video, effect_preview, effect_files, effect_status],
                 concurrency_id=JOB_CONCURRENCY_ID, concurrency_limit=1, api_name="effect",
@@ -378,17 +377,6 @@ class WebApp:
             show_error=True, quiet=not block, ssr_mode=False, inbrowser=False, share=False,
         )
         return demo
-
-
-def _with_progress(handler: Any) -> Any:
-    """Wrap a handler so Gradio gives it a progress tracker that follows the library's tqdm bars."""
-    import gradio as gr
-
-    def call(*args: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Any:  # noqa: B008
-        return handler(*args, progress=progress)
-
-    call.__name__ = handler.__name__
-    return call
 
 
 def serve(config: ServeConfig) -> None:
