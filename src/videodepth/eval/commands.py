@@ -12,6 +12,44 @@ from videodepth.errors import InputError
 def register(subparsers) -> None:
     register_eval(subparsers)
     register_bench(subparsers)
+    register_ablations(subparsers)
+
+
+def register_ablations(subparsers) -> None:
+    from videodepth.inference.commands import add_model_arguments
+
+    parser = subparsers.add_parser(
+        "ablations", help="reproduce the papers' ablations with one model",
+        description="Strategies, window length, steps and single-frame evaluation on one or more datasets; "
+                    "resumable; writes Markdown tables.",
+    )
+    parser.add_argument("roots", type=Path, nargs="+", help="dataset folders (e.g. SynthBench, RGB-D folders)")
+    parser.add_argument("--out", type=Path, default=Path("ablations"))
+    parser.add_argument("--report", type=Path, help="also write the tables to this Markdown file")
+    parser.add_argument("--max-res", type=int, default=448)
+    parser.add_argument("--max-frames", type=int)
+    parser.add_argument("--limit", type=int, help="only the first N sequences of each dataset")
+    parser.add_argument("--seed", type=int, default=42)
+    add_model_arguments(parser)
+    parser.set_defaults(func=ablations_command)
+
+
+def ablations_command(args: argparse.Namespace) -> int:
+    from videodepth.eval.ablations import run_ablations
+    from videodepth.eval.runner import EvalOptions
+    from videodepth.inference.commands import load_pipeline
+
+    pipeline = load_pipeline(args)
+    tables = []
+    for root in args.roots:
+        options = EvalOptions(dataset=root.name, max_res=args.max_res, max_frames=args.max_frames, limit=args.limit)
+        tables.append(f"### {root.name}\n\n" + run_ablations(pipeline, root, args.out / root.name, options,
+                                                           str(args.model or "default"), args.seed))
+    text = "\n\n".join(tables) + "\n"
+    print(text)
+    if args.report:
+        args.report.write_text(text)
+    return 0
 
 
 def register_eval(subparsers) -> None:

@@ -38,6 +38,8 @@ class EvalOptions:
     max_frames: int | None = None
     limit: int | None = None  # evaluate only the first N sequences
     label: str = ""  # a name for this configuration in the tables
+    # NYU-style: every frame is predicted alone and aligned alone; every n-th frame is used.
+    single_frame_stride: int = 0
 
 
 def sequence_settings(options: EvalOptions, fallback_max_depth: float) -> tuple[float, int | None]:
@@ -61,6 +63,8 @@ def evaluate_sequence(pipeline, path: Path, settings: RunSettings, options: Eval
     probe_max = read_sequence(path, max_frames=1).max_depth
     max_depth, seq_len = sequence_settings(options, probe_max)
     sequence = read_sequence(path, max_frames=seq_len)
+    if options.single_frame_stride:
+        return _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name)
     prediction, frames, seconds = predict_sequence(pipeline, sequence.rgb, settings, options.max_res)
     has_poses = sequence.poses_c2w is not None and sequence.K is not None and len(sequence.rgb) > 1
     scores = evaluate_video(
@@ -70,6 +74,18 @@ def evaluate_sequence(pipeline, path: Path, settings: RunSettings, options: Eval
     scores["flicker"] = flicker(frames, prediction) if len(frames) > 1 else float("nan")
     scores["ms_per_frame"] = 1000 * seconds / len(frames)
     return {"sequence": name, "frames": len(frames), **scores}
+
+
+def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name) -> dict:
+    rows, seconds = [], 0.0
+    indices = range(0, sequence.num_frames, options.single_frame_stride)
+    for index in indices:
+        prediction, _, took = predict_sequence(pipeline, sequence.rgb[index : index + 1], settings, options.max_res)
+        rows.append(evaluate_video(prediction, sequence.depth[index : index + 1], max_depth))
+        seconds += took
+    scores = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+    scores.update(tae=float("nan"), flicker=float("nan"), ms_per_frame=1000 * seconds / len(rows))
+    return {"sequence": name, "frames": len(rows), **scores}
 
 
 def config_key(model_id: str, settings: RunSettings, options: EvalOptions) -> str:
