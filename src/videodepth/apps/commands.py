@@ -182,7 +182,12 @@ def _register_serve(subparsers) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from videodepth.apps.web import ServeConfig, serve
+    try:
+        from videodepth.apps.web import ServeConfig, serve
+    except ModuleNotFoundError as error:
+        if error.name != "gradio":
+            raise
+        raise InputError('the web UI needs Gradio: pip install "videodepth[web]"') from None
 
     config = ServeConfig(
         model=args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
