@@ -1,0 +1,60 @@
+"""``videodepth train CONFIG``: one training stage from a YAML config (see configs/ and docs/TRAINING.md).
+
+On several GPUs: ``accelerate launch -m videodepth train CONFIG`` (DDP; each process reads its
+own batches). ``videodepth train-eval MODEL --synthbench DIR`` scores a trained model folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train one stage (VAE, DepthCrafter/ChronoDepth/per-frame UNet)",
+                                  description="Train one stage described by a YAML config.")
+    train.add_argument("config", type=Path, help="stage config, e.g. configs/depthcrafter/stage1.yaml")
+    train.add_argument("--out", type=Path, default=None, help="run folder (default: the config's `out`)")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    train.add_argument("--steps", type=int, default=None, help="override the number of optimisation steps")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config field, e.g. --set optim.lr=3e-5 (repeatable)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to CSV)")
+    train.set_defaults(func=_train)
+
+    score = subparsers.add_parser("train-eval", help="score a model folder on SynthBench clips",
+                                  description="AbsRel, delta1 and TAE of a model folder on SynthBench clips "
+                                              "(DepthCrafter protocol).")
+    score.add_argument("model", type=Path)
+    score.add_argument("--synthbench", type=Path, required=True)
+    score.add_argument("--clips", type=int, default=15)
+    score.add_argument("--frames", type=int, default=48)
+    score.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    score.add_argument("--strategy", default=None)
+    score.add_argument("--window", type=int, default=None)
+    score.add_argument("--overlap", type=int, default=None)
+    score.add_argument("--context", type=int, default=None)
+    score.set_defaults(func=_score)
+
+
+def _train(args) -> int:
+    from videodepth.training.config import load_config
+    from videodepth.training.trainer import train
+
+    overrides = list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
+    config = load_config(args.config, overrides)
+    folder = train(config, out=args.out, resume=args.resume, show_progress=not args.no_progress)
+    print(f"model written to {folder}")
+    return 0
+
+
+def _score(args) -> int:
+    from videodepth.models.bundle import DepthModel
+    from videodepth.training.validate import validate_model
+
+    model = DepthModel.from_pretrained(args.model)
+    settings = {k: getattr(args, k) for k in ("strategy", "window", "overlap", "context") if getattr(args, k) is not None}
+    results = validate_model(model, args.synthbench, args.clips, args.frames, args.steps or model.config.steps,
+                             **settings)
+    print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **results}))
+    return 0

@@ -1,0 +1,175 @@
+"""Training configuration: plain dataclasses, one YAML file per stage.
+
+A YAML file mirrors :class:`TrainConfig`; sections are optional and unknown keys are errors
+(a typo must not silently fall back to a default). ``--set section.key=value`` overrides any
+field from the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from videodepth.errors import InputError
+
+
+@dataclass
+class ModelSection:
+    # "random" (fresh small/tiny model), "designed" (random UNet + the hand-set VAE of
+    # training.designed_vae) or a model folder written by DepthModel.save_pretrained.
+    init: str = "random"
+    size: Literal["small", "tiny"] = "small"
+    seed: int = 0
+
+
+@dataclass
+class DataSection:
+    shards: list[str] = field(default_factory=list)  # folders or files of training shards
+    size: tuple[int, int] = (128, 224)
+    # Clip length: uniform in [min_len, max_len] per batch (one length per batch).
+    min_len: int = 1
+    max_len: int = 25
+    batch_size: int = 1
+    workers: int = 1
+    max_zoom: float = 1.25
+
+
+@dataclass
+class ObjectiveSection:
+    p_mean: float = 0.7  # ln sigma ~ N(p_mean, p_std^2), SVD's training distribution
+    p_std: float = 1.6
+    # "clip": one sigma per clip (DepthCrafter); "frame": one per frame (ChronoDepth).
+    noise: Literal["clip", "frame"] = "clip"
+    # "far": invalid pixels stay at -1 (the far end) and count in the loss (right for sky);
+    # "fill_and_mask": nearest-valid fill before encoding, loss weighted by each latent cell's
+    # valid-pixel fraction (right for stereo holes).
+    invalid: Literal["far", "fill_and_mask"] = "far"
+    # "vae": encode with the model's VAE; "designed": the closed form of the designed VAE's
+    # encoder (same latents to ~1e-4, much faster; only valid for a designed, untrained VAE).
+    encoder: Literal["vae", "designed"] = "vae"
+    # VAE stage: reconstruction L1 + L2 on RGB and depth, plus kl_weight * KL.
+    kl_weight: float = 1e-6
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+
+
+@dataclass
+class ValidationSection:
+    synthbench: str = ""  # RGB-D folder of SynthBench clips; empty = no validation
+    clips: int = 3
+    frames: int = 24
+    every: int = 0  # steps between validations; 0 = only at the end
+    steps: int = 4
+
+
+@dataclass
+class TrainConfig:
+    name: str = "stage"
+    # "unet": diffusion training of the UNet (VAE frozen); "vae": autoencoder reconstruction.
+    task: Literal["unet", "vae"] = "unet"
+    # Which UNet parameters train: all, spatial or temporal (see training.layers).
+    trainable: Literal["all", "spatial", "temporal"] = "all"
+    steps: int = 100
+    # Wall-clock budget: stop early (checkpoint, validate, save) after this many minutes; 0 = none.
+    max_minutes: float = 0.0
+    seed: int = 0
+    mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"  # used on GPU only
+    ema_decay: float = 0.999
+    checkpoint_every: int = 0  # 0 = only at the end
+    log_every: int = 10
+    out: str = "runs/stage"
+    # Inference defaults written into the saved model (DepthModelConfig fields).
+    inference: dict = field(default_factory=dict)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    validation: ValidationSection = field(default_factory=ValidationSection)
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
+    kwargs = {}
+    for key, value in values.items():
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _build(type(default), value, f"{where}.{key}")
+        elif isinstance(default, tuple):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = _coerce(value, default, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """YAML reads ``3e-5`` as a string (no dot) and ``1`` as an int; numbers follow the default's type."""
+    if isinstance(default, float) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """``["optim.lr=3e-5", "steps=10"]`` applied to a nested mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(f"--set expects section.key=value, got '{item}'")
+        dotted, text = item.split("=", 1)
+        target = values
+        *parents, last = dotted.strip().split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = _parse_value(text)
+    return values
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"training config not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        first = str(error).strip().splitlines()[0]
+        raise InputError(f"{path}: not valid YAML ({first})") from None
+    values = apply_overrides(values, overrides or [])
+    config = _build(TrainConfig, values, path.name)
+    _check(config, path.name)
+    return config
+
+
+def _check(config: TrainConfig, where: str) -> None:
+    if config.steps < 1:
+        raise InputError(f"{where}: steps must be at least 1")
+    if not 1 <= config.data.min_len <= config.data.max_len:
+        raise InputError(f"{where}: data needs 1 <= min_len <= max_len")
+    height, width = config.data.size
+    if height % 32 or width % 32:
+        raise InputError(f"{where}: data.size sides must be multiples of 32, got {height}x{width}")
+    if config.optim.grad_accum < 1 or config.data.batch_size < 1:
+        raise InputError(f"{where}: batch_size and grad_accum must be at least 1")

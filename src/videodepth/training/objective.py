@@ -1,0 +1,85 @@
+"""The training objective: EDM denoising score matching in the VAE's latent space.
+
+For clean depth latents x0 and noise eps, x = x0 + sigma eps, and the preconditioned denoiser
+D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) (SVD's v-prediction parametrisation) is
+trained with  E[ lambda(sigma) * || D(x; sigma) - x0 ||^2 ],  lambda = (1 + sigma^2) / sigma^2.
+sigma is drawn as ln sigma ~ N(P_mean, P_std^2), once per clip (DepthCrafter) or once per
+frame (ChronoDepth); the RGB latents of each frame are concatenated to its noisy depth latent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from videodepth.diffusion.preconditioning import c_in, c_noise, denoised_from_output, loss_weight
+from videodepth.diffusion.schedules import sample_training_sigmas
+
+
+def draw_sigmas(batch: int, frames: int, per: str, p_mean: float, p_std: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """[B, F] noise levels: one per clip repeated over frames ("clip") or one per frame ("frame")."""
+    if per == "clip":
+        return sample_training_sigmas((batch, 1), p_mean, p_std, generator).expand(batch, frames).contiguous()
+    if per == "frame":
+        return sample_training_sigmas((batch, frames), p_mean, p_std, generator)
+    raise ValueError(f"unknown noise mode '{per}'; choose clip or frame")
+
+
+def fill_invalid_nearest(disparity: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Replace invalid pixels by the value of the nearest valid pixel of the same frame.
+
+    ``disparity`` and ``valid`` are [N, 1, H, W]; frames without any valid pixel are left as they
+    are. Holes then encode as smooth continuations instead of a jump to the far end.
+    """
+    out = disparity.clone()
+    for i in range(len(disparity)):
+        mask = valid[i, 0].cpu().numpy()
+        if mask.all() or not mask.any():
+            continue
+        _, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
+        frame = disparity[i, 0].cpu().numpy()
+        out[i, 0] = torch.from_numpy(np.ascontiguousarray(frame[rows, cols])).to(out)
+    return out
+
+
+def latent_cell_weights(valid: torch.Tensor, factor: int) -> torch.Tensor:
+    """Fraction of valid pixels under each latent cell: [N, 1, H, W] -> [N, 1, H/f, W/f]."""
+    return F.avg_pool2d(valid.float(), kernel_size=factor, stride=factor)
+
+
+@torch.no_grad()
+def encode_scaled(vae, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+    """VAE posterior mode times the scaling factor, [N, 3, H, W] -> [N, 4, h, w]."""
+    parts = [vae.encode(images[i : i + chunk].to(vae.dtype)).latent_dist.mode() for i in range(0, len(images), chunk)]
+    return torch.cat(parts) * vae.config.scaling_factor
+
+
+def denoising_loss(
+    unet: torch.nn.Module,
+    x0: torch.Tensor,
+    rgb_latents: torch.Tensor,
+    sigma: torch.Tensor,
+    noise: torch.Tensor,
+    tokens: torch.Tensor,
+    added_time_ids: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """lambda(sigma)-weighted squared error of the denoised estimate.
+
+    ``x0``, ``rgb_latents``, ``noise`` [B, F, C, h, w]; ``sigma`` [B, F]; ``tokens`` [B, F, D];
+    ``weight`` (optional) [B, F, 1, h, w] per latent cell, e.g. its valid-pixel fraction. The
+    result is the weighted mean over all latent elements.
+    """
+    x = x0 + sigma[..., None, None, None] * noise
+    network_input = torch.cat([c_in(sigma) * x, rgb_latents], dim=2)
+    output = unet(network_input, c_noise(sigma), encoder_hidden_states=tokens, added_time_ids=added_time_ids,
+                  return_dict=False)[0]
+    denoised = denoised_from_output(output.float(), x, sigma)
+    error = loss_weight(sigma)[..., None, None, None] * (denoised - x0) ** 2
+    if weight is None:
+        return error.mean()
+    weight = weight.expand_as(error)
+    return (error * weight).sum() / weight.sum().clamp_min(1e-8)

@@ -1,0 +1,381 @@
+"""The training loop: accelerate (one CPU process, or DDP over GPUs), gradient accumulation,
+mixed precision on GPU, EMA weights, periodic checkpoints with exact resume, CSV/TensorBoard
+logs, a progress bar, and validation on SynthBench clips.
+
+Exact resume: data and noise of step s are drawn from generators keyed by (seed, s, micro-step,
+rank) (see :mod:`videodepth.training.data`), and a checkpoint holds the trained module,
+optimizer, EMA weights and the step. Nothing else carries state across steps, so N steps at
+once and N/2 + resume + N/2 give identical parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from videodepth.errors import CheckpointError, InputError
+from videodepth.models.bundle import DepthModel
+from videodepth.training.config import TrainConfig
+from videodepth.training.data import StepBatchSampler, StepKeyedShards, step_loader
+from videodepth.training.layers import select_trainable
+from videodepth.training.objective import denoising_loss, draw_sigmas, encode_scaled, latent_cell_weights
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+MODEL_FOLDER = "model"
+KEEP_CHECKPOINTS = 2
+
+
+class VaeReconstruction(torch.nn.Module):
+    """Encode, sample, decode in one forward (so DDP sees one call); returns (recon, kl)."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        posterior = self.vae.encode(images).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
+        z = posterior.mean + posterior.std * noise
+        return self.vae.decode(z).sample, posterior.kl().mean()
+
+
+def initial_model(config: TrainConfig) -> DepthModel:
+    if config.model.init in ("random", "designed"):
+        from videodepth.models.architectures import random_model
+
+        model = random_model("videodepth", size=config.model.size, seed=config.model.seed)
+        if config.model.init == "designed":
+            from videodepth.training.designed_vae import design_vae
+
+            design_vae(model.vae)
+        return model
+    folder = Path(config.model.init)
+    if not folder.is_dir():
+        raise CheckpointError(f"model.init {folder}: no such model folder (train the previous stage first)")
+    return DepthModel.from_pretrained(folder)
+
+
+def _generator(*key: int) -> torch.Generator:
+    seed = 0
+    for part in key:
+        seed = (seed * 1_000_003 + int(part)) % (2**63)
+    return torch.Generator().manual_seed(seed)
+
+
+def _atomic_dir(target: Path, write) -> None:
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    folder = out / CHECKPOINTS
+    done = sorted(p for p in folder.glob("step_*") if (p / STATE_FILE).is_file()) if folder.is_dir() else []
+    return done[-1] if done else None
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: str | Path | None = None, resume: bool = False,
+                 show_progress: bool = True):
+        self.config = config
+        self.out = Path(out or config.out)
+        on_gpu = torch.cuda.is_available()
+        self.accelerator = Accelerator(
+            cpu=not on_gpu, mixed_precision=config.mixed_precision if on_gpu else "no",
+            gradient_accumulation_steps=config.optim.grad_accum,
+        )
+        self.show_progress = show_progress and self.accelerator.is_main_process
+        self._prepare_output(resume)
+        torch.manual_seed(config.seed)
+        self.model = initial_model(config)
+        self.device = self.accelerator.device
+        self.module, parameters = self._trainable_module()
+        self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr, betas=config.optim.betas,
+                                           weight_decay=config.optim.weight_decay)
+        self.ema = EMAModel(self.module.parameters(), decay=config.ema_decay)
+        self.module, self.optimizer = self.accelerator.prepare(self.module, self.optimizer)
+        self.ema.to(self.device)
+        self.model.vae.to(self.device)
+        self.step = 0
+        if resume:
+            self._load_checkpoint()
+
+    # ------------------------------------------------------------------------- setup
+    def _prepare_output(self, resume: bool) -> None:
+        if not resume and latest_checkpoint(self.out) is not None:
+            raise InputError(f"{self.out} already holds checkpoints; pass --resume or choose another --out")
+        if self.accelerator.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(dataclasses.asdict(self.config)), sort_keys=False))
+        self.accelerator.wait_for_everyone()
+
+    def _trainable_module(self) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
+        self.model.unet.requires_grad_(False)
+        self.model.vae.requires_grad_(False)
+        if self.config.task == "vae":
+            self.model.vae.train().requires_grad_(True)
+            module = VaeReconstruction(self.model.vae)
+            return module, list(module.parameters())
+        self.model.unet.train()
+        parameters = select_trainable(self.model.unet, self.config.trainable)
+        return self.model.unet, parameters
+
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.module)
+
+    # ------------------------------------------------------------------- checkpoints
+    def save_checkpoint(self) -> Path:
+        """Module, optimizer (and fp16 loss scaler), EMA and step; written by the main process,
+        atomically, keeping the last few."""
+        target = self.out / CHECKPOINTS / f"step_{self.step:07d}"
+        if self.accelerator.is_main_process:
+            scaler = self.accelerator.scaler
+            state = {
+                "module": self.unwrapped.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "step": self.step,
+            }
+
+            def write(folder: Path) -> None:
+                torch.save(state, folder / "state.pt")
+                (folder / STATE_FILE).write_text(
+                    json.dumps({"step": self.step, "num_processes": self.accelerator.num_processes}) + "\n")
+
+            _atomic_dir(target, write)
+            for old in sorted((self.out / CHECKPOINTS).glob("step_*"))[:-KEEP_CHECKPOINTS]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        return target
+
+    def _load_checkpoint(self) -> None:
+        folder = latest_checkpoint(self.out)
+        if folder is None:
+            if self.accelerator.is_main_process:
+                print(f"no checkpoint in {self.out}; starting from step 0")
+            return
+        try:
+            state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+            self.unwrapped.load_state_dict(state["module"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.ema.load_state_dict(state["ema"])
+            if state["scaler"] is not None and self.accelerator.scaler is not None:
+                self.accelerator.scaler.load_state_dict(state["scaler"])
+            self.step = int(state["step"])
+        except (OSError, KeyError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{folder}: cannot resume ({str(error).splitlines()[0][:200]})") from None
+        self.ema.to(self.device)
+
+    def save_model(self) -> Path:
+        """The EMA weights as a model folder that ``videodepth run --model`` loads."""
+        model = self.ema_model()
+        target = self.out / MODEL_FOLDER
+        if self.accelerator.is_main_process:
+            model.save_pretrained(target)
+        self.accelerator.wait_for_everyone()
+        return target
+
+    def ema_model(self) -> DepthModel:
+        """A detached copy of the model with the EMA weights in the trained module."""
+        unet, vae = copy.deepcopy(self.model.unet), copy.deepcopy(self.model.vae)
+        trained = VaeReconstruction(vae) if self.config.task == "vae" else unet
+        self.ema.copy_to(trained.parameters())
+        config = dataclasses.replace(self.model.config, **self.config.inference)
+        return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=self.model.scheduler,
+                          config=config).eval()
+
+    # ------------------------------------------------------------------------ losses
+    def _batch_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+        rgb = batch["rgb"].to(self.device)
+        disparity = batch["disparity"].to(self.device)
+        valid = batch["valid"].to(self.device)
+        B, T = rgb.shape[:2]
+        depth3 = disparity.flatten(0, 1).repeat(1, 3, 1, 1)
+        if self.config.task == "vae":
+            images = torch.cat([rgb.flatten(0, 1), depth3])
+            with self.accelerator.autocast():
+                recon, kl = self.module(images, generator)
+            recon = recon.float()
+            loss = F.l1_loss(recon, images) + F.mse_loss(recon, images) + self.config.objective.kl_weight * kl
+            return loss, B * T
+        encode = self._encoder()
+        rgb_latents = encode(rgb.flatten(0, 1))
+        x0 = encode(depth3)
+        x0 = x0.reshape(B, T, *x0.shape[1:])
+        rgb_latents = rgb_latents.reshape(B, T, *rgb_latents.shape[1:])
+        weight = None
+        if self.config.objective.invalid == "fill_and_mask":
+            factor = rgb.shape[-1] // x0.shape[-1]
+            weight = latent_cell_weights(valid.flatten(0, 1), factor).reshape(B, T, 1, *x0.shape[-2:])
+        objective = self.config.objective
+        sigma = draw_sigmas(B, T, objective.noise, objective.p_mean, objective.p_std, generator).to(self.device)
+        noise = torch.randn(x0.shape, generator=generator).to(self.device)
+        config = self.model.config
+        tokens = torch.zeros(B, T, self.unwrapped.config.cross_attention_dim, device=self.device)
+        time_ids = torch.tensor([[config.fps_id, config.motion_bucket_id, config.noise_aug_strength]],
+                                device=self.device).expand(B, 3)
+        with self.accelerator.autocast():
+            loss = denoising_loss(self.module, x0, rgb_latents, sigma, noise, tokens, time_ids, weight)
+        return loss, B * T
+
+    def _encoder(self):
+        if self.config.objective.encoder == "designed":
+            from videodepth.training.designed_vae import designed_latents
+
+            return designed_latents
+        return lambda images: encode_scaled(self.model.vae, images)
+
+    def _set_lr(self) -> float:
+        optim = self.config.optim
+        lr = optim.lr * min(1.0, (self.step + 1) / optim.warmup_steps) if optim.warmup_steps else optim.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    # -------------------------------------------------------------------------- loop
+    def _loader(self):
+        data = self.config.data
+        dataset = StepKeyedShards(data.shards, data.size, self.config.seed, data.max_zoom,
+                                  fill_invalid=self.config.objective.invalid == "fill_and_mask")
+        sampler = StepBatchSampler(self.step, self.config.steps, data.batch_size, self.config.optim.grad_accum,
+                                   data.min_len, data.max_len, self.config.seed, self.accelerator.process_index)
+        return step_loader(dataset, sampler, data.workers)
+
+    def train(self) -> Path:
+        config = self.config
+        if self.step >= config.steps:
+            return self.save_model()
+        logger = RunLogger(self.out, self.accelerator.is_main_process, resume=self.step > 0)
+        bar = tqdm(total=config.steps, initial=self.step, disable=not self.show_progress, desc=config.name,
+                   dynamic_ncols=True)
+        rank, micro, frames, losses = self.accelerator.process_index, 0, 0, []
+        started = time.perf_counter()
+        for batch in self._loader():
+            with self.accelerator.accumulate(self.module):
+                loss, count = self._batch_loss(batch, _generator(config.seed, self.step, micro, rank))
+                self.accelerator.backward(loss)
+                if self.accelerator.sync_gradients and config.optim.max_grad_norm > 0:
+                    self.accelerator.clip_grad_norm_(self.module.parameters(), config.optim.max_grad_norm)
+                lr = self._set_lr()
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach().float().item())
+            frames += count
+            micro += 1
+            if micro < config.optim.grad_accum:
+                continue
+            micro = 0
+            self.step += 1
+            self.ema.step(self.module.parameters())
+            elapsed = time.perf_counter() - started
+            step_loss = sum(losses[-config.optim.grad_accum :]) / config.optim.grad_accum
+            fps = frames * self.accelerator.num_processes / max(elapsed, 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", frames_s=f"{fps:.1f}")
+            if self.step % config.log_every == 0 or self.step == config.steps:
+                recent = losses[-config.log_every * config.optim.grad_accum :]
+                logger.scalars(self.step, {"loss": sum(recent) / len(recent), "lr": lr, "frames_per_s": fps,
+                                           "elapsed_s": elapsed})
+            if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < config.steps:
+                self.save_checkpoint()
+            if config.validation.every and self.step % config.validation.every == 0 and self.step < config.steps:
+                self.validate(logger)
+            if config.max_minutes and self._out_of_time(started):
+                tqdm.write(f"{config.name}: wall-clock budget of {config.max_minutes} min reached at step {self.step}")
+                break
+        bar.close()
+        self.save_checkpoint()
+        self.validate(logger)
+        logger.close()
+        return self.save_model()
+
+    def _out_of_time(self, started: float) -> bool:
+        """The same decision on every process (the main process's clock), so DDP ranks stop together."""
+        spent = torch.tensor([time.perf_counter() - started], device=self.device)
+        spent = self.accelerator.reduce(spent, reduction="max") if self.accelerator.num_processes > 1 else spent
+        return float(spent) > self.config.max_minutes * 60
+
+    def validate(self, logger: RunLogger | None = None) -> dict[str, float]:
+        settings = self.config.validation
+        results: dict[str, float] = {}
+        if settings.synthbench and self.accelerator.is_main_process:
+            from videodepth.training.validate import validate_model
+
+            results = validate_model(self.ema_model(), settings.synthbench, settings.clips, settings.frames,
+                                     settings.steps, task=self.config.task)
+            if logger is not None:
+                logger.scalars(self.step, {f"val_{k}": v for k, v in results.items()}, table="validation")
+            if self.show_progress:
+                tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+        self.accelerator.wait_for_everyone()
+        return results
+
+
+class RunLogger:
+    """CSV files (one per table) and, where installed, TensorBoard."""
+
+    def __init__(self, out: Path, active: bool, resume: bool):
+        self.out, self.active, self.resume = out, active, resume
+        self.tensorboard = None
+        if active:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tensorboard = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                pass
+
+    def scalars(self, step: int, values: dict[str, float], table: str = "train") -> None:
+        if not self.active:
+            return
+        path = self.out / f"{table}.csv"
+        fields = ["step", *values]
+        new = not path.exists()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            if new:
+                writer.writeheader()
+            writer.writerow({"step": step, **{k: _round(v) for k, v in values.items()}})
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(f"{table}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}") if math.isfinite(value) else value
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def train(config: TrainConfig, out: str | Path | None = None, resume: bool = False, show_progress: bool = True) -> Path:
+    return Trainer(config, out, resume, show_progress).train()

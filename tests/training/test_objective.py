@@ -1,0 +1,102 @@
+"""The EDM objective on cases computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from videodepth.diffusion.preconditioning import c_in, c_noise, c_out, c_skip
+from videodepth.training.objective import (
+    denoising_loss,
+    draw_sigmas,
+    fill_invalid_nearest,
+    latent_cell_weights,
+)
+
+
+class ConstantNetwork(torch.nn.Module):
+    """Returns a fixed output and records what it was called with."""
+
+    def __init__(self, output_fn):
+        super().__init__()
+        self.output_fn, self.calls = output_fn, []
+
+    def forward(self, sample, timestep, encoder_hidden_states, added_time_ids, return_dict=True):
+        self.calls.append((sample, timestep))
+        return (self.output_fn(sample),)
+
+
+def _inputs(sigma):
+    x0 = torch.ones(1, len(sigma), 4, 2, 3)
+    rgb = torch.full_like(x0, 0.5)
+    return x0, rgb, torch.tensor([sigma]), torch.zeros_like(x0), torch.zeros(1, len(sigma), 8), torch.zeros(1, 3)
+
+
+def test_zero_network_loss_is_sigma2_over_1_plus_sigma2():
+    # F = 0 and eps = 0: D = c_skip * x0, so lambda * (D - x0)^2 = sigma^2 / (1 + sigma^2).
+    x0, rgb, sigma, noise, tokens, ids = _inputs([1.0])
+    net = ConstantNetwork(lambda s: torch.zeros_like(s[:, :, :4]))
+    assert denoising_loss(net, x0, rgb, sigma, noise, tokens, ids).item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_per_frame_sigmas_average_their_own_losses():
+    x0, rgb, sigma, noise, tokens, ids = _inputs([1.0, 2.0])
+    net = ConstantNetwork(lambda s: torch.zeros_like(s[:, :, :4]))
+    loss = denoising_loss(net, x0, rgb, sigma, noise, tokens, ids)
+    assert loss.item() == pytest.approx((0.5 + 0.8) / 2, rel=1e-6)
+
+
+def test_network_input_is_preconditioned_and_conditioned():
+    x0, rgb, sigma, _, tokens, ids = _inputs([0.5, 3.0])
+    noise = torch.full_like(x0, 2.0)
+    net = ConstantNetwork(lambda s: torch.zeros_like(s[:, :, :4]))
+    denoising_loss(net, x0, rgb, sigma, noise, tokens, ids)
+    sample, timestep = net.calls[0]
+    x = x0 + sigma[..., None, None, None] * noise
+    torch.testing.assert_close(sample[:, :, :4], c_in(sigma) * x)  # depth first
+    torch.testing.assert_close(sample[:, :, 4:], rgb)
+    torch.testing.assert_close(timestep, c_noise(sigma))
+
+
+def test_ideal_network_has_zero_loss():
+    x0, rgb, sigma, _, tokens, ids = _inputs([0.1, 5.0])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    x = x0 + sigma[..., None, None, None] * noise
+    ideal = (x0 - c_skip(sigma) * x) / c_out(sigma)
+    net = ConstantNetwork(lambda s: ideal)
+    assert denoising_loss(net, x0, rgb, sigma, noise, tokens, ids).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_weights_select_latent_cells():
+    x0, rgb, sigma, noise, tokens, ids = _inputs([1.0])
+    x0[..., 0] = 0.0  # first column: D - x0 = 0 there (D = c_skip * 0)
+    net = ConstantNetwork(lambda s: torch.zeros_like(s[:, :, :4]))
+    weight = torch.zeros(1, 1, 1, 2, 3)
+    weight[..., 0] = 1.0
+    assert denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, weight).item() == pytest.approx(0.0)
+    weight[..., 0], weight[..., 1] = 0.0, 1.0
+    assert denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, weight).item() == pytest.approx(0.5)
+
+
+def test_sigma_draws_per_clip_and_per_frame():
+    generator = torch.Generator().manual_seed(0)
+    per_clip = draw_sigmas(3, 5, "clip", 0.7, 1.6, generator)
+    assert per_clip.shape == (3, 5) and torch.all(per_clip == per_clip[:, :1])
+    per_frame = draw_sigmas(2000, 5, "frame", 0.7, 1.6, generator)
+    assert not torch.all(per_frame == per_frame[:, :1])
+    logs = per_frame.log()
+    assert logs.mean().item() == pytest.approx(0.7, abs=0.05)
+    assert logs.std().item() == pytest.approx(1.6, abs=0.05)
+    with pytest.raises(ValueError):
+        draw_sigmas(1, 1, "pixel", 0.0, 1.0)
+
+
+def test_invalid_pixels_take_the_nearest_valid_value():
+    disparity = torch.tensor([[[[0.5, -1.0, -1.0, 0.2]]]])
+    valid = torch.tensor([[[[True, False, False, True]]]])
+    filled = fill_invalid_nearest(disparity, valid)
+    assert filled.flatten().tolist() == pytest.approx([0.5, 0.5, 0.2, 0.2])
+    assert latent_cell_weights(valid.expand(1, 1, 2, 4), 2).flatten().tolist() == [0.5, 0.5]
+    assert math.isclose(fill_invalid_nearest(disparity, ~valid | valid).sum().item(), disparity.sum().item())

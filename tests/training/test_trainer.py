@@ -1,0 +1,80 @@
+"""The training loop on a tiny model: exact resume, the VAE stage, the CLI, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from videodepth.cli import main
+from videodepth.errors import CheckpointError, InputError
+from videodepth.models.bundle import DepthModel
+from videodepth.training.config import load_config
+from videodepth.training.trainer import Trainer, latest_checkpoint
+
+from .conftest import tiny_config_values, write_config
+
+
+def _final_state(out):
+    return torch.load(latest_checkpoint(out) / "state.pt", weights_only=False)
+
+
+@pytest.mark.parametrize("noise", ["clip", "frame"])
+def test_resume_is_exact(tmp_path, tiny_shards, noise):
+    path = write_config(tmp_path / "c.yaml", tiny_config_values(tiny_shards, tmp_path / "x", objective={"noise": noise}))
+    Trainer(load_config(path), tmp_path / "once", show_progress=False).train()
+    Trainer(load_config(path, ["steps=2"]), tmp_path / "split", show_progress=False).train()
+    resumed = Trainer(load_config(path), tmp_path / "split", resume=True, show_progress=False)
+    assert resumed.step == 2
+    resumed.train()
+    once, split = _final_state(tmp_path / "once"), _final_state(tmp_path / "split")
+    assert once["step"] == split["step"] == 4
+    for name, tensor in once["module"].items():
+        assert torch.equal(tensor, split["module"][name]), name
+    for a, b in zip(once["ema"]["shadow_params"], split["ema"]["shadow_params"], strict=True):
+        assert torch.equal(a, b)
+    # and training moved the weights at all
+    fresh = Trainer(load_config(path), tmp_path / "fresh", show_progress=False)
+    assert any(not torch.equal(t, fresh.unwrapped.state_dict()[n]) for n, t in once["module"].items())
+
+
+def test_stage_writes_logs_and_a_loadable_model(tmp_path, tiny_shards):
+    values = tiny_config_values(tiny_shards, tmp_path / "run", trainable="temporal",
+                                inference={"strategy": "naive", "window": 2, "context": 0})
+    path = write_config(tmp_path / "c.yaml", values)
+    assert main(["train", str(path), "--no-progress", "--set", "steps=2"]) == 0
+    model = DepthModel.from_pretrained(tmp_path / "run" / "model")
+    assert (model.config.strategy, model.config.window) == ("naive", 2)
+    rows = (tmp_path / "run" / "train.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss,lr") and len(rows) == 3
+    state = json.loads((latest_checkpoint(tmp_path / "run") / "trainer_state.json").read_text())
+    assert state == {"step": 2, "num_processes": 1}
+    # frozen spatial weights did not move
+    start = Trainer(load_config(path), tmp_path / "other", show_progress=False).unwrapped.state_dict()
+    trained = model.unet.state_dict()
+    assert torch.equal(trained["conv_in.weight"], start["conv_in.weight"])
+    assert not torch.equal(trained["down_blocks.0.resnets.0.temporal_res_block.conv1.weight"],
+                           start["down_blocks.0.resnets.0.temporal_res_block.conv1.weight"])
+
+
+def test_vae_stage_runs(tmp_path, tiny_shards):
+    values = tiny_config_values(tiny_shards, tmp_path / "vae", task="vae", steps=2,
+                                data={"min_len": 1, "max_len": 1})
+    out = Trainer(load_config(write_config(tmp_path / "v.yaml", values)), show_progress=False).train()
+    loss = float((tmp_path / "vae" / "train.csv").read_text().splitlines()[-1].split(",")[1])
+    assert loss > 0 and (out / "vae" / "config.json").exists()
+
+
+def test_user_errors(tmp_path, tiny_shards, capsys):
+    path = write_config(tmp_path / "c.yaml", tiny_config_values(tiny_shards, tmp_path / "run", steps=2))
+    Trainer(load_config(path), show_progress=False).train()
+    with pytest.raises(InputError, match="already holds checkpoints"):
+        Trainer(load_config(path), show_progress=False)
+    with pytest.raises(CheckpointError, match="no such model folder"):
+        Trainer(load_config(path, ["model.init=/nonexistent/model"]), tmp_path / "b", show_progress=False)
+    with pytest.raises(InputError, match="no training shards"):
+        Trainer(load_config(path, [f"data.shards=[{tmp_path / 'empty'}]"]), tmp_path / "c",
+                show_progress=False).train() if (tmp_path / "empty").mkdir() is None else None
+    assert main(["train", str(tmp_path / "nope.yaml")]) != 0
+    assert "training config not found" in capsys.readouterr().err
