@@ -1,12 +1,14 @@
 """``videodepth train CONFIG``: one training stage from a YAML config (see configs/ and docs/TRAINING.md).
 
-On several GPUs: ``accelerate launch -m videodepth train CONFIG`` (DDP; each process reads its
-own batches). ``videodepth train-eval MODEL --synthbench DIR`` scores a trained model folder.
+On several GPUs: ``accelerate launch --multi_gpu -m videodepth train CONFIG`` (DDP; each process
+reads its own batches); several CPU processes: ``torchrun --nproc_per_node 2 -m videodepth train
+CONFIG`` (gloo). ``videodepth train-eval MODEL --synthbench DIR`` scores a trained model folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -44,7 +46,8 @@ def _train(args) -> int:
     overrides = list(args.overrides) + ([f"steps={args.steps}"] if args.steps is not None else [])
     config = load_config(args.config, overrides)
     folder = train(config, out=args.out, resume=args.resume, show_progress=not args.no_progress)
-    print(f"model written to {folder}")
+    if os.environ.get("RANK", "0") == "0":  # once, not once per DDP process
+        print(f"model written to {folder}")
     return 0
 
 
