@@ -1,24 +1,24 @@
-"""A hand-set ("designed") initialisation of the small AutoencoderKL: 8x8 average pooling in,
-bilinear up-sampling out.
+"""A hand-set ("designed") VAE: 8x8 average pooling in, bilinear up-sampling out.
 
-Why: on this project's 2-core CPU a learned VAE of this size trains at about one 64x64 image a
-second, far too slow for the time we had, and a diffusion UNet can only learn from latents that
-carry the image. Every weight is set so that, with the SMALL_VAE architecture unchanged:
+Why: on this project's 2-core CPU a learned VAE of the SMALL_VAE size trained at about one 64x64
+image a second, far too slow for the time we had, and a diffusion UNet can only learn from
+latents that carry the image. So the shipped VAE is an ``AutoencoderKL`` (diffusers' class, 8x
+down-sampling, 4 latent channels, scaling 0.18215: the pipeline treats it like any other) in a
+lean layout, :data:`DESIGNED_VAE` (12 channels, no residual blocks on the way down), whose
+weights are set by hand:
 
-- encoder: each residual block is the identity (its last convolution is zero); each
-  down-sampler averages 2x2 pixels; the latent mean of channel k (k = 0, 1, 2) is the 8x8 mean
-  of input channel k divided by the scaling factor, so ``mode() * scaling_factor`` is the pooled
-  image in [-1, 1] (unit-range latents, as EDM's sigma_data = 1 assumes); channel 3 is zero;
+- encoder: each down-sampler averages 2x2 pixels; the latent mean of channel k (k = 0, 1, 2) is
+  the 8x8 mean of input channel k divided by the scaling factor, so ``mode() * scaling_factor``
+  is the pooled image in [-1, 1] (unit-range latents, as EDM's sigma_data = 1 assumes);
+  channel 3 is zero; the log-variance is -20 (a deterministic posterior);
 - decoder: channel k is up-sampled bilinearly (nearest x2 then a [1, 2, 1] / 4 filter, three
-  times), then the last GroupNorm (one channel per group) standardises it per image and the
-  output is 0.4 times that standardised map.
+  times) and written out unchanged, so a depth latent decodes to disparity in [-1, 1].
 
-Consequences (documented in docs/TRAINING.md): depth is reconstructed at 1/8 resolution, the
-decoder removes each frame's mean and scale of disparity (harmless for one frame since the
-pipeline normalises depth anyway, a source of flicker across frames), and borders get about a
-quarter darker over a few pixels (zero padding of the filters). The GroupNorm layers that
-would otherwise normalise away the content are neutralised by pairing each carried channel
-with its negative and with two large constant channels in the same group.
+GroupNorm layers would normalise the content away; each group of four channels therefore holds
+a carried channel, its negative (group mean exactly 0) and two constants +-50 (group variance
+fixed to ~1e-4), and the SiLU after it works near x = 4 where it is almost linear (reconstruction
+error below 0.01). Limits: depth comes out at 1/8 resolution, bilinearly smoothed, and the filters'
+zero padding shrinks values by up to a quarter over the outermost few pixels.
 """
 
 from __future__ import annotations
@@ -27,8 +27,21 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
+DESIGNED_VAE = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "block_out_channels": (12, 12, 12, 12),
+    "layers_per_block": 0,
+    "latent_channels": 4,
+    "norm_num_groups": 3,
+    "mid_block_add_attention": False,
+    "scaling_factor": 0.18215,
+}
 CONSTANT = 50.0  # dominates the variance of a 4-channel group, so GroupNorm scales by a constant
 GN_BIAS = 4.0  # SiLU is nearly linear around here
+CARRIED = (0, 1, 2)
 
 
 def _silu_slope(x: float) -> float:
@@ -36,71 +49,70 @@ def _silu_slope(x: float) -> float:
     return s * (1 + x * (1 - s))
 
 
-def _identity_taps(conv: torch.nn.Conv2d, pairs: list[tuple[int, int, float]]) -> None:
+def _centre_taps(conv: torch.nn.Conv2d, pairs: list[tuple[int, int, float]]) -> None:
     centre = conv.kernel_size[0] // 2
     for out_channel, in_channel, value in pairs:
         conv.weight.data[out_channel, in_channel, centre, centre] = value
 
 
-def _embed_shortcuts(blocks) -> None:
-    """Channel-changing residual shortcuts (1x1) copy the first channels through."""
-    for block in blocks:
-        for resnet in block.resnets:
-            shortcut = getattr(resnet, "conv_shortcut", None)
-            if shortcut is not None:
-                count = min(shortcut.in_channels, shortcut.out_channels)
-                shortcut.weight.data[torch.arange(count), torch.arange(count), 0, 0] = 1.0
+def _carry(conv: torch.nn.Conv2d, gain: float) -> None:
+    """Channel 4k gets gain * input k, channel 4k+1 its negative."""
+    _centre_taps(conv, [(4 * k, k, gain) for k in CARRIED] + [(4 * k + 1, k, -gain) for k in CARRIED])
+
+
+def _add_constants(conv: torch.nn.Conv2d) -> None:
+    for k in CARRIED:
+        conv.bias.data[4 * k + 2], conv.bias.data[4 * k + 3] = CONSTANT, -CONSTANT
+
+
+def _linear_readout(norm: torch.nn.GroupNorm, conv_out: torch.nn.Conv2d, gain: float) -> None:
+    """GroupNorm -> SiLU -> conv_out gives ``gain`` times carried channel 4k on output k."""
+    norm.weight.zero_()
+    norm.bias.zero_()
+    slope, offset = _silu_slope(GN_BIAS), F.silu(torch.tensor(GN_BIAS)).item()
+    for k in CARRIED:
+        norm.weight.data[4 * k], norm.bias.data[4 * k] = 0.5 * CONSTANT / 2**0.5, GN_BIAS
+        scale = gain / (0.5 * slope)
+        _centre_taps(conv_out, [(k, 4 * k, scale)])
+        conv_out.bias.data[k] = -offset * scale
+
+
+def _diagonal(conv: torch.nn.Conv2d, kernel: torch.Tensor) -> None:
+    channels = torch.arange(conv.out_channels)
+    conv.weight.data[channels, channels] = kernel
 
 
 @torch.no_grad()
-def design_vae(vae: AutoencoderKL) -> AutoencoderKL:
-    """Set every weight of ``vae`` (SMALL_VAE layout: 4 levels, 4 latent channels)."""
+def design_vae(vae: AutoencoderKL | None = None) -> AutoencoderKL:
+    """Set every weight of a :data:`DESIGNED_VAE` autoencoder (built here if not given)."""
+    vae = vae if vae is not None else AutoencoderKL(**DESIGNED_VAE)
+    if tuple(vae.config.block_out_channels) != DESIGNED_VAE["block_out_channels"]:
+        raise ValueError("design_vae expects the DESIGNED_VAE layout")
     for parameter in vae.parameters():
         parameter.zero_()
-    for module in vae.modules():  # keep GroupNorm scales at 1 unless set below
+    for module in vae.modules():
         if isinstance(module, torch.nn.GroupNorm):
             module.weight.fill_(1.0)
     scaling = vae.config.scaling_factor
     encoder, decoder = vae.encoder, vae.decoder
-    carried = (0, 1, 2)
-    # Encoder: channel 4k carries input channel k, 4k+1 its negative, 4k+2 / 4k+3 +-CONSTANT.
-    _identity_taps(encoder.conv_in, [(4 * k, k, 1.0) for k in carried] + [(4 * k + 1, k, -1.0) for k in carried])
-    _embed_shortcuts(encoder.down_blocks)
+    _carry(encoder.conv_in, 1.0)
+    average = torch.zeros(3, 3)
+    average[:2, :2] = 0.25  # stride 2 with (0, 1, 0, 1) padding: exactly 2x2 average pooling
     for block in encoder.down_blocks:
         for down in block.downsamplers or []:
-            channels = down.conv.out_channels
-            down.conv.weight.data[torch.arange(channels), torch.arange(channels), :2, :2] = 0.25
-    last = encoder.mid_block.resnets[-1].conv2
-    for k in carried:
-        last.bias.data[4 * k + 2], last.bias.data[4 * k + 3] = CONSTANT, -CONSTANT
-    group_std = CONSTANT / 2**0.5
-    norm = encoder.conv_norm_out
-    norm.weight.zero_()
-    slope, offset = _silu_slope(GN_BIAS), F.silu(torch.tensor(GN_BIAS)).item()
-    for k in carried:
-        norm.weight.data[4 * k], norm.bias.data[4 * k] = 0.5 * group_std, GN_BIAS
-        # mean_k = (silu(4 + x/2) - silu(4)) / (slope / 2) / scaling ~= x / scaling
-        gain = 1.0 / (0.5 * slope) / scaling
-        _identity_taps(encoder.conv_out, [(k, 4 * k, gain)])
-        encoder.conv_out.bias.data[k] = -offset * gain
-    encoder.conv_out.bias.data[4:] = -20.0  # log-variance: a near-deterministic posterior
+            _diagonal(down.conv, average)
+    _add_constants(encoder.mid_block.resnets[-1].conv2)
+    _linear_readout(encoder.conv_norm_out, encoder.conv_out, 1.0 / scaling)
+    encoder.conv_out.bias.data[4:] = -20.0
     vae.quant_conv.weight.data[torch.arange(8), torch.arange(8), 0, 0] = 1.0
     vae.post_quant_conv.weight.data[torch.arange(4), torch.arange(4), 0, 0] = 1.0
-    # Decoder: channel k carries latent channel k; bilinear up-sampling; standardise; scale.
-    _identity_taps(decoder.conv_in, [(k, k, 1.0) for k in carried])
-    _embed_shortcuts(decoder.up_blocks)
+    _carry(decoder.conv_in, scaling)
     smooth = torch.tensor([1.0, 2.0, 1.0]) / 4
     for block in decoder.up_blocks:
         for up in block.upsamplers or []:
-            channels = up.conv.out_channels
-            up.conv.weight.data[torch.arange(channels), torch.arange(channels)] = torch.outer(smooth, smooth)
-    norm = decoder.conv_norm_out
-    norm.weight.zero_()
-    for k in carried:
-        norm.weight.data[k], norm.bias.data[k] = 0.25, GN_BIAS
-        gain = 0.4 / (0.25 * slope)
-        _identity_taps(decoder.conv_out, [(k, k, gain)])
-        decoder.conv_out.bias.data[k] = -offset * gain
+            _diagonal(up.conv, torch.outer(smooth, smooth))
+    _add_constants(decoder.up_blocks[-1].resnets[-1].conv2)
+    _linear_readout(decoder.conv_norm_out, decoder.conv_out, 1.0)
     return vae
 
 

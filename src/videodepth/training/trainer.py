@@ -61,7 +61,7 @@ def initial_model(config: TrainConfig) -> DepthModel:
         if config.model.init == "designed":
             from videodepth.training.designed_vae import design_vae
 
-            design_vae(model.vae)
+            model.vae = design_vae()
         return model
     folder = Path(config.model.init)
     if not folder.is_dir():
