@@ -127,11 +127,13 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(results, args.csv)
     if args.check_memory is not None:
-        for size in sizes:
-            runs = [r for r in results if (r.height, r.width) == size]
-            growth = runs[-1].peak_rss_mib / runs[0].peak_rss_mib - 1
-            print(f"peak RSS {runs[0].frames} frames: {runs[0].peak_rss_mib:.0f} MiB, {runs[-1].frames} frames: "
-                  f"{runs[-1].peak_rss_mib:.0f} MiB ({100 * growth:+.1f}%)")
+        # run_grid measures every length of one size before the next size (sizes may be rounded).
+        for first in range(0, len(results), len(lengths)):
+            shortest, longest = results[first], results[first + len(lengths) - 1]
+            growth = longest.peak_rss_mib / shortest.peak_rss_mib - 1
+            print(f"peak RSS at {shortest.width}x{shortest.height}: {shortest.frames} frames "
+                  f"{shortest.peak_rss_mib:.0f} MiB, {longest.frames} frames {longest.peak_rss_mib:.0f} MiB "
+                  f"({100 * growth:+.1f}%)")
             if growth > args.check_memory:
                 return 1
     return 0
