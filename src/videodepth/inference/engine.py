@@ -23,32 +23,24 @@ from videodepth.diffusion.schedules import sampling_schedule
 from videodepth.errors import InputError
 from videodepth.inference.pipeline import Conditioning, VideoDepthPipeline
 from videodepth.inference.strategies import Strategy, Window, make_strategy
-from videodepth.models.config import DepthModelConfig
+from videodepth.models.config import DepthModelConfig, SamplingDefaults
 
 DepthSink = Callable[[int, np.ndarray], None]  # (first frame index, depth [n, H, W] in [0, 1])
 
 
 @dataclass
-class RunSettings:
-    strategy: str = "depthcrafter"
-    steps: int = 5
-    guidance: float = 1.0
-    window: int = 24
-    overlap: int = 8
-    context: int = 5
-    sigma_epsilon: float = -4.0
+class RunSettings(SamplingDefaults):
     seed: int = 42
     # "frame": noise keyed by frame index (streaming- and resume-exact); "reference": the draw
     # order of the reference implementations, for parity checks.
     noise: str = "frame"
     noise_init: bool = True
     blend: str = "linear"
-    decode_chunk_size: int = 8
 
     @classmethod
     def for_model(cls, config: DepthModelConfig, **overrides) -> RunSettings:
         """The model family's defaults, with every override that is not None applied."""
-        defaults = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)}
+        defaults = {f.name: getattr(config, f.name) for f in dataclasses.fields(SamplingDefaults)}
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")

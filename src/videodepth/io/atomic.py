@@ -108,24 +108,20 @@ class PendingDir:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+def _committed_on_success(pending: PendingFile | PendingDir) -> Iterator[Path]:
+    try:
+        yield pending.tmp
+    except BaseException:
+        pending.discard()
+        raise
+    pending.commit()
+
+
+def atomic_file(path: str | os.PathLike[str]) -> contextlib.AbstractContextManager[Path]:
     """Yield a temporary path; on success it replaces ``path``, on an exception it is removed."""
-    pending = PendingFile(path)
-    try:
-        yield pending.tmp
-    except BaseException:
-        pending.discard()
-        raise
-    pending.commit()
+    return _committed_on_success(PendingFile(path))
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str]) -> contextlib.AbstractContextManager[Path]:
     """Yield a fresh temporary folder; on success it replaces ``path``, on an exception it is removed."""
-    pending = PendingDir(path)
-    try:
-        yield pending.tmp
-    except BaseException:
-        pending.discard()
-        raise
-    pending.commit()
+    return _committed_on_success(PendingDir(path))

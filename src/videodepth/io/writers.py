@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 WRITER_KINDS: tuple[str, ...] = ("mp4", "sbs", "npz", "png16", "exr")
 PNG16_MAX = 65535
-_COPY_CHUNK = 16 * 1024 * 1024
+_COPY_CHUNK = 4 * 1024 * 1024
 
 
 def fps_fraction(fps: float | Fraction) -> Fraction:
@@ -46,8 +46,27 @@ def _os_reason(error: BaseException) -> str:
     return str(getattr(error, "strerror", None) or error).splitlines()[0]
 
 
-class DepthWriter:
-    """Base class: frame checks, the context-manager protocol and close/abort bookkeeping."""
+class _ClosesOnSuccess:
+    """Context-manager protocol of writers: ``close`` on success, ``abort`` on an exception."""
+
+    def close(self) -> Any:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class DepthWriter(_ClosesOnSuccess):
+    """Base class: frame checks and close/abort bookkeeping."""
 
     #: whether ``frame_index`` must count 0, 1, 2, ... (true for single-file outputs)
     sequential = True
@@ -95,15 +114,6 @@ class DepthWriter:
         self._finished = True
         with contextlib.suppress(Exception):
             self._discard()
-
-    def __enter__(self) -> DepthWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     # -- for subclasses -----------------------------------------------------------------------
     def _write(self, frame_index: int, disparity: np.ndarray, rgb: np.ndarray | None) -> None:
@@ -323,7 +333,7 @@ class ExrWriter(_FolderWriter):
 # --------------------------------------------------------------------------- fan-out
 
 
-class MultiWriter:
+class MultiWriter(_ClosesOnSuccess):
     """Sends every frame to several writers; closes them all, or aborts them all on failure."""
 
     def __init__(self, writers: list[DepthWriter]) -> None:
@@ -354,15 +364,6 @@ class MultiWriter:
     def abort(self) -> None:
         for writer in self.writers:
             writer.abort()
-
-    def __enter__(self) -> MultiWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def output_path(out_dir: str | os.PathLike[str], stem: str, kind: str) -> Path:

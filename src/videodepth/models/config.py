@@ -17,7 +17,21 @@ CONFIG_NAME = "videodepth.json"
 
 
 @dataclass
-class DepthModelConfig:
+class SamplingDefaults:
+    """How a model is sampled unless the user says otherwise (see inference.strategies)."""
+
+    strategy: str = "depthcrafter"
+    steps: int = 5
+    guidance: float = 1.0
+    window: int = 24
+    overlap: int = 8
+    context: int = 5
+    sigma_epsilon: float = -4.0
+    decode_chunk_size: int = 8
+
+
+@dataclass
+class DepthModelConfig(SamplingDefaults):
     family: str = "videodepth"
     # Order of the channel concatenation fed to the UNet.
     concat_order: Literal["depth_first", "rgb_first"] = "depth_first"
@@ -34,16 +48,8 @@ class DepthModelConfig:
     clamp_before_channel_mean: bool = True
     # ChronoDepth v1's sampler quirk, see videodepth.diffusion.samplers.sample_euler.
     prescale_state: bool = False
-    # Inference defaults of this family.
-    strategy: str = "depthcrafter"
-    steps: int = 5
-    guidance: float = 1.0
-    window: int = 24
-    overlap: int = 8
-    context: int = 5
-    sigma_epsilon: float = -4.0
+    # Longest side of the processing resolution by default.
     max_res: int = 448
-    decode_chunk_size: int = 8
     # Free text shown by the CLI before a run (e.g. that weights are untrained).
     notice: str = ""
 
