@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     score.add_argument("--window", type=int, default=None)
     score.add_argument("--overlap", type=int, default=None)
     score.add_argument("--context", type=int, default=None)
+    score.add_argument("--input-size", default=None, metavar="HxW",
+                       help="resize frames to this size before inference (default: as stored)")
     score.set_defaults(func=_score)
 
 
@@ -57,7 +59,20 @@ def _score(args) -> int:
 
     model = DepthModel.from_pretrained(args.model)
     settings = {k: getattr(args, k) for k in ("strategy", "window", "overlap", "context") if getattr(args, k) is not None}
+    input_size = _size(args.input_size) if args.input_size else None
     results = validate_model(model, args.synthbench, args.clips, args.frames, args.steps or model.config.steps,
-                             **settings)
-    print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **results}))
+                             input_size=input_size, **settings)
+    extra = {"input_size": args.input_size} if args.input_size else {}
+    print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **extra,
+                      **results}))
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    from videodepth.errors import InputError
+
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--input-size expects HxW, e.g. 256x448, got '{text}'") from None
+    return height, width

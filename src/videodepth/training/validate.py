@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -48,8 +49,10 @@ def _vae_round_trip(model: DepthModel, sequence) -> tuple[np.ndarray, float]:
 
 
 def validate_model(model: DepthModel, root: str | Path, clips: int, frames: int, steps: int,
-                   task: str = "unet", **settings) -> dict[str, float]:
-    """Mean metrics over ``clips`` SynthBench clips cut to ``frames`` frames."""
+                   task: str = "unet", input_size: tuple[int, int] | None = None, **settings) -> dict[str, float]:
+    """Mean metrics over ``clips`` SynthBench clips cut to ``frames`` frames. ``input_size`` (H, W)
+    resizes the frames before the pipeline (e.g. to the resolution ``videodepth run`` would use);
+    the prediction is compared at the ground truth's size."""
     from videodepth.inference.pipeline import VideoDepthPipeline
 
     pipeline = VideoDepthPipeline(model) if task == "unet" else None
@@ -60,7 +63,10 @@ def validate_model(model: DepthModel, root: str | Path, clips: int, frames: int,
             prediction, rgb_l1 = _vae_round_trip(model, sequence)
             rows.append({**_metrics(prediction, sequence), "rgb_l1": rgb_l1})
         else:
-            prediction = pipeline(sequence.rgb, steps=steps, seed=0, **settings)
+            rgb = sequence.rgb
+            if input_size is not None:
+                rgb = np.stack([cv2.resize(f, input_size[::-1], interpolation=cv2.INTER_LINEAR) for f in rgb])
+            prediction = pipeline(rgb, steps=steps, seed=0, **settings)
             rows.append(_metrics(prediction, sequence))
     keys = [k for k in ("abs_rel", "delta1", "tae", "rgb_l1") if any(k in row for row in rows)]
     return {k: float(np.mean([row[k] for row in rows if k in row])) for k in keys}
