@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from videodepth.argtypes import frame_size
 from videodepth.errors import InputError
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"size must look like 320x640, got {text!r}") from error
-    return h, w
 
 
 def register(subparsers) -> None:
@@ -25,7 +17,7 @@ def register(subparsers) -> None:
     render.add_argument("--out", required=True, type=Path, help="folder for the shards")
     render.add_argument("--clips", type=int, default=10)
     render.add_argument("--frames", type=int, default=50)
-    render.add_argument("--size", type=_size, default=(320, 640), help="HxW, default 320x640")
+    render.add_argument("--size", type=frame_size, default=(320, 640), help="HxW, default 320x640")
     render.add_argument("--families", default="all", help="comma-separated, or 'all'")
     render.add_argument("--label", choices=("fine", "realistic"), default="fine")
     render.add_argument("--seed", type=int, default=0, help="base seed (training split)")
@@ -33,7 +25,7 @@ def register(subparsers) -> None:
 
     bench = sub.add_parser("synthbench", help="generate the SynthBench benchmark (45 clips, RGB-D folders)")
     bench.add_argument("--out", required=True, type=Path)
-    bench.add_argument("--size", type=_size, default=(256, 448), help="HxW, default 256x448")
+    bench.add_argument("--size", type=frame_size, default=(256, 448), help="HxW, default 256x448")
     bench.add_argument("--workers", type=int, default=1)
     bench.add_argument("--max-frames", type=int, default=None, help="cap clip length (quick looks only)")
     bench.set_defaults(func=_synthbench)
@@ -49,7 +41,7 @@ def register(subparsers) -> None:
     sheet.set_defaults(func=_contact_sheet)
 
     speed = sub.add_parser("bench", help="measure rendering and loader throughput (frames/s)")
-    speed.add_argument("--size", type=_size, default=(320, 640))
+    speed.add_argument("--size", type=frame_size, default=(320, 640))
     speed.add_argument("--clip-len", type=int, default=24)
     speed.add_argument("--items", type=int, default=10)
     speed.add_argument("--workers", type=int, default=2)

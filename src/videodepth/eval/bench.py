@@ -8,6 +8,7 @@ disk buffer, writers) and compares their peak RSS: it must not grow with length.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videodepth.argtypes import frame_size
 from videodepth.errors import InputError
 
 # Models the benchmark can build without any download (speed does not depend on weight values).
@@ -48,10 +50,9 @@ class Measurement:
 
 def parse_size(text: str) -> tuple[int, int]:
     try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"size '{text}' must look like HEIGHTxWIDTH, e.g. 256x448") from None
-    return height, width
+        return frame_size(text)
+    except argparse.ArgumentTypeError as error:
+        raise InputError(str(error)) from None
 
 
 def synthetic_video(path: Path, frames: int, height: int, width: int, fps: int = 24) -> Path:

@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from videodepth.argtypes import frame_size
+
 
 def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="train one stage (VAE, DepthCrafter/ChronoDepth/per-frame UNet)",
@@ -36,7 +38,7 @@ def register(subparsers) -> None:
     score.add_argument("--window", type=int, default=None)
     score.add_argument("--overlap", type=int, default=None)
     score.add_argument("--context", type=int, default=None)
-    score.add_argument("--input-size", default=None, metavar="HxW",
+    score.add_argument("--input-size", default=None, metavar="HxW", type=frame_size,
                        help="resize frames to this size before inference (default: as stored)")
     score.set_defaults(func=_score)
 
@@ -59,20 +61,9 @@ def _score(args) -> int:
 
     model = DepthModel.from_pretrained(args.model)
     settings = {k: getattr(args, k) for k in ("strategy", "window", "overlap", "context") if getattr(args, k) is not None}
-    input_size = _size(args.input_size) if args.input_size else None
     results = validate_model(model, args.synthbench, args.clips, args.frames, args.steps or model.config.steps,
-                             input_size=input_size, **settings)
-    extra = {"input_size": args.input_size} if args.input_size else {}
+                             input_size=args.input_size, **settings)
+    extra = {"input_size": "x".join(map(str, args.input_size))} if args.input_size else {}
     print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **extra,
                       **results}))
     return 0
-
-
-def _size(text: str) -> tuple[int, int]:
-    from videodepth.errors import InputError
-
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--input-size expects HxW, e.g. 256x448, got '{text}'") from None
-    return height, width
