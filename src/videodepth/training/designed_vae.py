@@ -27,18 +27,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
-DESIGNED_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "block_out_channels": (12, 12, 12, 12),
-    "layers_per_block": 0,
-    "latent_channels": 4,
-    "norm_num_groups": 3,
-    "mid_block_add_attention": False,
-    "scaling_factor": 0.18215,
-}
+from videodepth.models.architectures import SMALL_VAE
+
+# SMALL_VAE's layout (8x down-sampling, 4 latent channels, same scaling factor), made lean.
+DESIGNED_VAE = {**SMALL_VAE, "block_out_channels": (12, 12, 12, 12), "layers_per_block": 0, "norm_num_groups": 3}
 CONSTANT = 50.0  # dominates the variance of a 4-channel group, so GroupNorm scales by a constant
 GN_BIAS = 4.0  # SiLU is nearly linear around here
 CARRIED = (0, 1, 2)
