@@ -3,16 +3,36 @@
 Every configuration is one ``run_eval`` over the same sequences (results accumulate in one CSV,
 so an interrupted run continues where it stopped); the report groups them as the papers do:
 long-video strategies, window length, number of denoising steps, and single-frame evaluation.
+The first sequence's predictions are kept, and the strategies are drawn side by side on it as
+the papers' temporal profile (y-t slice) and per-frame AbsRel curves.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from videodepth.eval.runner import EvalOptions, markdown, read_results, run_eval, summarise
+import numpy as np
+
+from videodepth.data.readers import list_sequences, read_sequence
+from videodepth.eval.metrics import align_video, per_frame_metrics, resize_prediction, valid_mask
+from videodepth.eval.plots import metric_curves, temporal_profile, yt_slice
+from videodepth.eval.runner import (
+    EvalOptions,
+    config_key,
+    prediction_path,
+    read_results,
+    run_eval,
+    sequence_settings,
+    summarise,
+)
 from videodepth.inference.engine import RunSettings
 from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.io import resize_rgb
+
+REPORT_BEGIN = "<!-- BEGIN videodepth ablations (generated; edits inside are overwritten) -->"
+REPORT_END = "<!-- END videodepth ablations -->"
 
 
 @dataclass(frozen=True)
@@ -54,14 +74,87 @@ def ablations(window: int) -> list[Ablation]:
 
 def run_ablations(
     pipeline: VideoDepthPipeline, root: Path, out_dir: Path, options: EvalOptions, model_id: str,
-    seed: int = 42, progress=print,
+    seed: int = 42, figures_dir: Path | None = None, link_from: Path | None = None, progress=print,
 ) -> str:
-    """Runs every ablation on ``root``; returns the Markdown tables."""
+    """Runs every ablation on ``root`` and draws the figures (into ``figures_dir``, default
+    ``out_dir``); returns the Markdown section, its image links relative to ``link_from``."""
     base = RunSettings.for_model(pipeline.config, seed=seed)
+    keys: dict[str, str] = {}
     for ablation in ablations(base.window):
         settings = replace(base, **ablation.settings)
-        run_options = replace(options, label=f"{ablation.group}: {ablation.label}",
-                              single_frame_stride=10 if ablation.single_frame else 0)
-        progress(f"== {run_options.label}")
+        run_options = replace(options, label=ablation.label, single_frame_stride=10 if ablation.single_frame else 0,
+                              keep_predictions=0 if ablation.single_frame else 1)
+        progress(f"== {ablation.group}: {ablation.label}")
         run_eval(pipeline, root, settings, run_options, out_dir, model_id=model_id, progress=False)
-    return markdown(summarise(read_results(out_dir / "results.csv")))
+        keys[ablation.label] = config_key(model_id, settings, run_options)
+    strategies = {a.label: keys[a.label] for a in ablations(base.window) if a.group == "strategy"}
+    figures = strategy_figures(root, out_dir, options, strategies, figures_dir or out_dir)
+    links = [os.path.relpath(f, link_from or out_dir) for f in figures]
+    summary = [row for row in summarise(read_results(out_dir / "results.csv")) if row["config"] in keys.values()]
+    return section(root.name, summary, base.window, links)
+
+
+def strategy_figures(
+    root: Path, out_dir: Path, options: EvalOptions, keys: dict[str, str], figures_dir: Path
+) -> list[Path]:
+    """y-t slice (input and every strategy) and per-frame AbsRel curves of the first sequence."""
+    path = list_sequences(root)[0]
+    name = str(path.relative_to(root)) if path != root else path.name
+    max_depth, seq_len = sequence_settings(options, read_sequence(path, max_frames=1).max_depth)
+    sequence = read_sequence(path, max_frames=seq_len)
+    predictions = {label: np.load(prediction_path(out_dir, key, name))["depth"].astype(np.float32)
+                   for label, key in keys.items()}
+    height, width = next(iter(predictions.values())).shape[1:]
+    frames = np.stack([resize_rgb(frame, (height, width)) for frame in sequence.rgb])
+    column = width // 2
+    slices = {"input": yt_slice(frames, column)} | {label: yt_slice(p, column) for label, p in predictions.items()}
+    # Per-frame AbsRel after the protocol's one scale and shift per video, as in the tables.
+    mask = valid_mask(sequence.depth, max_depth)
+    curves = {}
+    for label, prediction in predictions.items():
+        full_size = resize_prediction(prediction, *sequence.depth.shape[1:])
+        aligned = align_video(full_size, sequence.depth, mask, max_depth)
+        curves[label] = per_frame_metrics(aligned, sequence.depth, mask)["abs_rel"]
+    stem = root.name
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        temporal_profile(slices, figures_dir / f"{stem}_temporal_profile.png",
+                         title=f"{stem}/{name}: column {column} over time", size_px=(200 * len(slices), 320)),
+        metric_curves(curves, figures_dir / f"{stem}_abs_rel_per_frame.png", "AbsRel", title=f"{stem}/{name}",
+                      size_px=(1000, 500)),
+    ]
+
+
+def section(dataset: str, summary: list[dict], window: int, figures: list[str]) -> str:
+    """The Markdown tables of one dataset, grouped as the papers group their ablations."""
+    by_label = {row["label"]: row for row in summary}
+    lines = [f"### {dataset}", ""]
+    for group in ("strategy", "window", "steps", "single frame"):
+        labels = [a.label for a in ablations(window) if a.group == group]
+        lines += [f"**{group}**", "", "| configuration | videos | AbsRel | δ1 | TAE | flicker | ms/frame |",
+                  "|---|---|---|---|---|---|---|"]
+        for label in labels:
+            row = by_label.get(label)
+            if row is None:
+                continue
+            lines.append(f"| {label} | {row['videos']} | {row['abs_rel']:.3f} | {row['delta1']:.3f} | "
+                         f"{_fmt(row['tae'], 3)} | {_fmt(row['flicker'], 4)} | {row['ms_per_frame']:.0f} |")
+        lines.append("")
+    lines += [f"![{Path(link).stem}]({link})" for link in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "-" if np.isnan(value) else f"{value:.{digits}f}"
+
+
+def write_report(path: Path, text: str) -> None:
+    """Put ``text`` between the report markers of ``path``, keeping everything around them."""
+    block = f"{REPORT_BEGIN}\n{text}{REPORT_END}\n"
+    if path.exists() and REPORT_BEGIN in (current := path.read_text()) and REPORT_END in current:
+        before, rest = current.split(REPORT_BEGIN, 1)
+        after = rest.split(REPORT_END, 1)[1].lstrip("\n")
+        block = before + block + after
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(block)
+    tmp.replace(path)

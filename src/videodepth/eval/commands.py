@@ -25,7 +25,7 @@ def register_ablations(subparsers) -> None:
     )
     parser.add_argument("roots", type=Path, nargs="+", help="dataset folders (e.g. SynthBench, RGB-D folders)")
     parser.add_argument("--out", type=Path, default=Path("ablations"))
-    parser.add_argument("--report", type=Path, help="also write the tables to this Markdown file")
+    parser.add_argument("--report", type=Path, help="write the tables and figures into this Markdown file, between its ablation markers (the rest of the file is kept)")
     parser.add_argument("--max-res", type=int, default=448)
     parser.add_argument("--max-frames", type=int)
     parser.add_argument("--limit", type=int, help="only the first N sequences of each dataset")
@@ -35,20 +35,23 @@ def register_ablations(subparsers) -> None:
 
 
 def ablations_command(args: argparse.Namespace) -> int:
-    from videodepth.eval.ablations import run_ablations
+    from videodepth.eval.ablations import run_ablations, write_report
     from videodepth.eval.runner import EvalOptions
     from videodepth.inference.commands import load_pipeline
 
     pipeline = load_pipeline(args)
-    tables = []
+    report_dir = args.report.parent if args.report else None
+    sections = []
     for root in args.roots:
         options = EvalOptions(dataset=root.name, max_res=args.max_res, max_frames=args.max_frames, limit=args.limit)
-        tables.append(f"### {root.name}\n\n" + run_ablations(pipeline, root, args.out / root.name, options,
-                                                           str(args.model or "default"), args.seed))
-    text = "\n\n".join(tables) + "\n"
+        sections.append(run_ablations(
+            pipeline, root, args.out / root.name, options, str(args.model or "default"), args.seed,
+            figures_dir=report_dir / "images" / "results" if report_dir else None, link_from=report_dir,
+        ))
+    text = "\n".join(sections)
     print(text)
     if args.report:
-        args.report.write_text(text)
+        write_report(args.report, text)
     return 0
 
 

@@ -40,6 +40,8 @@ class EvalOptions:
     label: str = ""  # a name for this configuration in the tables
     # NYU-style: every frame is predicted alone and aligned alone; every n-th frame is used.
     single_frame_stride: int = 0
+    # Save the predictions of the first N sequences (float16 npz) for figures.
+    keep_predictions: int = 0
 
 
 def sequence_settings(options: EvalOptions, fallback_max_depth: float) -> tuple[float, int | None]:
@@ -59,13 +61,18 @@ def predict_sequence(pipeline: VideoDepthPipeline, rgb: np.ndarray, settings: Ru
     return depth, frames, time.perf_counter() - started
 
 
-def evaluate_sequence(pipeline, path: Path, settings: RunSettings, options: EvalOptions, name: str) -> dict:
+def evaluate_sequence(
+    pipeline, path: Path, settings: RunSettings, options: EvalOptions, name: str, keep: Path | None = None
+) -> dict:
     probe_max = read_sequence(path, max_frames=1).max_depth
     max_depth, seq_len = sequence_settings(options, probe_max)
     sequence = read_sequence(path, max_frames=seq_len)
     if options.single_frame_stride:
         return _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name)
     prediction, frames, seconds = predict_sequence(pipeline, sequence.rgb, settings, options.max_res)
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(keep, depth=prediction.astype(np.float16))
     has_poses = sequence.poses_c2w is not None and sequence.K is not None and len(sequence.rgb) > 1
     scores = evaluate_video(
         prediction, sequence.depth, max_depth, seq_len=seq_len,
@@ -83,7 +90,7 @@ def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, nam
         prediction, _, took = predict_sequence(pipeline, sequence.rgb[index : index + 1], settings, options.max_res)
         rows.append(evaluate_video(prediction, sequence.depth[index : index + 1], max_depth))
         seconds += took
-    scores = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+    scores = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != "frames"}
     scores.update(tae=float("nan"), flicker=float("nan"), ms_per_frame=1000 * seconds / len(rows))
     return {"sequence": name, "frames": len(rows), **scores}
 
@@ -91,6 +98,11 @@ def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, nam
 def config_key(model_id: str, settings: RunSettings, options: EvalOptions) -> str:
     payload = json.dumps([model_id, dataclasses.asdict(settings), dataclasses.asdict(options)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def prediction_path(out_dir: Path, key: str, name: str) -> Path:
+    """Where ``run_eval`` keeps the prediction of sequence ``name`` under configuration ``key``."""
+    return Path(out_dir) / "predictions" / key / (name.replace("/", "__") + ".npz")
 
 
 def _done(csv_path: Path, key: str) -> set[str]:
@@ -157,12 +169,13 @@ def run_eval(
     key = config_key(model_id, settings, options)
     done = _done(csv_path, key)
     dataset = options.dataset if options.dataset != "auto" else Path(root).name
-    for path in tqdm(paths, desc="evaluating", unit="video", disable=not progress):
+    for index, path in enumerate(tqdm(paths, desc="evaluating", unit="video", disable=not progress)):
         # Rows are keyed by the path inside the dataset, which stays unique and stable across runs.
         name = str(path.relative_to(root)) if path != Path(root) else path.name
         if name in done:
             continue
-        row = evaluate_sequence(pipeline, path, settings, options, name)
+        keep = prediction_path(out_dir, key, name) if index < options.keep_predictions else None
+        row = evaluate_sequence(pipeline, path, settings, options, name, keep)
         _append(csv_path, {"config": key, "label": options.label, "dataset": dataset, **row})
     summary = summarise([r for r in read_results(csv_path) if r["config"] == key])
     (out_dir / "summary.md").write_text(markdown(summarise(read_results(csv_path))) + "\n")
