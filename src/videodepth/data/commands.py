@@ -28,6 +28,7 @@ def register(subparsers) -> None:
     bench.add_argument("--size", type=frame_size, default=(256, 448), help="HxW, default 256x448")
     bench.add_argument("--workers", type=int, default=1)
     bench.add_argument("--max-frames", type=int, default=None, help="cap clip length (quick looks only)")
+    bench.add_argument("--clips-per-family", type=int, default=9, help="the first N clips of each family (default all 9)")
     bench.set_defaults(func=_synthbench)
 
     sheet = sub.add_parser("contact-sheet", help="PNG grid of RGB and depth for one clip per family")
@@ -87,7 +88,7 @@ def _synthbench(args) -> int:
     from videodepth.data.synthbench import generate_synthbench
 
     paths = generate_synthbench(args.out, *args.size, workers=args.workers, max_frames=args.max_frames,
-                                progress=lambda name: print(f"done {name}", flush=True))  # fmt: skip
+                                clips_per_family=args.clips_per_family, progress=lambda name: print(f"done {name}", flush=True))  # fmt: skip
     print(f"SynthBench: {len(paths)} sequences in {args.out}")
     return 0
 

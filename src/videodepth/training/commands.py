@@ -40,6 +40,9 @@ def register(subparsers) -> None:
     score.add_argument("--context", type=int, default=None)
     score.add_argument("--input-size", default=None, metavar="HxW", type=frame_size,
                        help="resize frames to this size before inference (default: as stored)")
+    score.add_argument("--blank-input", action="store_true",
+                       help="feed uniform grey frames instead of the clips: a model that scores as well on them "
+                            "as on the real frames has not learned to use the image")
     score.set_defaults(func=_score)
 
 
@@ -62,8 +65,9 @@ def _score(args) -> int:
     model = DepthModel.from_pretrained(args.model)
     settings = {k: getattr(args, k) for k in ("strategy", "window", "overlap", "context") if getattr(args, k) is not None}
     results = validate_model(model, args.synthbench, args.clips, args.frames, args.steps or model.config.steps,
-                             input_size=args.input_size, **settings)
+                             input_size=args.input_size, blank_input=args.blank_input, **settings)
     extra = {"input_size": "x".join(map(str, args.input_size))} if args.input_size else {}
+    extra |= {"blank_input": True} if args.blank_input else {}
     print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **extra,
                       **results}))
     return 0

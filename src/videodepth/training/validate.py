@@ -49,10 +49,12 @@ def _vae_round_trip(model: DepthModel, sequence) -> tuple[np.ndarray, float]:
 
 
 def validate_model(model: DepthModel, root: str | Path, clips: int, frames: int, steps: int,
-                   task: str = "unet", input_size: tuple[int, int] | None = None, **settings) -> dict[str, float]:
+                   task: str = "unet", input_size: tuple[int, int] | None = None, blank_input: bool = False,
+                   **settings) -> dict[str, float]:
     """Mean metrics over ``clips`` SynthBench clips cut to ``frames`` frames. ``input_size`` (H, W)
     resizes the frames before the pipeline (e.g. to the resolution ``videodepth run`` would use);
-    the prediction is compared at the ground truth's size."""
+    the prediction is compared at the ground truth's size. ``blank_input`` replaces every frame by
+    uniform grey: the gap between the two scores is what the model gets from the image."""
     from videodepth.inference.pipeline import VideoDepthPipeline
 
     pipeline = VideoDepthPipeline(model) if task == "unet" else None
@@ -63,7 +65,7 @@ def validate_model(model: DepthModel, root: str | Path, clips: int, frames: int,
             prediction, rgb_l1 = _vae_round_trip(model, sequence)
             rows.append({**_metrics(prediction, sequence), "rgb_l1": rgb_l1})
         else:
-            rgb = sequence.rgb
+            rgb = np.full_like(sequence.rgb, 128) if blank_input else sequence.rgb
             if input_size is not None:
                 rgb = np.stack([cv2.resize(f, input_size[::-1], interpolation=cv2.INTER_LINEAR) for f in rgb])
             prediction = pipeline(rgb, steps=steps, seed=0, **settings)
