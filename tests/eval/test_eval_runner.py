@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import pytest
 
@@ -50,6 +51,8 @@ def test_bench_table_and_csv(tmp_path):
     table = markdown_table([m]).splitlines()
     assert table[0] == "| " + " | ".join(COLUMNS) + " |"
     assert table[2] == "| tiny | depthcrafter | 64 | 128 | 8 | 1 | cpu | 1.5 | 20.2 | 3.0 | 4.0 | 2.0 | 500.0 | None |"
+    slow = markdown_table([dataclasses.replace(m, fps=0.0256, encode_ms=10329.81)]).splitlines()[2]
+    assert "| 10329.8 |" in slow and "| 0.026 |" in slow  # small rates keep two significant digits
     write_csv([m], tmp_path / "b.csv")
     with open(tmp_path / "b.csv", newline="") as handle:
         assert next(csv.DictReader(handle))["denoise_ms"] == "20.25"

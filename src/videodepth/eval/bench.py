@@ -138,10 +138,15 @@ COLUMNS = ("model", "strategy", "height", "width", "frames", "steps", "device", 
            "decode_ms", "fps", "seconds", "peak_rss_mib", "peak_vram_mib")
 
 
+def _cell(value) -> str:
+    if not isinstance(value, float):
+        return str(value)
+    # One decimal, but keep two significant digits for small values (0.026 frames/s on a CPU).
+    return f"{value:.1f}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
+
+
 def format_row(m: Measurement) -> str:
-    values = asdict(m)
-    cells = [f"{values[c]:.1f}" if isinstance(values[c], float) else str(values[c]) for c in COLUMNS]
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(_cell(asdict(m)[c]) for c in COLUMNS) + " |"
 
 
 def markdown_table(results: list[Measurement]) -> str:
