@@ -142,7 +142,7 @@ def _cell(value) -> str:
     if not isinstance(value, float):
         return str(value)
     # One decimal, but keep two significant digits for small values (0.026 frames/s on a CPU).
-    return f"{value:.1f}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
+    return f"{value:.1f}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}"
 
 
 def format_row(m: Measurement) -> str:

@@ -6,6 +6,7 @@ they work headless and their size is predictable for documents.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -31,11 +32,11 @@ def yt_slice(video: np.ndarray, x: int) -> np.ndarray:
     return np.swapaxes(frames[:, :, x], 0, 1)
 
 
-def _figure(size_px: tuple[int, int], ncols: int = 1):
+def _figure(size_px: tuple[int, int], ncols: int = 1, nrows: int = 1):
     width, height = size_px
     if width <= 0 or height <= 0:
         raise InputError(f"figure size must be positive, got {width}x{height}")
-    return plt.subplots(1, ncols, figsize=(width / DPI, height / DPI), dpi=DPI, squeeze=False)
+    return plt.subplots(nrows, ncols, figsize=(width / DPI, height / DPI), dpi=DPI, squeeze=False)
 
 
 def _save(figure, out_png: str | Path) -> Path:
@@ -67,8 +68,10 @@ def temporal_profile(
     title: str = "",
     size_px: tuple[int, int] = (1200, 400),
     cmap: str = "Spectral_r",
+    per_row: int | None = None,
 ) -> Path:
-    """Side-by-side y-t slices (from :func:`yt_slice`), one panel per name, as a PNG of ``size_px``.
+    """Side-by-side y-t slices (from :func:`yt_slice`), one panel per name, as a PNG of ``size_px``,
+    ``per_row`` panels to a row (default: all in one row).
 
     A [H, T, 3] slice is drawn as colour (uint8, or floats in [0, 1]); a [H, T] slice is a depth or
     disparity profile, stretched to its own range and coloured with ``cmap``. Smooth horizontal
@@ -76,8 +79,12 @@ def temporal_profile(
     """
     if not columns:
         raise InputError("temporal_profile needs at least one slice")
-    figure, axes = _figure(size_px, len(columns))
-    for axis, (name, slice_) in zip(axes[0], columns.items(), strict=True):
+    ncols = min(per_row or len(columns), len(columns))
+    nrows = -(-len(columns) // ncols)
+    figure, axes = _figure(size_px, ncols, nrows)
+    for axis in axes.flat[len(columns):]:
+        axis.axis("off")
+    for axis, (name, slice_) in zip(axes.flat[: len(columns)], columns.items(), strict=True):
         image = np.asarray(slice_)
         if image.ndim == 3 and image.shape[-1] == 3:
             axis.imshow(image, aspect="auto", interpolation="nearest")
@@ -86,7 +93,7 @@ def temporal_profile(
         else:
             plt.close(figure)
             raise InputError(f"slice '{name}' must be [H, T] or [H, T, 3], got {list(image.shape)}")
-        axis.set_title(name, fontsize=9)
+        axis.set_title(textwrap.fill(name, 30), fontsize=9)
         axis.set_xlabel("frame", fontsize=8)
         axis.set_yticks([])
         axis.tick_params(labelsize=7)
