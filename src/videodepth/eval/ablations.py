@@ -116,16 +116,17 @@ def strategy_figures(
         aligned = align_video(full_size, sequence.depth, mask, max_depth)
         curves[label] = per_frame_metrics(aligned, sequence.depth, mask)["abs_rel"]
     stem = root.name
+    where = stem if name == stem else f"{stem}/{name}"
     figures_dir.mkdir(parents=True, exist_ok=True)
     # The curves show each strategy once, at its default settings; the slices show every variant.
     main = [label for label in curves if "c_noise" not in label and "context" not in label]
     main += [label for label in curves if label.startswith("chronodepth, context")][:2]
     return [
         temporal_profile(slices, figures_dir / f"{stem}_temporal_profile.png",
-                         title=f"{stem}/{name}: column {column} over time", size_px=(1300, 230 * -(-len(slices) // 5)),
+                         title=f"{where}: column {column} over time", size_px=(1300, 230 * -(-len(slices) // 5)),
                          per_row=5),
         metric_curves({label: curves[label] for label in main}, figures_dir / f"{stem}_abs_rel_per_frame.png",
-                      "AbsRel", title=f"{stem}/{name}: AbsRel per frame (one scale and shift per video)",
+                      "AbsRel", title=f"{where}: AbsRel per frame (one scale and shift per video)",
                       size_px=(1000, 500)),
     ]
 
