@@ -140,3 +140,10 @@ def test_several_videos_continue_past_a_bad_one(tiny_models, tiny_video, tmp_pat
     assert code == 1
     assert (tmp_path / "clip.npz").exists()
     assert "missing.mp4" in capsys.readouterr().err
+
+
+def test_the_built_in_model_says_what_it_is(tiny_video, tmp_path, capsys):
+    assert run(str(tiny_video), "--out", str(tmp_path), "--save", "npz", "--steps", "1") == 0
+    err = capsys.readouterr().err
+    assert "built-in videodepth-small model" in err and "--model" in err
+    assert (tmp_path / "clip.npz").exists()

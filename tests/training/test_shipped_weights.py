@@ -51,7 +51,7 @@ def test_recorded_output_on_a_tiny_clip(prediction_and_clip):
     assert samples == pytest.approx(RECORDED["samples"], abs=5e-3)
 
 
-def test_output_resembles_the_true_depth(prediction_and_clip):
+def test_recorded_accuracy_on_the_tiny_clip(prediction_and_clip):
     prediction, clip = prediction_and_clip
     metrics = evaluate_video(prediction, np.where(clip.valid, clip.depth, 0), clip.max_depth)
     assert metrics["abs_rel"] == pytest.approx(RECORDED["abs_rel"], abs=2e-3)

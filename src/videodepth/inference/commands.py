@@ -15,7 +15,7 @@ from videodepth.inference.runner import InputOptions, OutputOptions, run_video
 from videodepth.inference.strategies import STRATEGIES
 from videodepth.io import COLORMAPS, WRITER_KINDS
 from videodepth.models.bundle import SVD_HUB_ID, DepthModel
-from videodepth.models.default import load_default_model
+from videodepth.models.default import BUILT_IN_MODEL_NOTE, load_default_model
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -74,6 +74,8 @@ def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
         model = DepthModel.from_pretrained(args.model, args.family, args.base, dtype)
     else:
         model = load_default_model()
+        if not model.config.notice:
+            print(BUILT_IN_MODEL_NOTE, file=sys.stderr)
     if model.config.notice:
         banner = "!" * 100
         print(f"{banner}\n{model.config.notice}\n{banner}", file=sys.stderr)
