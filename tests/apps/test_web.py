@@ -150,3 +150,12 @@ def test_effects_tab_streams_an_effect_over_the_last_result(tmp_path, uploads):
     shown, preview, files, _ = app.apply_effect(state, "pointcloud", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60)
     assert shown is None and Path(preview).name == "preview.png"
     assert [Path(f).name for f in files] == ["clip_pointcloud_frames.zip"]
+
+
+def test_a_run_with_the_shipped_model_says_what_that_model_is(tmp_path, uploads, monkeypatch):
+    monkeypatch.setattr("videodepth.apps.web.upload_roots", lambda: [uploads])
+    app = WebApp(ServeConfig(work_root=tmp_path / "work"))
+    shown, files, status, state = app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 1, 128,
+                                                4, "inferno")
+    assert status.startswith("**Done.**") and "built-in videodepth-small model" in status
+    assert Path(shown).name.endswith("_sbs.mp4") and state["frames"] == 4
