@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from videodepth.data.clip import Sequence
 from videodepth.data.readers import list_sequences, read_sequence
 from videodepth.errors import InputError
 from videodepth.eval.flicker import flicker
@@ -61,12 +62,21 @@ def predict_sequence(pipeline: VideoDepthPipeline, rgb: np.ndarray, settings: Ru
     return depth, frames, time.perf_counter() - started
 
 
+def sequence_name(root: Path, path: Path) -> str:
+    """A sequence's path inside its dataset: unique and stable across runs, so results are keyed by it."""
+    return str(path.relative_to(root)) if path != Path(root) else path.name
+
+
+def read_for_eval(path: Path, options: EvalOptions) -> tuple[Sequence, float, int | None]:
+    """The sequence cut to the protocol's length, its max depth and that length."""
+    max_depth, seq_len = sequence_settings(options, read_sequence(path, max_frames=1).max_depth)
+    return read_sequence(path, max_frames=seq_len), max_depth, seq_len
+
+
 def evaluate_sequence(
     pipeline, path: Path, settings: RunSettings, options: EvalOptions, name: str, keep: Path | None = None
 ) -> dict:
-    probe_max = read_sequence(path, max_frames=1).max_depth
-    max_depth, seq_len = sequence_settings(options, probe_max)
-    sequence = read_sequence(path, max_frames=seq_len)
+    sequence, max_depth, seq_len = read_for_eval(path, options)
     if options.single_frame_stride:
         return _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name)
     prediction, frames, seconds = predict_sequence(pipeline, sequence.rgb, settings, options.max_res)
@@ -170,8 +180,7 @@ def run_eval(
     done = _done(csv_path, key)
     dataset = options.dataset if options.dataset != "auto" else Path(root).name
     for index, path in enumerate(tqdm(paths, desc="evaluating", unit="video", disable=not progress)):
-        # Rows are keyed by the path inside the dataset, which stays unique and stable across runs.
-        name = str(path.relative_to(root)) if path != Path(root) else path.name
+        name = sequence_name(root, path)
         if name in done:
             continue
         keep = prediction_path(out_dir, key, name) if index < options.keep_predictions else None
