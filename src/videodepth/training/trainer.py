@@ -27,6 +27,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from videodepth.errors import CheckpointError, InputError
+from videodepth.io import atomic_dir
 from videodepth.models.bundle import DepthModel
 from videodepth.training.config import TrainConfig
 from videodepth.training.data import StepBatchSampler, StepKeyedShards, step_loader
@@ -74,16 +75,6 @@ def _generator(*key: int) -> torch.Generator:
     for part in key:
         seed = (seed * 1_000_003 + int(part)) % (2**63)
     return torch.Generator().manual_seed(seed)
-
-
-def _atomic_dir(target: Path, write) -> None:
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    write(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -156,13 +147,10 @@ class Trainer:
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "step": self.step,
             }
-
-            def write(folder: Path) -> None:
+            with atomic_dir(target) as folder:
                 torch.save(state, folder / "state.pt")
                 (folder / STATE_FILE).write_text(
                     json.dumps({"step": self.step, "num_processes": self.accelerator.num_processes}) + "\n")
-
-            _atomic_dir(target, write)
             for old in sorted((self.out / CHECKPOINTS).glob("step_*"))[:-KEEP_CHECKPOINTS]:
                 shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
