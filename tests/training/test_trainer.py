@@ -20,9 +20,11 @@ def _final_state(out):
     return torch.load(latest_checkpoint(out) / "state.pt", weights_only=False)
 
 
-@pytest.mark.parametrize("noise", ["clip", "frame"])
-def test_resume_is_exact(tmp_path, tiny_shards, noise):
-    path = write_config(tmp_path / "c.yaml", tiny_config_values(tiny_shards, tmp_path / "x", objective={"noise": noise}))
+@pytest.mark.parametrize(("noise", "detail_channels"), [("clip", 0), ("frame", 0), ("clip", 3)])
+def test_resume_is_exact(tmp_path, tiny_shards, noise, detail_channels):
+    values = tiny_config_values(tiny_shards, tmp_path / "x", objective={"noise": noise})
+    values["model"]["detail_channels"] = detail_channels
+    path = write_config(tmp_path / "c.yaml", values)
     Trainer(load_config(path), tmp_path / "once", show_progress=False).train()
     Trainer(load_config(path, ["steps=2"]), tmp_path / "split", show_progress=False).train()
     resumed = Trainer(load_config(path), tmp_path / "split", resume=True, show_progress=False)
@@ -51,11 +53,21 @@ def test_stage_writes_logs_and_a_loadable_model(tmp_path, tiny_shards):
     state = json.loads((latest_checkpoint(tmp_path / "run") / "trainer_state.json").read_text())
     assert state == {"step": 2, "num_processes": 1}
     # frozen spatial weights did not move
-    start = Trainer(load_config(path), tmp_path / "other", show_progress=False).unwrapped.state_dict()
+    start = Trainer(load_config(path), tmp_path / "other", show_progress=False).model.unet.state_dict()
     trained = model.unet.state_dict()
     assert torch.equal(trained["conv_in.weight"], start["conv_in.weight"])
     assert not torch.equal(trained["down_blocks.0.resnets.0.temporal_res_block.conv1.weight"],
                            start["down_blocks.0.resnets.0.temporal_res_block.conv1.weight"])
+
+
+def test_detail_encoder_is_added_trained_and_saved(tmp_path, tiny_shards):
+    values = tiny_config_values(tiny_shards, tmp_path / "run", steps=2)
+    values["model"]["detail_channels"] = 3
+    trainer = Trainer(load_config(write_config(tmp_path / "c.yaml", values)), show_progress=False)
+    start = {n: t.clone() for n, t in trainer.model.detail_encoder.state_dict().items()}
+    model = DepthModel.from_pretrained(trainer.train())
+    assert model.unet.config.in_channels == 2 * model.vae.config.latent_channels + 3
+    assert any(not torch.equal(t, start[n]) for n, t in model.detail_encoder.state_dict().items())
 
 
 def test_vae_stage_runs(tmp_path, tiny_shards):

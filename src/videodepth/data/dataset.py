@@ -68,6 +68,25 @@ def crop_and_resize(clip: Clip, size: tuple[int, int], rng: np.random.Generator,
     return dict(rgb=np.stack(rgb), depth=np.stack(depth), K_frames=K_frames)
 
 
+def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """One random photometric change for a whole clip (uint8 [T, H, W, 3] in and out).
+
+    Gain, contrast, saturation, per-channel white balance and gamma, each drawn within
+    ``strength`` (0 = identity). The same change applies to every frame, so the clip stays
+    temporally consistent; it keeps a model from keying depth on the renderer's exact colours.
+    """
+    if strength <= 0:
+        return rgb
+    x = rgb.astype(np.float32) / 255.0
+    gain, contrast, saturation, gamma = np.exp(rng.uniform(-strength, strength, 4))
+    balance = np.exp(rng.uniform(-strength / 2, strength / 2, 3)).astype(np.float32)
+    grey = x.mean(axis=-1, keepdims=True)
+    x = grey + saturation * (x - grey)
+    x = x.mean() + contrast * (x - x.mean())
+    x = np.clip(x * gain * balance, 0.0, 1.0) ** gamma
+    return np.round(x * 255.0).astype(np.uint8)
+
+
 def to_item(rgb: np.ndarray, depth: np.ndarray, K_frames: np.ndarray, poses: np.ndarray) -> dict:
     valid = depth > 0
     disparity, _ = normalised_disparity(depth, valid)

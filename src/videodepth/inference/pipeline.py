@@ -29,7 +29,7 @@ from videodepth.models.bundle import SVD_HUB_ID, DepthModel
 
 @dataclass
 class Conditioning:
-    """Per-frame conditioning of a window: RGB latents [1, F, 4, h, w] and tokens [1, F, D]."""
+    """Per-frame conditioning of a window: RGB latents [1, F, C, h, w] (VAE latents, then any detail features) and tokens [1, F, D]."""
 
     latents: torch.Tensor
     tokens: torch.Tensor
@@ -156,12 +156,17 @@ class VideoDepthPipeline:
             posterior = vae.encode(video.to(vae.dtype)).latent_dist
         mode = self.config.rgb_latents
         if mode == "mode":
-            return posterior.mode().to(self.dtype)
-        if mode == "mode_scaled":
-            return (posterior.mode() * vae.config.scaling_factor).to(self.dtype)
-        eps = torch.stack([noise.posterior(first_frame + i, tuple(posterior.mean.shape[1:]))
-                           for i in range(len(video))]).to(posterior.mean)
-        return ((posterior.mean + posterior.std * eps) * vae.config.scaling_factor).to(self.dtype)
+            latents = posterior.mode()
+        elif mode == "mode_scaled":
+            latents = posterior.mode() * vae.config.scaling_factor
+        else:
+            eps = torch.stack([noise.posterior(first_frame + i, tuple(posterior.mean.shape[1:]))
+                               for i in range(len(video))]).to(posterior.mean)
+            latents = (posterior.mean + posterior.std * eps) * vae.config.scaling_factor
+        if self.model.detail_encoder is not None:
+            with self._using(self.model.detail_encoder) as encoder:
+                latents = torch.cat([latents, encoder(video.to(encoder.dtype)).to(latents)], dim=1)
+        return latents.to(self.dtype)
 
     # --------------------------------------------------------------------------- denoise
     def added_time_ids(self) -> torch.Tensor:

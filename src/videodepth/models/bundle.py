@@ -2,7 +2,8 @@
 family settings, loadable from three layouts:
 
 - ours, written by :meth:`DepthModel.save_pretrained`: one folder with ``vae/``, ``unet/``,
-  ``scheduler/``, optional ``image_encoder/`` and ``feature_extractor/``, and ``videodepth.json``;
+  ``scheduler/``, optional ``image_encoder/``, ``feature_extractor/`` and ``detail_encoder/``,
+  and ``videodepth.json``;
 - DepthCrafter: its UNet folder (``tencent/DepthCrafter``) plus SVD img2vid-xt for the rest;
 - ChronoDepth: its UNet folder (``jhshao/ChronoDepth-v1``) plus SVD img2vid-xt.
 
@@ -25,6 +26,7 @@ from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 from videodepth.errors import CheckpointError
 from videodepth.models.config import CONFIG_NAME, FAMILY_CONFIGS, DepthModelConfig
+from videodepth.models.detail_encoder import DetailEncoder
 from videodepth.models.unet import VideoDepthUNet
 
 SVD_HUB_ID = "stabilityai/stable-video-diffusion-img2vid-xt"
@@ -41,9 +43,11 @@ class DepthModel:
     config: DepthModelConfig = field(default_factory=DepthModelConfig)
     image_encoder: CLIPVisionModelWithProjection | None = None
     feature_extractor: CLIPImageProcessor | None = None
+    # Learned detail features appended to the RGB latents (the small model; see detail_encoder).
+    detail_encoder: DetailEncoder | None = None
 
     def modules(self) -> list[torch.nn.Module]:
-        return [m for m in (self.vae, self.unet, self.image_encoder) if m is not None]
+        return [m for m in (self.vae, self.unet, self.image_encoder, self.detail_encoder) if m is not None]
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> DepthModel:
         for module in self.modules():
@@ -72,6 +76,8 @@ class DepthModel:
                 self.image_encoder.save_pretrained(staging / "image_encoder", safe_serialization=True)
             if self.feature_extractor is not None:
                 self.feature_extractor.save_pretrained(staging / "feature_extractor")
+            if self.detail_encoder is not None:
+                self.detail_encoder.save_pretrained(staging / "detail_encoder", safe_serialization=True)
             self.config.save(staging)
             if folder.exists():
                 shutil.rmtree(folder)
@@ -208,14 +214,24 @@ def _load_ours(root: Path, dtype: torch.dtype) -> DepthModel:
                            lambda: _with_fp16_fallback(CLIPVisionModelWithProjection, root / "image_encoder", dtype))
         extractor = _guarded(root / "feature_extractor",
                              lambda: CLIPImageProcessor.from_pretrained(root / "feature_extractor"))
-    return DepthModel(
+    detail = None
+    if (root / "detail_encoder").exists():
+        detail = _guarded(root / "detail_encoder",
+                          lambda: DetailEncoder.from_pretrained(root / "detail_encoder", torch_dtype=dtype))
+    model = DepthModel(
         vae=_load_vae(root / "vae", dtype),
         unet=_guarded(root / "unet", lambda: VideoDepthUNet.from_pretrained(root / "unet", torch_dtype=dtype)),
         scheduler=_guarded(root / "scheduler", lambda: EulerDiscreteScheduler.from_pretrained(root / "scheduler")),
         config=config,
         image_encoder=encoder,
         feature_extractor=extractor,
-    ).eval()
+        detail_encoder=detail,
+    )
+    expected = 2 * model.vae.config.latent_channels + (detail.config.out_channels if detail is not None else 0)
+    if model.unet.config.in_channels != expected:
+        raise CheckpointError(f"{root}: the UNet takes {model.unet.config.in_channels} input channels but the "
+                              f"VAE{' and detail encoder' if detail is not None else ''} give {expected}")
+    return model.eval()
 
 
 def _load_published(unet_root: Path, family: str, svd_root: Path, dtype: torch.dtype) -> DepthModel:

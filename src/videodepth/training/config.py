@@ -24,6 +24,9 @@ class ModelSection:
     init: str = "random"
     size: Literal["small", "tiny"] = "small"
     seed: int = 0
+    # > 0: give a model without one a fresh DetailEncoder with this many output channels
+    # (its UNet input widened with zero weights, so training starts from the loaded model).
+    detail_channels: int = 0
 
 
 @dataclass
@@ -36,6 +39,9 @@ class DataSection:
     batch_size: int = 1
     workers: int = 1
     max_zoom: float = 1.25
+    # Augmentation: photometric jitter strength per clip (0 = off) and random horizontal flips.
+    colour_jitter: float = 0.0
+    flip: bool = False
 
 
 @dataclass
@@ -171,5 +177,7 @@ def _check(config: TrainConfig, where: str) -> None:
     height, width = config.data.size
     if height % 32 or width % 32:
         raise InputError(f"{where}: data.size sides must be multiples of 32, got {height}x{width}")
+    if not 0.0 <= config.data.colour_jitter <= 1.0:
+        raise InputError(f"{where}: data.colour_jitter must be in [0, 1], got {config.data.colour_jitter}")
     if config.optim.grad_accum < 1 or config.data.batch_size < 1:
         raise InputError(f"{where}: batch_size and grad_accum must be at least 1")

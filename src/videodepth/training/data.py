@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from videodepth.data.dataset import crop_and_resize, read_shard_length, to_item
+from videodepth.data.dataset import crop_and_resize, jitter_colour, read_shard_length, to_item
 from videodepth.data.shards import list_shards, read_shard
 from videodepth.errors import InputError
 from videodepth.training.objective import fill_invalid_nearest
@@ -34,11 +34,12 @@ class StepKeyedShards(Dataset):
     """Sub-clips of training shards, indexed by :class:`ItemKey`."""
 
     def __init__(self, roots: list[str | Path], size: tuple[int, int], seed: int = 0, max_zoom: float = 1.25,
-                 fill_invalid: bool = False):
+                 fill_invalid: bool = False, colour_jitter: float = 0.0, flip: bool = False):
         self.paths = sorted({p for root in roots for p in list_shards(root)})
         if not self.paths:
             raise InputError(f"no training shards (*.npz) found in {', '.join(map(str, roots)) or '(none given)'}")
         self.size, self.seed, self.max_zoom, self.fill_invalid = tuple(size), seed, max_zoom, fill_invalid
+        self.colour_jitter, self.flip = colour_jitter, flip
         self._lengths: dict[Path, int] = {}
 
     def __len__(self) -> int:
@@ -57,11 +58,18 @@ class StepKeyedShards(Dataset):
         start = int(rng.integers(0, total - length + 1))
         clip = read_shard(path, slice(start, start + length))
         view = crop_and_resize(clip, self.size, rng, self.max_zoom)
-        item = to_item(view["rgb"], view["depth"], view["K_frames"], clip.poses_c2w)
-        disparity = item["disparity"]
+        # Augmentations draw from their own generator so that turning them on leaves the clip,
+        # length and crop of every step unchanged.
+        augment = np.random.default_rng([self.seed, key.step, key.micro, key.rank, key.slot, 3])
+        rgb = jitter_colour(view["rgb"], augment, self.colour_jitter)
+        item = to_item(rgb, view["depth"], view["K_frames"], clip.poses_c2w)
+        rgb, disparity, valid = item["rgb"], item["disparity"], item["valid"]
         if self.fill_invalid:
-            disparity = fill_invalid_nearest(disparity, item["valid"])
-        return {"rgb": item["rgb"], "disparity": disparity, "valid": item["valid"]}
+            disparity = fill_invalid_nearest(disparity, valid)
+        if self.flip and augment.random() < 0.5:
+            # A mirrored scene is as plausible as the original; relative depth is unchanged.
+            rgb, disparity, valid = (t.flip(-1) for t in (rgb, disparity, valid))
+        return {"rgb": rgb, "disparity": disparity, "valid": valid}
 
 
 class StepBatchSampler(Sampler):

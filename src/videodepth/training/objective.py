@@ -57,8 +57,26 @@ def encode_scaled(vae, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     return torch.cat(parts) * vae.config.scaling_factor
 
 
+class Denoiser(torch.nn.Module):
+    """What a UNet stage trains: the UNet and, when the model has one, its detail encoder, in one
+    module so that one forward call (what DDP synchronises) runs both."""
+
+    def __init__(self, unet: torch.nn.Module, detail_encoder: torch.nn.Module | None = None):
+        super().__init__()
+        self.unet, self.detail_encoder = unet, detail_encoder
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                added_time_ids: torch.Tensor, return_dict: bool = False, images: torch.Tensor | None = None):
+        """As the UNet; ``images`` [B, F, 3, H, W] feed the detail encoder, if any."""
+        if self.detail_encoder is not None:
+            features = self.detail_encoder(images.flatten(0, 1).to(sample.dtype))
+            sample = torch.cat([sample, features.reshape(*sample.shape[:2], *features.shape[1:])], dim=2)
+        return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states,
+                         added_time_ids=added_time_ids, return_dict=return_dict)
+
+
 def denoising_loss(
-    unet: torch.nn.Module,
+    denoiser: torch.nn.Module,
     x0: torch.Tensor,
     rgb_latents: torch.Tensor,
     sigma: torch.Tensor,
@@ -66,17 +84,20 @@ def denoising_loss(
     tokens: torch.Tensor,
     added_time_ids: torch.Tensor,
     weight: torch.Tensor | None = None,
+    images: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """lambda(sigma)-weighted squared error of the denoised estimate.
 
     ``x0``, ``rgb_latents``, ``noise`` [B, F, C, h, w]; ``sigma`` [B, F]; ``tokens`` [B, F, D];
     ``weight`` (optional) [B, F, 1, h, w] per latent cell, e.g. its valid-pixel fraction. The
-    result is the weighted mean over all latent elements.
+    result is the weighted mean over all latent elements. ``denoiser`` is a UNet or a
+    :class:`Denoiser`; ``images`` (the frames, [B, F, 3, H, W]) go to a Denoiser's detail encoder.
     """
     x = x0 + sigma[..., None, None, None] * noise
     network_input = torch.cat([c_in(sigma) * x, rgb_latents], dim=2)
-    output = unet(network_input, c_noise(sigma), encoder_hidden_states=tokens, added_time_ids=added_time_ids,
-                  return_dict=False)[0]
+    extra = {} if images is None else {"images": images}
+    output = denoiser(network_input, c_noise(sigma), encoder_hidden_states=tokens, added_time_ids=added_time_ids,
+                      return_dict=False, **extra)[0]
     denoised = denoised_from_output(output.float(), x, sigma)
     error = loss_weight(sigma)[..., None, None, None] * (denoised - x0) ** 2
     if weight is None:

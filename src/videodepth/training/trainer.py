@@ -32,7 +32,13 @@ from videodepth.models.bundle import DepthModel
 from videodepth.training.config import TrainConfig
 from videodepth.training.data import StepBatchSampler, StepKeyedShards, step_loader
 from videodepth.training.layers import select_trainable
-from videodepth.training.objective import denoising_loss, draw_sigmas, encode_scaled, latent_cell_weights
+from videodepth.training.objective import (
+    Denoiser,
+    denoising_loss,
+    draw_sigmas,
+    encode_scaled,
+    latent_cell_weights,
+)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -55,6 +61,15 @@ class VaeReconstruction(torch.nn.Module):
 
 
 def initial_model(config: TrainConfig) -> DepthModel:
+    model = _loaded_or_fresh(config)
+    if config.model.detail_channels and model.detail_encoder is None:
+        from videodepth.models.detail_encoder import add_detail_encoder
+
+        add_detail_encoder(model, config.model.detail_channels, seed=config.model.seed)
+    return model
+
+
+def _loaded_or_fresh(config: TrainConfig) -> DepthModel:
     if config.model.init in ("random", "designed"):
         from videodepth.models.architectures import random_model
 
@@ -125,9 +140,9 @@ class Trainer:
             self.model.vae.train().requires_grad_(True)
             module = VaeReconstruction(self.model.vae)
             return module, list(module.parameters())
-        self.model.unet.train()
-        parameters = select_trainable(self.model.unet, self.config.trainable)
-        return self.model.unet, parameters
+        module = Denoiser(self.model.unet, self.model.detail_encoder).train()
+        # the detail encoder works on single frames, so it counts as spatial
+        return module, select_trainable(module, self.config.trainable)
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -186,11 +201,12 @@ class Trainer:
     def ema_model(self) -> DepthModel:
         """A detached copy of the model with the EMA weights in the trained module."""
         unet, vae = copy.deepcopy(self.model.unet), copy.deepcopy(self.model.vae)
-        trained = VaeReconstruction(vae) if self.config.task == "vae" else unet
+        detail = copy.deepcopy(self.model.detail_encoder)
+        trained = VaeReconstruction(vae) if self.config.task == "vae" else Denoiser(unet, detail)
         self.ema.copy_to(trained.parameters())
         config = dataclasses.replace(self.model.config, **self.config.inference)
         return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=self.model.scheduler,
-                          config=config).eval()
+                          config=config, detail_encoder=detail.cpu().float() if detail is not None else None).eval()
 
     # ------------------------------------------------------------------------ losses
     def _batch_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, int]:
@@ -219,11 +235,11 @@ class Trainer:
         sigma = draw_sigmas(B, T, objective.noise, objective.p_mean, objective.p_std, generator).to(self.device)
         noise = torch.randn(x0.shape, generator=generator).to(self.device)
         config = self.model.config
-        tokens = torch.zeros(B, T, self.unwrapped.config.cross_attention_dim, device=self.device)
+        tokens = torch.zeros(B, T, self.model.unet.config.cross_attention_dim, device=self.device)
         time_ids = torch.tensor([[config.fps_id, config.motion_bucket_id, config.noise_aug_strength]],
                                 device=self.device).expand(B, 3)
         with self.accelerator.autocast():
-            loss = denoising_loss(self.module, x0, rgb_latents, sigma, noise, tokens, time_ids, weight)
+            loss = denoising_loss(self.module, x0, rgb_latents, sigma, noise, tokens, time_ids, weight, images=rgb)
         return loss, B * T
 
     def _encoder(self):
@@ -244,7 +260,8 @@ class Trainer:
     def _loader(self):
         data = self.config.data
         dataset = StepKeyedShards(data.shards, data.size, self.config.seed, data.max_zoom,
-                                  fill_invalid=self.config.objective.invalid == "fill_and_mask")
+                                  fill_invalid=self.config.objective.invalid == "fill_and_mask",
+                                  colour_jitter=data.colour_jitter, flip=data.flip)
         sampler = StepBatchSampler(self.step, self.config.steps, data.batch_size, self.config.optim.grad_accum,
                                    data.min_len, data.max_len, self.config.seed, self.accelerator.process_index)
         return step_loader(dataset, sampler, data.workers)

@@ -1,0 +1,59 @@
+"""Training augmentation: photometric jitter per clip and horizontal flips, keyed like the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from videodepth.data.dataset import jitter_colour
+from videodepth.errors import InputError
+from videodepth.training.config import load_config
+from videodepth.training.data import ItemKey, StepKeyedShards
+
+from .conftest import tiny_config_values, write_config
+
+
+def _clip(frames: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.repeat(rng.integers(0, 256, (1, 8, 12, 3), dtype=np.uint8), frames, axis=0)
+
+
+def test_zero_strength_is_the_identity():
+    clip = _clip()
+    assert jitter_colour(clip, np.random.default_rng(1), 0.0) is clip
+
+
+def test_one_change_for_the_whole_clip():
+    clip = _clip()
+    out = jitter_colour(clip, np.random.default_rng(1), 0.3)
+    assert out.dtype == np.uint8 and out.shape == clip.shape
+    assert not np.array_equal(out, clip)
+    assert all(np.array_equal(out[0], frame) for frame in out[1:])  # identical frames stay identical
+    np.testing.assert_array_equal(out, jitter_colour(clip, np.random.default_rng(1), 0.3))
+
+
+def test_augmentation_changes_only_what_it_should(tiny_shards):
+    plain = StepKeyedShards([tiny_shards], (32, 64), seed=3)
+    jittered = StepKeyedShards([tiny_shards], (32, 64), seed=3, colour_jitter=0.3)
+    flipped = StepKeyedShards([tiny_shards], (32, 64), seed=3, flip=True)
+    mirrored = 0
+    for step in range(8):
+        key = ItemKey(step=step, micro=0, rank=0, slot=0, length=3)
+        base, colour, flip = plain[key], jittered[key], flipped[key]
+        # colour jitter: same clip, crop and labels, other colours
+        assert torch.equal(colour["disparity"], base["disparity"]) and torch.equal(colour["valid"], base["valid"])
+        assert not torch.equal(colour["rgb"], base["rgb"])
+        # flip: the same item or its mirror image, RGB and labels together
+        is_mirror = torch.equal(flip["rgb"], base["rgb"].flip(-1))
+        assert is_mirror or torch.equal(flip["rgb"], base["rgb"])
+        want = base["disparity"].flip(-1) if is_mirror else base["disparity"]
+        assert torch.equal(flip["disparity"], want)
+        mirrored += is_mirror
+    assert 0 < mirrored < 8
+
+
+def test_jitter_strength_is_checked(tmp_path, tiny_shards):
+    values = tiny_config_values(tiny_shards, tmp_path / "run", data={"colour_jitter": 2.0})
+    with pytest.raises(InputError, match="colour_jitter must be in"):
+        load_config(write_config(tmp_path / "c.yaml", values))
