@@ -73,3 +73,23 @@ def test_tae_rejects_bad_shapes():
         m.tae(depth, np.eye(4), np.stack([np.eye(4)] * 2))
     with pytest.raises(InputError, match="TAE needs both intrinsics and poses"):
         m.evaluate_video(depth, depth, 10.0, K=K)
+
+
+def test_a_zooming_clip_is_scored_with_its_own_intrinsics_per_frame():
+    from videodepth.data.clip import clip_to_sequence
+    from videodepth.data.render import render_clip
+    from videodepth.data.scenes import SceneConfig
+
+    clip = render_clip(SceneConfig("tabletop", camera_motion="zoom"), 7, 8, 48, 64)
+    sequence = clip_to_sequence(clip)
+    sequence.extra["K_frames"] = clip.K_frames.tolist() + clip.K_frames.tolist()  # longer than held
+    K, poses = sequence.tae_camera()
+    np.testing.assert_allclose(K, clip.K_frames)
+    assert poses is sequence.poses_c2w
+    # the renderer's own depth is nearly consistent under its own cameras
+    depth = np.where(sequence.valid, sequence.depth, 0)
+    assert m.tae(depth, K, poses, sequence.valid) < 1.0
+    sequence.extra.clear()
+    assert sequence.tae_camera()[0] is sequence.K
+    sequence.rgb = sequence.rgb[:1]
+    assert sequence.tae_camera() == (None, None)

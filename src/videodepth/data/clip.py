@@ -68,6 +68,17 @@ class Sequence:
     def num_frames(self) -> int:
         return int(self.rgb.shape[0])
 
+    def tae_camera(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(intrinsics, poses) for TAE, or (None, None) when the sequence cannot have one.
+
+        Intrinsics are one 3x3 matrix, or one per frame when the source records them (a zooming
+        camera: SynthBench's ``K_frames``), cut to the frames held."""
+        if self.K is None or self.poses_c2w is None or self.num_frames < 2:
+            return None, None
+        per_frame = self.extra.get("K_frames")
+        K = self.K if per_frame is None else np.asarray(per_frame, dtype=np.float64)[: self.num_frames]
+        return K, self.poses_c2w
+
 
 def clip_to_sequence(clip: Clip) -> Sequence:
     return Sequence(

@@ -83,11 +83,8 @@ def evaluate_sequence(
     if keep is not None:
         keep.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(keep, depth=prediction.astype(np.float16))
-    has_poses = sequence.poses_c2w is not None and sequence.K is not None and len(sequence.rgb) > 1
-    scores = evaluate_video(
-        prediction, sequence.depth, max_depth, seq_len=seq_len,
-        K=sequence.K if has_poses else None, poses_c2w=sequence.poses_c2w if has_poses else None,
-    )
+    K, poses = sequence.tae_camera()
+    scores = evaluate_video(prediction, sequence.depth, max_depth, seq_len=seq_len, K=K, poses_c2w=poses)
     scores["flicker"] = flicker(frames, prediction) if len(frames) > 1 else float("nan")
     scores["ms_per_frame"] = 1000 * seconds / len(frames)
     return {"sequence": name, "frames": len(frames), **scores}

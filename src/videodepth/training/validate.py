@@ -1,7 +1,7 @@
 """Validation on SynthBench clips with the DepthCrafter protocol (one scale and shift per video).
 
 UNet stages run the full pipeline (the model's own inference defaults) and report AbsRel,
-delta1 and TAE (clips with a zooming camera have per-frame intrinsics and are left out of TAE).
+delta1 and TAE (with per-frame intrinsics on clips whose camera zooms).
 The VAE stage reports how well depth survives an encode/decode round trip (AbsRel of the
 reconstruction against the ground truth, same protocol) and the RGB reconstruction L1.
 """
@@ -29,10 +29,8 @@ def pick_sequences(root: str | Path, count: int) -> list[Path]:
 
 
 def _metrics(prediction: np.ndarray, sequence) -> dict[str, float]:
-    zoom = "K_frames" in (sequence.extra or {})
-    use_tae = sequence.K is not None and sequence.poses_c2w is not None and not zoom
-    return evaluate_video(prediction, sequence.depth, sequence.max_depth,
-                          K=sequence.K if use_tae else None, poses_c2w=sequence.poses_c2w if use_tae else None)
+    K, poses = sequence.tae_camera()
+    return evaluate_video(prediction, sequence.depth, sequence.max_depth, K=K, poses_c2w=poses)
 
 
 @torch.no_grad()
