@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from videodepth.data.dataset import jitter_colour
+from videodepth.data.shards import read_shard
 from videodepth.errors import InputError
 from videodepth.training.config import load_config
 from videodepth.training.data import ItemKey, StepKeyedShards
@@ -57,3 +58,18 @@ def test_jitter_strength_is_checked(tmp_path, tiny_shards):
     values = tiny_config_values(tiny_shards, tmp_path / "run", data={"colour_jitter": 2.0})
     with pytest.raises(InputError, match="colour_jitter must be in"):
         load_config(write_config(tmp_path / "c.yaml", values))
+
+
+def test_holes_follow_the_label_of_each_clip(tmp_path, tiny_shards):
+    # by_label: a fine clip keeps its holes (sky) at the far end and trains on every pixel; a
+    # realistic clip (stereo holes) is filled and masked.
+    for shard in sorted(tiny_shards.glob("*.npz")):
+        folder = tmp_path / shard.stem
+        folder.mkdir()
+        (folder / shard.name).symlink_to(shard)
+        key = ItemKey(step=0, micro=0, rank=0, slot=0, length=3)
+        item = StepKeyedShards([folder], (32, 64), invalid="by_label")[key]
+        fine = read_shard(shard, slice(0, 1)).label == "fine"
+        same = StepKeyedShards([folder], (32, 64), invalid="far" if fine else "fill_and_mask")[key]
+        assert torch.equal(item["disparity"], same["disparity"])
+        assert item["valid"].all() if fine else torch.equal(item["valid"], same["valid"])

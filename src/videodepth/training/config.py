@@ -52,8 +52,9 @@ class ObjectiveSection:
     noise: Literal["clip", "frame"] = "clip"
     # "far": invalid pixels stay at -1 (the far end) and count in the loss (right for sky);
     # "fill_and_mask": nearest-valid fill before encoding, loss weighted by each latent cell's
-    # valid-pixel fraction (right for stereo holes).
-    invalid: Literal["far", "fill_and_mask"] = "far"
+    # valid-pixel fraction (right for stereo holes); "by_label": "far" for fine-label clips (their
+    # only holes are sky) and "fill_and_mask" for realistic ones, so mixed data still learns sky.
+    invalid: Literal["far", "fill_and_mask", "by_label"] = "far"
     # "vae": encode with the model's VAE; "designed": the closed form of the designed VAE's
     # encoder (same latents to ~1e-4, much faster; only valid for a designed, untrained VAE).
     encoder: Literal["vae", "designed"] = "vae"

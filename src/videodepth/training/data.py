@@ -34,11 +34,11 @@ class StepKeyedShards(Dataset):
     """Sub-clips of training shards, indexed by :class:`ItemKey`."""
 
     def __init__(self, roots: list[str | Path], size: tuple[int, int], seed: int = 0, max_zoom: float = 1.25,
-                 fill_invalid: bool = False, colour_jitter: float = 0.0, flip: bool = False):
+                 invalid: str = "far", colour_jitter: float = 0.0, flip: bool = False):
         self.paths = sorted({p for root in roots for p in list_shards(root)})
         if not self.paths:
             raise InputError(f"no training shards (*.npz) found in {', '.join(map(str, roots)) or '(none given)'}")
-        self.size, self.seed, self.max_zoom, self.fill_invalid = tuple(size), seed, max_zoom, fill_invalid
+        self.size, self.seed, self.max_zoom, self.invalid = tuple(size), seed, max_zoom, invalid
         self.colour_jitter, self.flip = colour_jitter, flip
         self._lengths: dict[Path, int] = {}
 
@@ -64,8 +64,11 @@ class StepKeyedShards(Dataset):
         rgb = jitter_colour(view["rgb"], augment, self.colour_jitter)
         item = to_item(rgb, view["depth"], view["K_frames"], clip.poses_c2w)
         rgb, disparity, valid = item["rgb"], item["disparity"], item["valid"]
-        if self.fill_invalid:
+        mode = self.invalid if self.invalid != "by_label" else ("far" if clip.label == "fine" else "fill_and_mask")
+        if mode == "fill_and_mask":
             disparity = fill_invalid_nearest(disparity, valid)
+        elif self.invalid != "far":
+            valid = torch.ones_like(valid)  # the loss mask of a clip whose holes are kept as far
         if self.flip and augment.random() < 0.5:
             # A mirrored scene is as plausible as the original; relative depth is unchanged.
             rgb, disparity, valid = (t.flip(-1) for t in (rgb, disparity, valid))

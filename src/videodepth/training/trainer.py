@@ -228,7 +228,7 @@ class Trainer:
         x0 = x0.reshape(B, T, *x0.shape[1:])
         rgb_latents = rgb_latents.reshape(B, T, *rgb_latents.shape[1:])
         weight = None
-        if self.config.objective.invalid == "fill_and_mask":
+        if self.config.objective.invalid != "far":
             factor = rgb.shape[-1] // x0.shape[-1]
             weight = latent_cell_weights(valid.flatten(0, 1), factor).reshape(B, T, 1, *x0.shape[-2:])
         objective = self.config.objective
@@ -260,7 +260,7 @@ class Trainer:
     def _loader(self):
         data = self.config.data
         dataset = StepKeyedShards(data.shards, data.size, self.config.seed, data.max_zoom,
-                                  fill_invalid=self.config.objective.invalid == "fill_and_mask",
+                                  invalid=self.config.objective.invalid,
                                   colour_jitter=data.colour_jitter, flip=data.flip)
         sampler = StepBatchSampler(self.step, self.config.steps, data.batch_size, self.config.optim.grad_accum,
                                    data.min_len, data.max_len, self.config.seed, self.accelerator.process_index)
