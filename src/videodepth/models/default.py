@@ -11,9 +11,9 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights" / "videod
 
 # One line on every run with the built-in model: it is a demo model (see the README's model card).
 BUILT_IN_MODEL_NOTE = (
-    "note: using the built-in videodepth-small model (trained on synthetic scenes for an hour on a CPU; "
-    "it gives a smooth generic layout, not the depth of real footage). For real work pass --model with "
-    "a published checkpoint (README, 'Published checkpoints')."
+    "note: using the built-in videodepth-small model (trained on synthetic scenes only, for about three "
+    "hours on a CPU; on real footage it gives mostly a generic near-bottom, far-top layout, not reliable "
+    "depth). For real work pass --model with a published checkpoint (README, 'Published checkpoints')."
 )
 
 UNTRAINED_NOTICE = (
