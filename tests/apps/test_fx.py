@@ -289,3 +289,20 @@ def test_cli_without_depth_predicts_it_with_the_model(tmp_path, capsys):
                  "--no-progress"]) == 0
     assert len(list(out.glob("*.png"))) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "fog", "tiny"]  # no temporary left
+
+
+@pytest.mark.parametrize("name", sorted(EFFECTS))
+def test_help_shows_the_effects_own_defaults(name):
+    import argparse
+    import dataclasses
+
+    from videodepth.apps.commands import _effect_options
+
+    parser = argparse.ArgumentParser()
+    names = _effect_options(name, parser)
+    fields = {f.name: f.default for f in dataclasses.fields(EFFECTS[name])}
+    assert set(names) <= set(fields)
+    for action in parser._actions:
+        default = fields.get(action.dest)
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            assert f"(default {default:g})" in action.help, action.dest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,48 +23,59 @@ def _color(text: str) -> tuple[float, float, float]:
 
 
 def _effect_options(effect: str, parser: argparse.ArgumentParser) -> list[str]:
-    """Add the effect's own options; return their destinations (= the effect's field names)."""
+    """Add the effect's own options; return their destinations (= the effect's field names).
+
+    Numeric defaults are read from the effect's dataclass for the help text, so the two cannot
+    drift apart; a help text that explains its default itself is left as it is."""
+    from videodepth.apps.fx import EFFECTS
+
+    defaults = {f.name: f.default for f in dataclasses.fields(EFFECTS[effect])}
     group = parser.add_argument_group(f"{effect} options")
-    add = group.add_argument
+    names: list[str] = []
+
+    def add(flag: str, help: str, dest: str | None = None, **kwargs) -> None:
+        name = dest or flag.lstrip("-").replace("-", "_")
+        default = defaults[name]
+        if isinstance(default, int | float | tuple) and not isinstance(default, bool) and "default" not in help:
+            shown = ",".join(f"{v:g}" for v in default) if isinstance(default, tuple) else f"{default:g}"
+            help = f"{help} (default {shown})"
+        group.add_argument(flag, dest=name, help=help, **kwargs)
+        names.append(name)
+
     if effect == "fog":
-        add("--density", type=float, help="fog per depth unit: opacity = 1 - exp(-density * depth) (default 0.25)")
-        add("--color", type=_color, help="fog colour R,G,B in 0-255 (default 200,200,210)")
-        add("--near", type=float, help="depth of disparity 1 (default 1)")
-        add("--far", type=float, help="depth of disparity 0 (default 10)")
-        return ["density", "color", "near", "far"]
-    if effect == "slice":
-        add("--lo", type=float, help="lowest disparity kept (default 0.5)")
-        add("--hi", type=float, help="highest disparity kept (default 1)")
+        add("--density", type=float, help="fog per depth unit: opacity = 1 - exp(-density * depth)")
+        add("--color", type=_color, help="fog colour R,G,B in 0-255")
+        add("--near", type=float, help="depth of disparity 1")
+        add("--far", type=float, help="depth of disparity 0")
+    elif effect == "slice":
+        add("--lo", type=float, help="lowest disparity kept")
+        add("--hi", type=float, help="highest disparity kept")
         add("--background", choices=["transparent", "black"],
             help="what replaces the dropped pixels in PNG frames (videos are always black)")
-        return ["lo", "hi", "background"]
-    if effect == "matte":
-        add("--split", type=float, help="disparity that separates foreground from background (default 0.5)")
-        add("--softness", type=float, help="width of the soft edge in disparity (default 0.1; 0 = hard)")
-        return ["split", "softness"]
-    if effect == "refocus":
-        add("--focus", type=float, help="disparity in focus (default 0.8)")
-        add("--aperture", type=float, help="blur radius in pixels per unit of disparity from focus (default 16)")
-        add("--max-radius", type=int, help="largest blur radius in pixels (default 12)")
-        add("--levels", type=int, help="number of discrete blur radii (default 6)")
-        return ["focus", "aperture", "max_radius", "levels"]
-    if effect == "stereo":
+    elif effect == "matte":
+        add("--split", type=float, help="disparity that separates foreground from background")
+        add("--softness", type=float, help="width of the soft edge in disparity (0 = hard)")
+    elif effect == "refocus":
+        add("--focus", type=float, help="disparity in focus")
+        add("--aperture", type=float, help="blur radius in pixels per unit of disparity from focus")
+        add("--max-radius", type=int, help="largest blur radius in pixels")
+        add("--levels", type=int, help="number of discrete blur radii")
+    elif effect == "stereo":
         add("--baseline-px", type=float, help="parallax in pixels between disparity 0 and 1 (default 3%% of width)")
         add("--mode", choices=["sbs", "anaglyph", "left-right"],
             help="sbs: left | right; anaglyph: red-cyan; left-right: two outputs NAME_left, NAME_right")
-        add("--convergence", type=float, help="disparity on the screen plane (default 0.5)")
-        return ["baseline_px", "mode", "convergence"]
-    if effect == "pointcloud":
-        add("--fov", dest="fov_deg", type=float, help="horizontal field of view in degrees (default 60)")
-        add("--near", type=float, help="depth of disparity 1 (default 1)")
-        add("--far", type=float, help="depth of disparity 0 (default 10)")
-        add("--stride", type=int, help="keep every n-th pixel in each direction (default 1)")
-        add("--preview-frame", type=int, help="frame shown in preview.png (default 0)")
-        return ["fov_deg", "near", "far", "stride", "preview_frame"]
-    if effect == "colormap":
+        add("--convergence", type=float, help="disparity on the screen plane")
+    elif effect == "pointcloud":
+        add("--fov", dest="fov_deg", type=float, help="horizontal field of view in degrees")
+        add("--near", type=float, help="depth of disparity 1")
+        add("--far", type=float, help="depth of disparity 0")
+        add("--stride", type=int, help="keep every n-th pixel in each direction")
+        add("--preview-frame", type=int, help="frame shown in preview.png")
+    elif effect == "colormap":
         add("--sbs", dest="side_by_side", action="store_true", default=None, help="input | depth side by side")
-        return ["side_by_side"]
-    raise AssertionError(effect)
+    else:
+        raise AssertionError(effect)
+    return names
 
 
 EFFECT_HELP = {
