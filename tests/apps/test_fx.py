@@ -242,6 +242,10 @@ def test_bad_depth_files(clip, tmp_path):
     cases = [(tmp_path / "missing.npz", "depth not found"), (tmp_path / "junk.npz", "not a readable .npz"),
              (tmp_path / "two.npz", "no 'depth' array"), (tmp_path / "flat.npy", r"shape \[T, H, W\]"),
              (clip["video"], "depth must be an .npz")]
+    for name, image in [("eight_bit", np.zeros((4, 6), np.uint8)), ("colour", np.zeros((4, 6, 3), np.uint16))]:
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "000000.png"), image)
+    cases += [(tmp_path / "eight_bit", "expected a 16-bit PNG"), (tmp_path / "colour", "expected a grayscale PNG")]
     for path, message in cases:
         with pytest.raises(InputError, match=message):
             open_depth(path)

@@ -22,6 +22,7 @@ from typing import BinaryIO, Literal
 import cv2
 import numpy as np
 
+from videodepth.data.readers import read_png16
 from videodepth.errors import InputError
 from videodepth.io.colormap import normalize
 from videodepth.io.writers import PNG16_MAX
@@ -114,9 +115,9 @@ class NpyDepth(DepthVideo):
 
 
 def _read_png16(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.ndim != 2 or image.dtype != np.uint16:
-        raise InputError(f"{path} is not a 16-bit grayscale PNG")
+    image = read_png16(path)
+    if image.ndim != 2:
+        raise InputError(f"depth image {path} has {image.shape[2]} channels, expected a grayscale PNG")
     return image.astype(np.float32) / PNG16_MAX
 
 
