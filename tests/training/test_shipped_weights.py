@@ -30,6 +30,7 @@ def test_weights_are_small_float_safetensors_and_marked_trained():
             assert {str(handle.get_tensor(k).dtype) for k in handle.keys()} <= {"torch.float32", "torch.float16"}  # noqa: SIM118
     config = json.loads((DEFAULT_MODEL_DIR / "videodepth.json").read_text())
     assert config["notice"] == "" and config["family"] == "videodepth"
+    assert "synthetic scenes only" in config["note"] and "--model" in config["note"]
     assert load_default_model().config.notice == ""
 
 

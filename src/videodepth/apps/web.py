@@ -244,11 +244,7 @@ class WebApp:
         colour = next(p for n, p in by_suffix.items() if n.endswith("_depth.mp4"))
         npz = next(p for n, p in by_suffix.items() if n.endswith(".npz"))
         exr = zip_folder(next(p for p in report.outputs if p.is_dir()), job / f"{source.stem}_exr.zip")
-        notice = pipeline.config.notice
-        if not notice and model == SHIPPED_MODEL:
-            from videodepth.models.default import BUILT_IN_MODEL_NOTE
-
-            notice = BUILT_IN_MODEL_NOTE.removeprefix("note: ")
+        notice = pipeline.config.notice or pipeline.config.note
         status = f"**Done.** {report.summary()}" + (f"\n\n**Note:** {notice}" if notice else "")
         state = {"video": str(source), "npz": str(npz), "job": str(job), "frames": report.num_frames}
         return str(sbs), [str(colour), str(npz), str(exr)], status, state

@@ -15,7 +15,7 @@ from videodepth.inference.runner import InputOptions, OutputOptions, run_video
 from videodepth.inference.strategies import STRATEGIES
 from videodepth.io import COLORMAPS, WRITER_KINDS
 from videodepth.models.bundle import SVD_HUB_ID, DepthModel
-from videodepth.models.default import BUILT_IN_MODEL_NOTE, load_default_model
+from videodepth.models.default import load_default_model
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -70,12 +70,9 @@ def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
     dtype = DTYPES.get(args.dtype, torch.float16 if device.type == "cuda" else torch.float32)
     if args.cpu_offload and device.type == "cpu":
         raise InputError("--cpu-offload needs a GPU device")
-    if args.model:
-        model = DepthModel.from_pretrained(args.model, args.family, args.base, dtype)
-    else:
-        model = load_default_model()
-        if not model.config.notice:
-            print(BUILT_IN_MODEL_NOTE, file=sys.stderr)
+    model = DepthModel.from_pretrained(args.model, args.family, args.base, dtype) if args.model else load_default_model()
+    if model.config.note:
+        print(f"note: {model.config.note}", file=sys.stderr)
     if model.config.notice:
         banner = "!" * 100
         print(f"{banner}\n{model.config.notice}\n{banner}", file=sys.stderr)

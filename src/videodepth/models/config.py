@@ -50,8 +50,10 @@ class DepthModelConfig(SamplingDefaults):
     prescale_state: bool = False
     # Longest side of the processing resolution by default.
     max_res: int = 448
-    # Free text shown by the CLI before a run (e.g. that weights are untrained).
+    # A warning shown loudly before a run (e.g. that the weights are untrained).
     notice: str = ""
+    # One quiet line shown whenever the model runs: what it is and what it is not good for.
+    note: str = ""
 
     def save(self, folder: str | Path) -> None:
         Path(folder, CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")

@@ -9,13 +9,6 @@ from videodepth.models.config import CONFIG_NAME
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights" / "videodepth-small"
 
-# One line on every run with the built-in model: it is a demo model (see the README's model card).
-BUILT_IN_MODEL_NOTE = (
-    "note: using the built-in videodepth-small model (trained on synthetic scenes only, for about three "
-    "hours on a CPU; on real footage it gives mostly a generic near-bottom, far-top layout, not reliable "
-    "depth). For real work pass --model with a published checkpoint (README, 'Published checkpoints')."
-)
-
 UNTRAINED_NOTICE = (
     "THE SHIPPED MODEL IS NOT TRAINED: no weights are bundled with this build, so videodepth is "
     "running a randomly initialised network. Its output is NOT depth. Train one with "

@@ -204,7 +204,8 @@ class Trainer:
         detail = copy.deepcopy(self.model.detail_encoder)
         trained = VaeReconstruction(vae) if self.config.task == "vae" else Denoiser(unet, detail)
         self.ema.copy_to(trained.parameters())
-        config = dataclasses.replace(self.model.config, **self.config.inference)
+        # a model trained from another does not inherit its description
+        config = dataclasses.replace(self.model.config, **{"note": "", **self.config.inference})
         return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=self.model.scheduler,
                           config=config, detail_encoder=detail.cpu().float() if detail is not None else None).eval()
 
