@@ -42,11 +42,14 @@ def _effect_options(effect: str, parser: argparse.ArgumentParser) -> list[str]:
         group.add_argument(flag, dest=name, help=help, **kwargs)
         names.append(name)
 
+    def add_depth_range() -> None:  # how fog and point clouds turn disparity in [0, 1] into depth
+        add("--near", type=float, help="depth of disparity 1")
+        add("--far", type=float, help="depth of disparity 0")
+
     if effect == "fog":
         add("--density", type=float, help="fog per depth unit: opacity = 1 - exp(-density * depth)")
         add("--color", type=_color, help="fog colour R,G,B in 0-255")
-        add("--near", type=float, help="depth of disparity 1")
-        add("--far", type=float, help="depth of disparity 0")
+        add_depth_range()
     elif effect == "slice":
         add("--lo", type=float, help="lowest disparity kept")
         add("--hi", type=float, help="highest disparity kept")
@@ -67,8 +70,7 @@ def _effect_options(effect: str, parser: argparse.ArgumentParser) -> list[str]:
         add("--convergence", type=float, help="disparity on the screen plane")
     elif effect == "pointcloud":
         add("--fov", dest="fov_deg", type=float, help="horizontal field of view in degrees")
-        add("--near", type=float, help="depth of disparity 1")
-        add("--far", type=float, help="depth of disparity 0")
+        add_depth_range()
         add("--stride", type=int, help="keep every n-th pixel in each direction")
         add("--preview-frame", type=int, help="frame shown in preview.png")
     elif effect == "colormap":
