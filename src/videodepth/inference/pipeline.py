@@ -29,7 +29,8 @@ from videodepth.models.bundle import SVD_HUB_ID, DepthModel
 
 @dataclass
 class Conditioning:
-    """Per-frame conditioning of a window: RGB latents [1, F, C, h, w] (VAE latents, then any detail features) and tokens [1, F, D]."""
+    """Per-frame conditioning of a window: RGB latents [1, F, C, h, w] (the VAE's latents, then any
+    detail features) and tokens [1, F, D]."""
 
     latents: torch.Tensor
     tokens: torch.Tensor
