@@ -82,7 +82,8 @@ def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float) ->
     balance = np.exp(rng.uniform(-strength / 2, strength / 2, 3)).astype(np.float32)
     grey = x.mean(axis=-1, keepdims=True)
     x = grey + saturation * (x - grey)
-    x = x.mean() + contrast * (x - x.mean())
+    mean = x.mean()
+    x = mean + contrast * (x - mean)
     x = np.clip(x * gain * balance, 0.0, 1.0) ** gamma
     return np.round(x * 255.0).astype(np.uint8)
 

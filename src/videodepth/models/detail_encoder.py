@@ -57,10 +57,7 @@ def add_detail_encoder(model, channels: int, seed: int = 0) -> None:
     """Attach a fresh :class:`DetailEncoder` to a model without one (in place)."""
     if model.detail_encoder is not None:
         raise ValueError("the model already has a detail encoder")
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's generator alone
+        torch.manual_seed(seed)
         model.detail_encoder = DetailEncoder(out_channels=channels).to(model.unet.dtype)
-    finally:
-        torch.random.set_rng_state(generator_state)
     widen_unet_input(model.unet, channels)

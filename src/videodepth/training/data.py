@@ -67,7 +67,7 @@ class StepKeyedShards(Dataset):
         mode = self.invalid if self.invalid != "by_label" else ("far" if clip.label == "fine" else "fill_and_mask")
         if mode == "fill_and_mask":
             disparity = fill_invalid_nearest(disparity, valid)
-        elif self.invalid != "far":
+        elif self.invalid == "by_label":
             valid = torch.ones_like(valid)  # the loss mask of a clip whose holes are kept as far
         if self.flip and augment.random() < 0.5:
             # A mirrored scene is as plausible as the original; relative depth is unchanged.
