@@ -1,4 +1,4 @@
-"""Training augmentation: photometric jitter per clip and horizontal flips, keyed like the data."""
+"""Training augmentation: photometric jitter per clip, horizontal and vertical flips, keyed like the data."""
 
 from __future__ import annotations
 
@@ -54,9 +54,30 @@ def test_augmentation_changes_only_what_it_should(tiny_shards):
     assert 0 < mirrored < 8
 
 
-def test_jitter_strength_is_checked(tmp_path, tiny_shards):
-    values = tiny_config_values(tiny_shards, tmp_path / "run", data={"colour_jitter": 2.0})
-    with pytest.raises(InputError, match="colour_jitter must be in"):
+def test_vertical_flip_turns_rgb_and_labels_upside_down_together(tiny_shards):
+    plain = StepKeyedShards([tiny_shards], (32, 64), seed=3, flip=True)
+    upside_down = StepKeyedShards([tiny_shards], (32, 64), seed=3, flip=True, vertical_flip=0.5)
+    turned = 0
+    for step in range(12):
+        key = ItemKey(step=step, micro=0, rank=0, slot=0, length=3)
+        base, item = plain[key], upside_down[key]
+        is_turned = torch.equal(item["rgb"], base["rgb"].flip(-2)) and not torch.equal(item["rgb"], base["rgb"])
+        assert is_turned or torch.equal(item["rgb"], base["rgb"])  # horizontal flips are unchanged
+        for name in ("disparity", "valid"):
+            assert torch.equal(item[name], base[name].flip(-2) if is_turned else base[name])
+        turned += is_turned
+    assert 0 < turned < 12
+    never = StepKeyedShards([tiny_shards], (32, 64), seed=3, flip=True, vertical_flip=0.0)
+    always = StepKeyedShards([tiny_shards], (32, 64), seed=3, flip=True, vertical_flip=1.0)
+    key = ItemKey(step=0, micro=0, rank=0, slot=0, length=3)
+    assert torch.equal(never[key]["rgb"], plain[key]["rgb"])
+    assert torch.equal(always[key]["rgb"], plain[key]["rgb"].flip(-2))
+
+
+@pytest.mark.parametrize("name", ["colour_jitter", "vertical_flip"])
+def test_augmentation_strengths_are_checked(tmp_path, tiny_shards, name):
+    values = tiny_config_values(tiny_shards, tmp_path / "run", data={name: 2.0})
+    with pytest.raises(InputError, match=f"{name} must be in"):
         load_config(write_config(tmp_path / "c.yaml", values))
 
 

@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     render.add_argument("--families", default="all", help="comma-separated, or 'all'")
     render.add_argument("--label", choices=("fine", "realistic"), default="fine")
     render.add_argument("--seed", type=int, default=0, help="base seed (training split)")
+    render.add_argument("--look-up", type=float, default=0.0, metavar="P",
+                        help="probability that a clip's camera pitches up 10-50 degrees (default 0)")  # fmt: skip
     render.set_defaults(func=_render)
 
     bench = sub.add_parser("synthbench", help="generate the SynthBench benchmark (45 clips, RGB-D folders)")
@@ -75,10 +77,12 @@ def _render(args) -> int:
     from videodepth.data.synthbench import training_seed
 
     families = _families(args.families)
+    if not 0.0 <= args.look_up <= 1.0:
+        raise InputError(f"--look-up is a probability in [0, 1], got {args.look_up}")
     for i in range(args.clips):
         family = families[i % len(families)]
         seed = training_seed(args.seed, 0, i)
-        clip = render_clip(SceneConfig(family), seed, args.frames, *args.size, label=args.label)
+        clip = render_clip(SceneConfig(family, look_up=args.look_up), seed, args.frames, *args.size, label=args.label)
         path = write_shard(clip, args.out / f"{family}_{seed:010d}_{args.label}.npz")
         print(f"{path} ({clip.num_frames} frames, {clip.camera_motion})")
     return 0

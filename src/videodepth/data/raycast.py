@@ -28,6 +28,8 @@ class Scene:
     sky_horizon: np.ndarray
     sky_zenith: np.ndarray
     max_depth: float
+    # Cloud layer: (cover in [0, 1], seed); cover 0 is a clear gradient sky.
+    clouds: tuple[float, int] = (0.0, 0)
 
 
 def _mip_pyramid(texture: np.ndarray) -> list[np.ndarray]:
@@ -72,6 +74,30 @@ def rotate(rotation: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     for k in range(3):
         out[:, k] = r[k, 0] * vectors[:, 0] + r[k, 1] * vectors[:, 1] + r[k, 2] * vectors[:, 2]
     return out
+
+
+CLOUD_WHITE = np.array([0.95, 0.95, 0.97], np.float32)
+
+
+def cloud_density(world_dirs: tuple[np.ndarray, ...], cover: float, seed: int) -> np.ndarray:
+    """Clouds on a flat layer above the camera: smooth octave noise, thresholded by ``cover``.
+
+    Rays are projected onto the layer (x / y, z / y), so clouds shrink towards the horizon like
+    real ones; rays at or below the horizon see none.
+    """
+    x, y, z = world_dirs
+    rng = np.random.default_rng([seed, 17])
+    up = np.maximum(y, 1e-3)
+    u, v = x / up, z / up
+    noise = np.zeros_like(u)
+    for octave in range(4):
+        freq = 0.8 * 2**octave
+        for _ in range(2):
+            angle, phase = rng.uniform(0, 2 * np.pi, 2)
+            noise += np.sin(freq * (np.cos(angle) * u + np.sin(angle) * v) + phase) / 2**octave
+    noise = noise / 3.75  # roughly [-1, 1]
+    density = np.clip((noise - (1 - 2 * cover)) * 2.5, 0, 1)
+    return density * np.clip(y * 8, 0, 1)
 
 
 class FrameRenderer:
@@ -131,7 +157,14 @@ class FrameRenderer:
         norm = np.sqrt(ray_x * ray_x + ray_y * ray_y + 1)
         elevation = np.clip(world_y / norm, 0, 1)[..., None] ** 0.6
         s = self.scene
-        return (s.sky_horizon * (1 - elevation) + s.sky_zenith * elevation).astype(np.float32)
+        sky = s.sky_horizon * (1 - elevation) + s.sky_zenith * elevation
+        cover, seed = s.clouds
+        if cover > 0:
+            world = transform_rays(c2w[:3, :3], ray_x, ray_y)
+            density = cloud_density(world, cover, seed)[..., None]
+            sky = sky * (1 - density) + CLOUD_WHITE * density
+        return sky.astype(np.float32)
+
 
     def _shadow_casters(self, frame: int, camera: np.ndarray) -> np.ndarray:
         """Rows (x, y, z, radius, owner) of the casters nearest the camera (far shadows are tiny)."""

@@ -11,7 +11,7 @@ from videodepth.data.geometry import Primitive, terrain_height
 from videodepth.data.raycast import Scene
 from videodepth.data.textures import make_texture, plain_texture, sky_colours
 
-FAMILIES = ("indoor", "street", "terrain", "tabletop", "people")
+FAMILIES = ("indoor", "street", "terrain", "tabletop", "people", "structures")
 CAMERA_MOTIONS = ("static", "pan", "handheld", "forward", "orbit", "zoom")
 
 
@@ -23,6 +23,10 @@ class SceneConfig:
     camera_motion: str | None = None
     fps: float = 24.0
     hfov_deg: tuple[float, float] = (50.0, 80.0)  # horizontal field of view range
+    # Probability that the camera pitches up by 10-50 degrees from the family's framing. Every
+    # family frames its scene level or looking down, so without this the ground fills the lower
+    # part of nearly every frame. Drawn from its own generator: 0 renders exactly as before.
+    look_up: float = 0.0
 
 
 # ----------------------------------------------------------------------------- pose helpers
@@ -162,6 +166,19 @@ class Builder:
         for kind, size, local in parts:
             poses = parent @ local if local.ndim == 2 else parent @ local
             self.add(kind, size, poses, texture, tile=0.5, moving=moving)
+
+    def beam(self, start, end, radius: float, texture: np.ndarray) -> None:
+        """A static cylinder from ``start`` to ``end`` (struts, rails, poles, cables)."""
+        start, end = np.asarray(start, float), np.asarray(end, float)
+        axis = end - start
+        length = float(np.linalg.norm(axis))
+        axis /= length
+        helper = np.array([1.0, 0, 0]) if abs(axis[0]) < 0.9 else np.array([0, 0, 1.0])
+        x = np.cross(axis, helper)
+        x /= np.linalg.norm(x)
+        rotation = np.stack([x, axis, np.cross(x, axis)], axis=1)
+        self.add("cylinder", (radius, length / 2), make_pose(rotation, (start + end) / 2), texture,
+                 tile=max(4 * radius, 0.1), shadow=False)  # fmt: skip
 
     # --- motions -------------------------------------------------------------
     def linear_path(self, start, velocity, yaw: float = 0.0, spin: float = 0.0) -> np.ndarray:
@@ -462,12 +479,92 @@ def _people(b: Builder) -> dict:
                 motions=("static", "pan", "handheld", "forward", "orbit"), sky=True)  # fmt: skip
 
 
+def _structures(b: Builder) -> dict:
+    """Steel frames, towers, curved rails and trees seen from below against the sky.
+
+    The family the others lack: most of the frame is sky, near things are thin and cross each
+    other at many depths, and the camera looks up, so there is no ground-plane layout to lean on.
+    """
+    rng = b.rng
+    b.rect([0, 0, 20], [0, 1, 0], [1, 0, 0], 80, 80, b.texture(0.4), tile=rng.uniform(1, 4))
+    paint = [plain_texture(tuple(rng.uniform(0.05, 0.9, 3))) for _ in range(2)] + [b.texture(0.3)]
+    anchors = []
+    for _ in range(int(rng.integers(1, 4))):  # lattice towers: four legs and cross braces
+        centre = np.array([rng.uniform(-8, 8), 0, rng.uniform(6, 25)])
+        half, height, levels = rng.uniform(1, 3), rng.uniform(10, 25), int(rng.integers(3, 6))
+        tex, r = paint[int(rng.integers(3))], rng.uniform(0.1, 0.35)
+        corners = [centre + [sx * half, 0, sz * half] for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        for c in corners:
+            b.beam(c, c + [0, height, 0], r, tex)
+        for k in range(levels):
+            y0, y1 = height * k / levels, height * (k + 1) / levels
+            for i in range(4):
+                a, c = corners[i], corners[(i + 1) % 4]
+                b.beam(a + [0, y1, 0], c + [0, y1, 0], 0.7 * r, tex)
+                if rng.random() < 0.6:
+                    b.beam(a + [0, y0, 0], c + [0, y1, 0], 0.5 * r, tex)
+        anchors.append(centre + [0, height * rng.uniform(0.5, 1.0), 0])
+    for _ in range(int(rng.integers(1, 4))):  # curved rails: an arc of short straight segments
+        centre = np.array([rng.uniform(-10, 10), rng.uniform(6, 18), rng.uniform(8, 25)])
+        radius, tilt, yaw = rng.uniform(4, 12), rng.uniform(-0.6, 0.6), rng.uniform(0, np.pi)
+        frame = rotation_y(yaw) @ rotation_x(np.pi / 2 + tilt)  # the arc's plane
+        tex = paint[int(rng.integers(3))]
+        start = rng.uniform(0, 2 * np.pi)
+        angles = start + np.linspace(0, rng.uniform(1.5, 4.0), 14)
+        rail = rng.uniform(0.1, 0.25)
+        points = [centre + frame @ [radius * np.cos(a), 0, radius * np.sin(a)] for a in angles]
+        for offset in (-0.5, 0.5):  # two rails side by side
+            shift = frame @ [0, offset, 0]
+            for p, q in zip(points[:-1], points[1:], strict=True):
+                b.beam(p + shift, q + shift, rail, tex)
+        anchors.append(points[len(points) // 2])
+    for _ in range(int(rng.integers(0, 4))):  # trees: a trunk under a cluster of leaf spheres
+        x, z = rng.uniform(-15, 15), rng.uniform(5, 35)
+        h = rng.uniform(3, 9)
+        b.beam([x, 0, z], [x, h, z], rng.uniform(0.15, 0.4), plain_texture((0.3, 0.2, 0.1)))
+        leaves = b.texture(0.3)
+        for _ in range(int(rng.integers(2, 5))):
+            b.add("sphere", (rng.uniform(1, 2.5),), make_pose(np.eye(3), [x, h, z] + rng.uniform(-1.5, 1.5, 3)), leaves, tile=1.5)
+    for _ in range(int(rng.integers(0, 3))):  # poles with a cable between them
+        x, z = rng.uniform(-12, 12), rng.uniform(4, 30)
+        h = rng.uniform(6, 12)
+        b.beam([x, 0, z], [x, h, z], 0.12, plain_texture((0.35, 0.35, 0.37)))
+        anchors.append(np.array([x, h, z]))
+    if len(anchors) > 1 and rng.random() < 0.7:
+        b.beam(anchors[0], anchors[1], 0.03, plain_texture((0.1, 0.1, 0.1)))
+    for _ in range(int(rng.integers(0, 3))):  # things in the air: balls or boxes drifting past
+        start = np.array([rng.uniform(-10, 10), rng.uniform(4, 15), rng.uniform(5, 25)])
+        velocity = rng.uniform(-3, 3, 3) * [1, 0.3, 1]
+        size = rng.uniform(0.3, 1.2)
+        kind = "sphere" if rng.random() < 0.5 else "box"
+        b.add(kind, (size,) if kind == "sphere" else (size, 0.5 * size, size), b.linear_path(start, velocity, spin=1.0),
+              tile=size, moving=True)  # fmt: skip
+    target = anchors[int(rng.integers(len(anchors)))] + rng.uniform(-2, 2, 3)
+    heading = rng.uniform(-0.8, 0.8)
+    distance = rng.uniform(3, 14)
+    eye = np.array([target[0] - distance * np.sin(heading), rng.uniform(1.5, 4), target[2] - distance * np.cos(heading)])
+    return dict(eye=eye, target=target, speed=rng.uniform(1, 5), shake=0.02, max_depth=120.0, ambient=0.4,
+                motions=("pan", "orbit", "forward", "handheld", "static"), sky=True,
+                clouds=(float(rng.uniform(0.2, 0.7)) if rng.random() < 0.6 else 0.0, int(rng.integers(1 << 30))))  # fmt: skip
+
+
+def _look_up(eye: np.ndarray, target: np.ndarray, pitch: float) -> np.ndarray:
+    """The target moved so the camera pitches up by ``pitch`` radians (capped at 70 degrees)."""
+    offset = target - eye
+    horizontal = np.hypot(offset[0], offset[2])
+    elevation = min(np.arctan2(offset[1], horizontal) + pitch, np.deg2rad(70))
+    heading = offset * [1, 0, 1] / max(horizontal, 1e-9)
+    distance = np.linalg.norm(offset)
+    return eye + distance * (np.cos(elevation) * heading + [0, np.sin(elevation), 0])
+
+
 FAMILY_BUILDERS: dict[str, Callable[[Builder], dict]] = {
     "indoor": _indoor,
     "street": _street,
     "terrain": _terrain,
     "tabletop": _tabletop,
     "people": _people,
+    "structures": _structures,
 }
 
 
@@ -483,8 +580,13 @@ def build_scene(config: SceneConfig, seed: int, num_frames: int, width: int, hei
     builder = Builder(rng, num_frames, config.fps)
     layout = FAMILY_BUILDERS[config.family](builder)
     motion = config.camera_motion or str(rng.choice(layout["motions"]))
+    target = layout["target"]
+    if config.look_up > 0:
+        tilt = np.random.default_rng([seed, FAMILIES.index(config.family), 2])
+        if tilt.random() < config.look_up:
+            target = _look_up(layout["eye"], target, np.deg2rad(tilt.uniform(10, 50)))
     poses, zoom = camera_path(
-        rng, motion, num_frames, config.fps, layout["eye"], layout["target"], layout["speed"], layout["shake"]
+        rng, motion, num_frames, config.fps, layout["eye"], target, layout["speed"], layout["shake"]
     )
     hfov = np.deg2rad(rng.uniform(*config.hfov_deg))
     focal = width / 2 / np.tan(hfov / 2)
@@ -499,4 +601,6 @@ def build_scene(config: SceneConfig, seed: int, num_frames: int, width: int, hei
         axis=1,
     ).astype(np.float32)
     horizon, zenith = sky_colours(rng)
-    return Scene(builder.primitives, poses, Ks, light, layout["ambient"], horizon, zenith, layout["max_depth"]), motion
+    scene = Scene(builder.primitives, poses, Ks, light, layout["ambient"], horizon, zenith, layout["max_depth"],
+                  clouds=layout.get("clouds", (0.0, 0)))  # fmt: skip
+    return scene, motion

@@ -39,9 +39,12 @@ class DataSection:
     batch_size: int = 1
     workers: int = 1
     max_zoom: float = 1.25
-    # Augmentation: photometric jitter strength per clip (0 = off) and random horizontal flips.
+    # Augmentation: photometric jitter strength per clip (0 = off), random horizontal flips, and
+    # the probability of turning a clip upside down (against the rendered cameras' level-horizon
+    # layout prior; see TRAINING.md).
     colour_jitter: float = 0.0
     flip: bool = False
+    vertical_flip: float = 0.0
 
 
 @dataclass
@@ -180,5 +183,7 @@ def _check(config: TrainConfig, where: str) -> None:
         raise InputError(f"{where}: data.size sides must be multiples of 32, got {height}x{width}")
     if not 0.0 <= config.data.colour_jitter <= 1.0:
         raise InputError(f"{where}: data.colour_jitter must be in [0, 1], got {config.data.colour_jitter}")
+    if not 0.0 <= config.data.vertical_flip <= 1.0:
+        raise InputError(f"{where}: data.vertical_flip must be in [0, 1], got {config.data.vertical_flip}")
     if config.optim.grad_accum < 1 or config.data.batch_size < 1:
         raise InputError(f"{where}: batch_size and grad_accum must be at least 1")

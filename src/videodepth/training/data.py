@@ -34,12 +34,13 @@ class StepKeyedShards(Dataset):
     """Sub-clips of training shards, indexed by :class:`ItemKey`."""
 
     def __init__(self, roots: list[str | Path], size: tuple[int, int], seed: int = 0, max_zoom: float = 1.25,
-                 invalid: str = "far", colour_jitter: float = 0.0, flip: bool = False):
+                 invalid: str = "far", colour_jitter: float = 0.0, flip: bool = False,
+                 vertical_flip: float = 0.0):
         self.paths = sorted({p for root in roots for p in list_shards(root)})
         if not self.paths:
             raise InputError(f"no training shards (*.npz) found in {', '.join(map(str, roots)) or '(none given)'}")
         self.size, self.seed, self.max_zoom, self.invalid = tuple(size), seed, max_zoom, invalid
-        self.colour_jitter, self.flip = colour_jitter, flip
+        self.colour_jitter, self.flip, self.vertical_flip = colour_jitter, flip, vertical_flip
         self._lengths: dict[Path, int] = {}
 
     def __len__(self) -> int:
@@ -72,6 +73,11 @@ class StepKeyedShards(Dataset):
         if self.flip and augment.random() < 0.5:
             # A mirrored scene is as plausible as the original; relative depth is unchanged.
             rgb, disparity, valid = (t.flip(-1) for t in (rgb, disparity, valid))
+        if self.vertical_flip and augment.random() < self.vertical_flip:
+            # An upside-down clip is not a plausible view; it is there to break the "ground is
+            # near at the bottom, far at the top" layout every rendered camera shows, so the
+            # network has to read depth from the image rather than from the row.
+            rgb, disparity, valid = (t.flip(-2) for t in (rgb, disparity, valid))
         return {"rgb": rgb, "disparity": disparity, "valid": valid}
 
 

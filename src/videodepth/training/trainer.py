@@ -262,7 +262,8 @@ class Trainer:
         data = self.config.data
         dataset = StepKeyedShards(data.shards, data.size, self.config.seed, data.max_zoom,
                                   invalid=self.config.objective.invalid,
-                                  colour_jitter=data.colour_jitter, flip=data.flip)
+                                  colour_jitter=data.colour_jitter, flip=data.flip,
+                                  vertical_flip=data.vertical_flip)
         sampler = StepBatchSampler(self.step, self.config.steps, data.batch_size, self.config.optim.grad_accum,
                                    data.min_len, data.max_len, self.config.seed, self.accelerator.process_index)
         return step_loader(dataset, sampler, data.workers)
