@@ -11,7 +11,7 @@ from videodepth.cli import main
 from videodepth.errors import CheckpointError, InputError
 from videodepth.models.bundle import DepthModel
 from videodepth.training.config import load_config
-from videodepth.training.trainer import Trainer, latest_checkpoint
+from videodepth.training.trainer import Trainer, export_checkpoint, latest_checkpoint
 
 from .conftest import tiny_config_values, write_config
 
@@ -77,6 +77,35 @@ def test_a_model_trained_from_the_shipped_one_drops_its_note(tmp_path, tiny_shar
     model = DepthModel.from_pretrained(Trainer(load_config(write_config(tmp_path / "c.yaml", values)),
                                                show_progress=False).train())
     assert model.config.note == "" and model.detail_encoder is not None
+
+
+@pytest.mark.parametrize("detail_channels", [0, 3])
+def test_exported_checkpoint_is_the_model_the_run_writes(tmp_path, tiny_shards, detail_channels):
+    values = tiny_config_values(tiny_shards, tmp_path / "run")
+    values["model"]["detail_channels"] = detail_channels
+    final = DepthModel.from_pretrained(Trainer(load_config(write_config(tmp_path / "c.yaml", values)),
+                                               show_progress=False).train())
+    assert main(["train-export", str(tmp_path / "run"), "--out", str(tmp_path / "last")]) == 0
+    exported = DepthModel.from_pretrained(tmp_path / "last")
+    assert exported.config == final.config
+    parts = ["unet", "vae"] + (["detail_encoder"] if detail_channels else [])
+    for part in parts:
+        ours, theirs = getattr(exported, part).state_dict(), getattr(final, part).state_dict()
+        assert all(torch.equal(t, theirs[n]) for n, t in ours.items()), part
+    # an earlier step (checkpoint_every 2 of 4 steps) is another model
+    earlier = DepthModel.from_pretrained(export_checkpoint(tmp_path / "run", tmp_path / "mid", step=2))
+    assert not torch.equal(earlier.unet.conv_in.weight, final.unet.conv_in.weight)
+
+
+def test_export_errors_name_what_is_missing(tmp_path, tiny_shards, capsys):
+    Trainer(load_config(write_config(tmp_path / "c.yaml", tiny_config_values(tiny_shards, tmp_path / "run"))),
+            show_progress=False).train()
+    with pytest.raises(InputError, match=r"no checkpoint at step 3 \(kept: step_0000002, step_0000004\)"):
+        export_checkpoint(tmp_path / "run", tmp_path / "m", step=3)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.yaml").write_text((tmp_path / "run" / "config.yaml").read_text())
+    assert main(["train-export", str(tmp_path / "empty"), "--out", str(tmp_path / "m")]) != 0
+    assert "no finished checkpoint to export" in capsys.readouterr().err
 
 
 def test_vae_stage_runs(tmp_path, tiny_shards):

@@ -2,7 +2,8 @@
 
 On several GPUs: ``accelerate launch --multi_gpu -m videodepth train CONFIG`` (DDP; each process
 reads its own batches); several CPU processes: ``torchrun --nproc_per_node 2 -m videodepth train
-CONFIG`` (gloo). ``videodepth train-eval MODEL --synthbench DIR`` scores a trained model folder.
+CONFIG`` (gloo). ``videodepth train-export RUN --out MODEL`` turns a checkpoint into a model folder;
+``videodepth train-eval MODEL --synthbench DIR`` scores one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ def register(subparsers) -> None:
                        help="override any config field, e.g. --set optim.lr=3e-5 (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to CSV)")
     train.set_defaults(func=_train)
+
+    export = subparsers.add_parser("train-export", help="a run's checkpoint as a model folder (EMA weights)",
+                                   description="Write a run's latest checkpoint (or --step N) as a model folder "
+                                               "with its EMA weights, like the model/ a finished run writes.")
+    export.add_argument("run", type=Path, help="run folder (holds config.yaml and checkpoints/)")
+    export.add_argument("--out", type=Path, required=True, help="model folder to write")
+    export.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    export.set_defaults(func=_export)
 
     score = subparsers.add_parser("train-eval", help="score a model folder on SynthBench clips",
                                   description="AbsRel, delta1 and TAE of a model folder on SynthBench clips "
@@ -55,6 +64,13 @@ def _train(args) -> int:
     folder = train(config, out=args.out, resume=args.resume, show_progress=not args.no_progress)
     if os.environ.get("RANK", "0") == "0":  # once, not once per DDP process
         print(f"model written to {folder}")
+    return 0
+
+
+def _export(args) -> int:
+    from videodepth.training.trainer import export_checkpoint
+
+    print(f"model written to {export_checkpoint(args.run, args.out, args.step)}")
     return 0
 
 

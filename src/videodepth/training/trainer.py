@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from videodepth.errors import CheckpointError, InputError
 from videodepth.io import atomic_dir
 from videodepth.models.bundle import DepthModel
-from videodepth.training.config import TrainConfig
+from videodepth.training.config import TrainConfig, load_config
 from videodepth.training.data import StepBatchSampler, StepKeyedShards, step_loader
 from videodepth.training.layers import select_trainable
 from videodepth.training.objective import (
@@ -96,6 +96,44 @@ def latest_checkpoint(out: Path) -> Path | None:
     folder = out / CHECKPOINTS
     done = sorted(p for p in folder.glob("step_*") if (p / STATE_FILE).is_file()) if folder.is_dir() else []
     return done[-1] if done else None
+
+
+def model_with_ema(model: DepthModel, config: TrainConfig, ema: EMAModel) -> DepthModel:
+    """A detached copy of ``model`` with ``ema``'s weights in the module that ``config`` trains."""
+    unet, vae = copy.deepcopy(model.unet), copy.deepcopy(model.vae)
+    detail = copy.deepcopy(model.detail_encoder)
+    trained = VaeReconstruction(vae) if config.task == "vae" else Denoiser(unet, detail)
+    ema.copy_to(trained.parameters())
+    # a model trained from another does not inherit its description
+    settings = dataclasses.replace(model.config, **{"note": "", **config.inference})
+    return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=model.scheduler,
+                      config=settings, detail_encoder=detail.cpu().float() if detail is not None else None).eval()
+
+
+def export_checkpoint(run: Path, out: Path, step: int | None = None) -> Path:
+    """A run's checkpoint (the latest, or ``step``) as a model folder with its EMA weights, the
+    same folder the run writes as ``model/`` when it ends: for a look at a run in progress, or a
+    stage that starts from the middle of another. Load paths in the run's config (``model.init``)
+    are read as they were written, so run it from the run's working directory."""
+    config = load_config(run / "config.yaml")
+    if step is None:
+        folder = latest_checkpoint(run)
+        if folder is None:
+            raise InputError(f"{run}: no finished checkpoint to export")
+    else:
+        folder = run / CHECKPOINTS / f"step_{step:07d}"
+        if not (folder / STATE_FILE).is_file():
+            kept = sorted(p.name for p in (run / CHECKPOINTS).glob("step_*")) if (run / CHECKPOINTS).is_dir() else []
+            raise InputError(f"{run}: no checkpoint at step {step} (kept: {', '.join(kept) or 'none'})")
+    model = initial_model(config)
+    trained = VaeReconstruction(model.vae) if config.task == "vae" else Denoiser(model.unet, model.detail_encoder)
+    ema = EMAModel(trained.parameters(), decay=config.ema_decay)
+    try:
+        ema.load_state_dict(torch.load(folder / "state.pt", map_location="cpu", weights_only=False)["ema"])
+    except (OSError, KeyError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{folder}: cannot read its EMA weights ({str(error).splitlines()[0][:200]})") from None
+    model_with_ema(model, config, ema).save_pretrained(out)
+    return Path(out)
 
 
 class Trainer:
@@ -200,14 +238,7 @@ class Trainer:
 
     def ema_model(self) -> DepthModel:
         """A detached copy of the model with the EMA weights in the trained module."""
-        unet, vae = copy.deepcopy(self.model.unet), copy.deepcopy(self.model.vae)
-        detail = copy.deepcopy(self.model.detail_encoder)
-        trained = VaeReconstruction(vae) if self.config.task == "vae" else Denoiser(unet, detail)
-        self.ema.copy_to(trained.parameters())
-        # a model trained from another does not inherit its description
-        config = dataclasses.replace(self.model.config, **{"note": "", **self.config.inference})
-        return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=self.model.scheduler,
-                          config=config, detail_encoder=detail.cpu().float() if detail is not None else None).eval()
+        return model_with_ema(self.model, self.config, self.ema)
 
     # ------------------------------------------------------------------------ losses
     def _batch_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, int]:
