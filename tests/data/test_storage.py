@@ -132,3 +132,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "not found" in err
     assert main(["data", "render", "--out", str(tmp_path), "--families", "moon", "--clips", "1"]) == 2
     assert "unknown scene families: moon" in capsys.readouterr().err
+    assert main(["data", "render", "--out", str(tmp_path), "--look-up", "1.5", "--clips", "1"]) == 2
+    assert "--look-up is a probability in [0, 1], got 1.5" in capsys.readouterr().err
+
+
+def test_cli_render_looks_up_when_asked(tmp_path):
+    from videodepth.data.shards import read_shard
+
+    for name, look_up in (("level", "0"), ("up", "1")):
+        assert main(["data", "render", "--out", str(tmp_path / name), "--families", "street", "--clips", "1",
+                     "--frames", "1", "--size", "16x24", "--look-up", look_up]) == 0
+    level, up = (read_shard(next((tmp_path / n).glob("*.npz"))) for n in ("level", "up"))
+    assert level.seed == up.seed
+    # OpenCV camera, y-up world: the optical axis' world-y component grows when the camera pitches up
+    assert up.poses_c2w[0, 1, 2] > level.poses_c2w[0, 1, 2] + np.sin(np.radians(9))
