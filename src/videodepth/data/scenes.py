@@ -488,36 +488,8 @@ def _structures(b: Builder) -> dict:
     rng = b.rng
     b.rect([0, 0, 20], [0, 1, 0], [1, 0, 0], 80, 80, b.texture(0.4), tile=rng.uniform(1, 4))
     paint = [plain_texture(tuple(rng.uniform(0.05, 0.9, 3))) for _ in range(2)] + [b.texture(0.3)]
-    anchors = []
-    for _ in range(int(rng.integers(1, 4))):  # lattice towers: four legs and cross braces
-        centre = np.array([rng.uniform(-8, 8), 0, rng.uniform(6, 25)])
-        half, height, levels = rng.uniform(1, 3), rng.uniform(10, 25), int(rng.integers(3, 6))
-        tex, r = paint[int(rng.integers(3))], rng.uniform(0.1, 0.35)
-        corners = [centre + [sx * half, 0, sz * half] for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
-        for c in corners:
-            b.beam(c, c + [0, height, 0], r, tex)
-        for k in range(levels):
-            y0, y1 = height * k / levels, height * (k + 1) / levels
-            for i in range(4):
-                a, c = corners[i], corners[(i + 1) % 4]
-                b.beam(a + [0, y1, 0], c + [0, y1, 0], 0.7 * r, tex)
-                if rng.random() < 0.6:
-                    b.beam(a + [0, y0, 0], c + [0, y1, 0], 0.5 * r, tex)
-        anchors.append(centre + [0, height * rng.uniform(0.5, 1.0), 0])
-    for _ in range(int(rng.integers(1, 4))):  # curved rails: an arc of short straight segments
-        centre = np.array([rng.uniform(-10, 10), rng.uniform(6, 18), rng.uniform(8, 25)])
-        radius, tilt, yaw = rng.uniform(4, 12), rng.uniform(-0.6, 0.6), rng.uniform(0, np.pi)
-        frame = rotation_y(yaw) @ rotation_x(np.pi / 2 + tilt)  # the arc's plane
-        tex = paint[int(rng.integers(3))]
-        start = rng.uniform(0, 2 * np.pi)
-        angles = start + np.linspace(0, rng.uniform(1.5, 4.0), 14)
-        rail = rng.uniform(0.1, 0.25)
-        points = [centre + frame @ [radius * np.cos(a), 0, radius * np.sin(a)] for a in angles]
-        for offset in (-0.5, 0.5):  # two rails side by side
-            shift = frame @ [0, offset, 0]
-            for p, q in zip(points[:-1], points[1:], strict=True):
-                b.beam(p + shift, q + shift, rail, tex)
-        anchors.append(points[len(points) // 2])
+    anchors = [_lattice_tower(b, paint) for _ in range(int(rng.integers(1, 4)))]
+    anchors += [_rail_arc(b, paint) for _ in range(int(rng.integers(1, 4)))]
     for _ in range(int(rng.integers(0, 4))):  # trees: a trunk under a cluster of leaf spheres
         x, z = rng.uniform(-15, 15), rng.uniform(5, 35)
         h = rng.uniform(3, 9)
@@ -546,6 +518,44 @@ def _structures(b: Builder) -> dict:
     return dict(eye=eye, target=target, speed=rng.uniform(1, 5), shake=0.02, max_depth=120.0, ambient=0.4,
                 motions=("pan", "orbit", "forward", "handheld", "static"), sky=True,
                 clouds=(float(rng.uniform(0.2, 0.7)) if rng.random() < 0.6 else 0.0, int(rng.integers(1 << 30))))  # fmt: skip
+
+
+def _lattice_tower(b: Builder, paints: list[np.ndarray]) -> np.ndarray:
+    """Four legs with a ring of struts at every level and some diagonal braces; returns a point
+    on the tower for the camera to aim at."""
+    rng = b.rng
+    centre = np.array([rng.uniform(-8, 8), 0, rng.uniform(6, 25)])
+    half, height, levels = rng.uniform(1, 3), rng.uniform(10, 25), int(rng.integers(3, 6))
+    texture, radius = paints[int(rng.integers(3))], rng.uniform(0.1, 0.35)
+    corners = [centre + [sx * half, 0, sz * half] for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    for c in corners:
+        b.beam(c, c + [0, height, 0], radius, texture)
+    for k in range(levels):
+        y0, y1 = height * k / levels, height * (k + 1) / levels
+        for i in range(4):
+            a, c = corners[i], corners[(i + 1) % 4]
+            b.beam(a + [0, y1, 0], c + [0, y1, 0], 0.7 * radius, texture)
+            if rng.random() < 0.6:
+                b.beam(a + [0, y0, 0], c + [0, y1, 0], 0.5 * radius, texture)
+    return centre + [0, height * rng.uniform(0.5, 1.0), 0]
+
+
+def _rail_arc(b: Builder, paints: list[np.ndarray]) -> np.ndarray:
+    """Two parallel rails along a tilted circular arc (short straight segments); returns the
+    arc's middle point."""
+    rng = b.rng
+    centre = np.array([rng.uniform(-10, 10), rng.uniform(6, 18), rng.uniform(8, 25)])
+    radius, tilt, yaw = rng.uniform(4, 12), rng.uniform(-0.6, 0.6), rng.uniform(0, np.pi)
+    plane = rotation_y(yaw) @ rotation_x(np.pi / 2 + tilt)
+    texture = paints[int(rng.integers(3))]
+    angles = rng.uniform(0, 2 * np.pi) + np.linspace(0, rng.uniform(1.5, 4.0), 14)
+    rail = rng.uniform(0.1, 0.25)
+    points = [centre + plane @ [radius * np.cos(a), 0, radius * np.sin(a)] for a in angles]
+    for offset in (-0.5, 0.5):
+        shift = plane @ [0, offset, 0]
+        for p, q in zip(points[:-1], points[1:], strict=True):
+            b.beam(p + shift, q + shift, rail, texture)
+    return points[len(points) // 2]
 
 
 def _look_up(eye: np.ndarray, target: np.ndarray, pitch: float) -> np.ndarray:
