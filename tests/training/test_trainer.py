@@ -20,9 +20,11 @@ def _final_state(out):
     return torch.load(latest_checkpoint(out) / "state.pt", weights_only=False)
 
 
-@pytest.mark.parametrize(("noise", "detail_channels"), [("clip", 0), ("frame", 0), ("clip", 3)])
-def test_resume_is_exact(tmp_path, tiny_shards, noise, detail_channels):
-    values = tiny_config_values(tiny_shards, tmp_path / "x", objective={"noise": noise})
+@pytest.mark.parametrize(("noise", "detail_channels", "augment"), [("clip", 0, False), ("frame", 0, False),
+                                                                   ("clip", 3, True)])
+def test_resume_is_exact(tmp_path, tiny_shards, noise, detail_channels, augment):
+    data = {"colour_jitter": 0.2, "flip": True, "vertical_flip": 0.5} if augment else {}
+    values = tiny_config_values(tiny_shards, tmp_path / "x", objective={"noise": noise}, data=data)
     values["model"]["detail_channels"] = detail_channels
     path = write_config(tmp_path / "c.yaml", values)
     Trainer(load_config(path), tmp_path / "once", show_progress=False).train()
