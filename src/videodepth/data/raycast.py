@@ -153,18 +153,17 @@ class FrameRenderer:
         return colour, depth, moving
 
     def _sky(self, ray_x: np.ndarray, ray_y: np.ndarray, c2w: np.ndarray) -> np.ndarray:
-        world_y = transform_rays(c2w[:3, :3], ray_x, ray_y)[1]
+        world = transform_rays(c2w[:3, :3], ray_x, ray_y)
+        world_y = world[1]
         norm = np.sqrt(ray_x * ray_x + ray_y * ray_y + 1)
         elevation = np.clip(world_y / norm, 0, 1)[..., None] ** 0.6
         s = self.scene
         sky = s.sky_horizon * (1 - elevation) + s.sky_zenith * elevation
         cover, seed = s.clouds
         if cover > 0:
-            world = transform_rays(c2w[:3, :3], ray_x, ray_y)
             density = cloud_density(world, cover, seed)[..., None]
             sky = sky * (1 - density) + CLOUD_WHITE * density
         return sky.astype(np.float32)
-
 
     def _shadow_casters(self, frame: int, camera: np.ndarray) -> np.ndarray:
         """Rows (x, y, z, radius, owner) of the casters nearest the camera (far shadows are tiny)."""
