@@ -98,12 +98,16 @@ def latest_checkpoint(out: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def trained_module(task: str, vae, unet, detail_encoder) -> torch.nn.Module:
+    """The module a stage of ``task`` optimises (and keeps EMA weights of), over the given parts."""
+    return VaeReconstruction(vae) if task == "vae" else Denoiser(unet, detail_encoder)
+
+
 def model_with_ema(model: DepthModel, config: TrainConfig, ema: EMAModel) -> DepthModel:
     """A detached copy of ``model`` with ``ema``'s weights in the module that ``config`` trains."""
     unet, vae = copy.deepcopy(model.unet), copy.deepcopy(model.vae)
     detail = copy.deepcopy(model.detail_encoder)
-    trained = VaeReconstruction(vae) if config.task == "vae" else Denoiser(unet, detail)
-    ema.copy_to(trained.parameters())
+    ema.copy_to(trained_module(config.task, vae, unet, detail).parameters())
     # a model trained from another does not inherit its description
     settings = dataclasses.replace(model.config, **{"note": "", **config.inference})
     return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=model.scheduler,
@@ -126,7 +130,7 @@ def export_checkpoint(run: Path, out: Path, step: int | None = None) -> Path:
             kept = sorted(p.name for p in (run / CHECKPOINTS).glob("step_*")) if (run / CHECKPOINTS).is_dir() else []
             raise InputError(f"{run}: no checkpoint at step {step} (kept: {', '.join(kept) or 'none'})")
     model = initial_model(config)
-    trained = VaeReconstruction(model.vae) if config.task == "vae" else Denoiser(model.unet, model.detail_encoder)
+    trained = trained_module(config.task, model.vae, model.unet, model.detail_encoder)
     ema = EMAModel(trained.parameters(), decay=config.ema_decay)
     try:
         ema.load_state_dict(torch.load(folder / "state.pt", map_location="cpu", weights_only=False)["ema"])
@@ -174,11 +178,10 @@ class Trainer:
     def _trainable_module(self) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
         self.model.unet.requires_grad_(False)
         self.model.vae.requires_grad_(False)
+        module = trained_module(self.config.task, self.model.vae, self.model.unet, self.model.detail_encoder).train()
         if self.config.task == "vae":
-            self.model.vae.train().requires_grad_(True)
-            module = VaeReconstruction(self.model.vae)
+            self.model.vae.requires_grad_(True)
             return module, list(module.parameters())
-        module = Denoiser(self.model.unet, self.model.detail_encoder).train()
         # the detail encoder works on single frames, so it counts as spatial
         return module, select_trainable(module, self.config.trainable)
 
