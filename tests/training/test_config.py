@@ -49,3 +49,5 @@ def test_overrides_and_errors(tmp_path):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(InputError, match="section.key=value"):
         load_config(path.with_name("ok.yaml"), ["steps"])
+    with pytest.raises(InputError, match=r"sigma_max_fraction must be in \[0, 1\], got 1.5"):
+        load_config(path.with_name("ok.yaml"), ["objective.sigma_max_fraction=1.5"])

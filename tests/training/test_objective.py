@@ -93,6 +93,18 @@ def test_sigma_draws_per_clip_and_per_frame():
         draw_sigmas(1, 1, "pixel", 0.0, 1.0)
 
 
+def test_a_fraction_of_sigma_draws_sits_at_the_samplers_first_level():
+    plain = draw_sigmas(4000, 3, "frame", 2.5, 1.0, torch.Generator().manual_seed(1))
+    mixed = draw_sigmas(4000, 3, "frame", 2.5, 1.0, torch.Generator().manual_seed(1), 0.3, 700.0)
+    at_top = mixed == 700.0
+    assert at_top.float().mean().item() == pytest.approx(0.3, abs=0.02)
+    assert torch.equal(mixed[~at_top], plain[~at_top])  # the other draws are the plain ones
+    assert not (plain == 700.0).any()
+    per_clip = draw_sigmas(500, 4, "clip", 2.5, 1.0, torch.Generator().manual_seed(2), 0.5, 700.0)
+    assert torch.all(per_clip == per_clip[:, :1])  # one level per clip, top or not
+    assert (per_clip[:, 0] == 700.0).float().mean().item() == pytest.approx(0.5, abs=0.06)
+
+
 def test_invalid_pixels_take_the_nearest_valid_value():
     disparity = torch.tensor([[[[0.5, -1.0, -1.0, 0.2]]]])
     valid = torch.tensor([[[[True, False, False, True]]]])

@@ -53,6 +53,9 @@ class ObjectiveSection:
     p_std: float = 1.6
     # "clip": one sigma per clip (DepthCrafter); "frame": one per frame (ChronoDepth).
     noise: Literal["clip", "frame"] = "clip"
+    # Fraction of draws set to the model's sampling sigma_max instead (objective.draw_sigmas):
+    # trains the noise level where a few-step sampler does most of its work.
+    sigma_max_fraction: float = 0.0
     # "far": invalid pixels stay at -1 (the far end) and count in the loss (right for sky);
     # "fill_and_mask": nearest-valid fill before encoding, loss weighted by each latent cell's
     # valid-pixel fraction (right for stereo holes); "by_label": "far" for fine-label clips (their
@@ -185,5 +188,8 @@ def _check(config: TrainConfig, where: str) -> None:
         raise InputError(f"{where}: data.colour_jitter must be in [0, 1], got {config.data.colour_jitter}")
     if not 0.0 <= config.data.vertical_flip <= 1.0:
         raise InputError(f"{where}: data.vertical_flip must be in [0, 1], got {config.data.vertical_flip}")
+    if not 0.0 <= config.objective.sigma_max_fraction <= 1.0:
+        raise InputError(f"{where}: objective.sigma_max_fraction must be in [0, 1], "
+                         f"got {config.objective.sigma_max_fraction}")
     if config.optim.grad_accum < 1 or config.data.batch_size < 1:
         raise InputError(f"{where}: batch_size and grad_accum must be at least 1")

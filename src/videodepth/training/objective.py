@@ -5,6 +5,8 @@ D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) (SVD's v-prediction parametris
 trained with  E[ lambda(sigma) * || D(x; sigma) - x0 ||^2 ],  lambda = (1 + sigma^2) / sigma^2.
 sigma is drawn as ln sigma ~ N(P_mean, P_std^2), once per clip (DepthCrafter) or once per
 frame (ChronoDepth); the RGB latents of each frame are concatenated to its noisy depth latent.
+Optionally a fraction of the draws is replaced by the sampler's first noise level (see
+:func:`draw_sigmas`).
 """
 
 from __future__ import annotations
@@ -19,13 +21,22 @@ from videodepth.diffusion.schedules import sample_training_sigmas
 
 
 def draw_sigmas(batch: int, frames: int, per: str, p_mean: float, p_std: float,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """[B, F] noise levels: one per clip repeated over frames ("clip") or one per frame ("frame")."""
-    if per == "clip":
-        return sample_training_sigmas((batch, 1), p_mean, p_std, generator).expand(batch, frames).contiguous()
-    if per == "frame":
-        return sample_training_sigmas((batch, frames), p_mean, p_std, generator)
-    raise ValueError(f"unknown noise mode '{per}'; choose clip or frame")
+                generator: torch.Generator | None = None, top_fraction: float = 0.0,
+                sigma_top: float = 700.0) -> torch.Tensor:
+    """[B, F] noise levels: one per clip repeated over frames ("clip") or one per frame ("frame").
+
+    With ``top_fraction`` > 0, each draw is replaced by ``sigma_top`` with that probability.
+    Why: a few-step sampler evaluates the network first at the scheduler's sigma_max (700 for
+    SVD's), which ln sigma ~ N(2.5, 1) reaches once in 30,000 draws; with 2 steps that first
+    evaluation is the whole prediction (the second, at sigma 0.002, returns its input).
+    """
+    if per not in ("clip", "frame"):
+        raise ValueError(f"unknown noise mode '{per}'; choose clip or frame")
+    shape = (batch, 1) if per == "clip" else (batch, frames)
+    sigma = sample_training_sigmas(shape, p_mean, p_std, generator)
+    if top_fraction > 0:  # drawn only when asked, so runs without it keep their random stream
+        sigma = torch.where(torch.rand(shape, generator=generator) < top_fraction, sigma_top, sigma)
+    return sigma.expand(batch, frames).contiguous()
 
 
 def fill_invalid_nearest(disparity: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -267,7 +267,8 @@ class Trainer:
             factor = rgb.shape[-1] // x0.shape[-1]
             weight = latent_cell_weights(valid.flatten(0, 1), factor).reshape(B, T, 1, *x0.shape[-2:])
         objective = self.config.objective
-        sigma = draw_sigmas(B, T, objective.noise, objective.p_mean, objective.p_std, generator).to(self.device)
+        sigma = draw_sigmas(B, T, objective.noise, objective.p_mean, objective.p_std, generator,
+                            objective.sigma_max_fraction, self.model.scheduler.config.sigma_max).to(self.device)
         noise = torch.randn(x0.shape, generator=generator).to(self.device)
         config = self.model.config
         tokens = torch.zeros(B, T, self.model.unet.config.cross_attention_dim, device=self.device)
