@@ -107,6 +107,8 @@ def test_look_up_pitches_the_camera_and_changes_nothing_else():
     assert len(raised.primitives) == len(level.primitives)
     for a, b in zip(raised.primitives, level.primitives, strict=True):
         assert np.array_equal(a.poses, b.poses) and np.array_equal(a.texture, b.texture)
+    with pytest.raises(InputError, match=r"look-up is a probability in \[0, 1\], got 1.5"):
+        build_scene(SceneConfig("street", look_up=1.5), 5, 2, 64, 36)
 
 
 def test_clouds_grow_with_cover_and_stay_above_the_horizon():

@@ -77,8 +77,6 @@ def _render(args) -> int:
     from videodepth.data.synthbench import training_seed
 
     families = _families(args.families)
-    if not 0.0 <= args.look_up <= 1.0:
-        raise InputError(f"--look-up is a probability in [0, 1], got {args.look_up}")
     for i in range(args.clips):
         family = families[i % len(families)]
         seed = training_seed(args.seed, 0, i)

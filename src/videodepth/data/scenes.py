@@ -586,6 +586,8 @@ def build_scene(config: SceneConfig, seed: int, num_frames: int, width: int, hei
         raise InputError(f"unknown scene family {config.family!r}; choose one of {', '.join(FAMILIES)}")
     if config.camera_motion is not None and config.camera_motion not in CAMERA_MOTIONS:
         raise InputError(f"unknown camera motion {config.camera_motion!r}; choose one of {', '.join(CAMERA_MOTIONS)}")
+    if not 0.0 <= config.look_up <= 1.0:
+        raise InputError(f"look-up is a probability in [0, 1], got {config.look_up}")
     rng = np.random.default_rng([seed, FAMILIES.index(config.family)])
     builder = Builder(rng, num_frames, config.fps)
     layout = FAMILY_BUILDERS[config.family](builder)

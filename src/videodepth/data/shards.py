@@ -9,7 +9,6 @@ Contents: ``rgb_jpeg`` (all frames' JPEG bytes, concatenated) with ``rgb_offsets
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -18,30 +17,21 @@ import numpy as np
 
 from videodepth.data.clip import Clip
 from videodepth.errors import InputError, OutputError
+from videodepth.io import atomic_file
 
 SHARD_SUFFIX = ".npz"
 JPEG_QUALITY = 95
 
 
-def atomic_target(path: Path) -> Path:
-    """A temporary sibling to write first; ``os.replace`` then publishes it in one step."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def write_shard(clip: Clip, path: str | Path) -> Path:
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create shard folder {path.parent}: {error.strerror}") from error
     encoded = [cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1] for f in clip.rgb]
     offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
     meta = dict(family=clip.family, seed=clip.seed, fps=clip.fps, label=clip.label, max_depth=clip.max_depth,
                 camera_motion=clip.camera_motion, shape=list(clip.depth.shape), label_params=clip.label_params)  # fmt: skip
     K_frames = clip.K_frames if clip.K_frames is not None else np.repeat(clip.K[None], clip.num_frames, 0)
-    temporary = atomic_target(path)
     try:
-        with open(temporary, "wb") as handle:
+        with atomic_file(path) as temporary, open(temporary, "wb") as handle:
             np.savez_compressed(
                 handle,
                 rgb_jpeg=np.concatenate(encoded).ravel(),
@@ -53,10 +43,8 @@ def write_shard(clip: Clip, path: str | Path) -> Path:
                 poses_c2w=clip.poses_c2w.astype(np.float32),
                 meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
             )
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot write shard {path}: {error.strerror}") from error
+    except OSError as error:  # atomic_file has already removed the partial file
+        raise OutputError(f"cannot write shard {path}: {error.strerror or error}") from None
     return path
 
 
