@@ -27,7 +27,7 @@ def draw_sigmas(batch: int, frames: int, per: str, p_mean: float, p_std: float,
 
     With ``top_fraction`` > 0, each draw is replaced by ``sigma_top`` with that probability.
     Why: a few-step sampler evaluates the network first at the scheduler's sigma_max (700 for
-    SVD's), which ln sigma ~ N(2.5, 1) reaches once in 30,000 draws; with 2 steps that first
+    SVD's), which ln sigma ~ N(2.5, 1) reaches once in about 40,000 draws; with 2 steps that first
     evaluation is the whole prediction (the second, at sigma 0.002, returns its input).
     """
     if per not in ("clip", "frame"):
