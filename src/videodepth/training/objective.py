@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from videodepth.diffusion.preconditioning import c_in, c_noise, denoised_from_output, loss_weight
-from videodepth.diffusion.schedules import sample_training_sigmas
+from videodepth.diffusion.schedules import SVD_SCHEDULER_CONFIG, sample_training_sigmas
 
 
 def draw_sigmas(batch: int, frames: int, per: str, p_mean: float, p_std: float,
                 generator: torch.Generator | None = None, top_fraction: float = 0.0,
-                sigma_top: float = 700.0) -> torch.Tensor:
+                sigma_top: float = SVD_SCHEDULER_CONFIG["sigma_max"]) -> torch.Tensor:
     """[B, F] noise levels: one per clip repeated over frames ("clip") or one per frame ("frame").
 
     With ``top_fraction`` > 0, each draw is replaced by ``sigma_top`` with that probability.

@@ -92,9 +92,14 @@ def _generator(*key: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def latest_checkpoint(out: Path) -> Path | None:
+def finished_checkpoints(out: Path) -> list[Path]:
+    """A run's complete checkpoint folders, oldest first."""
     folder = out / CHECKPOINTS
-    done = sorted(p for p in folder.glob("step_*") if (p / STATE_FILE).is_file()) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("step_*") if (p / STATE_FILE).is_file()) if folder.is_dir() else []
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    done = finished_checkpoints(out)
     return done[-1] if done else None
 
 
@@ -127,7 +132,7 @@ def export_checkpoint(run: Path, out: Path, step: int | None = None) -> Path:
     else:
         folder = run / CHECKPOINTS / f"step_{step:07d}"
         if not (folder / STATE_FILE).is_file():
-            kept = sorted(p.name for p in (run / CHECKPOINTS).glob("step_*")) if (run / CHECKPOINTS).is_dir() else []
+            kept = [p.name for p in finished_checkpoints(run)]
             raise InputError(f"{run}: no checkpoint at step {step} (kept: {', '.join(kept) or 'none'})")
     model = initial_model(config)
     trained = trained_module(config.task, model.vae, model.unet, model.detail_encoder)
