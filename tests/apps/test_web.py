@@ -159,3 +159,6 @@ def test_a_run_with_the_shipped_model_says_what_that_model_is(tmp_path, uploads,
                                                 4, "inferno")
     assert status.startswith("**Done.**") and "built-in videodepth-small model" in status
     assert Path(shown).name.endswith("_sbs.mp4") and state["frames"] == 4
+    assert "**Warning:**" not in status
+    _, _, status, _ = app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 3, 128, 4, "inferno")
+    assert "**Warning:** 3 steps asked for, but this model scored worse with more than 2" in status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import av
@@ -60,6 +61,21 @@ def interrupt_after_checkpoints(monkeypatch, count: int) -> None:
         return original(*args, checkpoint=save_then_maybe_stop, **kwargs)
 
     monkeypatch.setattr(runner, "run_windows", interrupted)
+
+
+def test_more_steps_than_the_model_was_measured_to_benefit_from_are_warned_about(
+        tiny_models, tiny_video, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_models["ours"], model)
+    config = json.loads((model / "videodepth.json").read_text())
+    (model / "videodepth.json").write_text(json.dumps({**config, "max_helpful_steps": 1}))
+    args = (str(tiny_video), "--model", str(model), "--save", "npz", "--process-length", "4")
+    assert run(*args, "--out", str(tmp_path / "two"), "--steps", "2") == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: 2 steps asked for, but this model scored worse with more than 1 "
+                        "(docs/RESULTS.md, steps ablation)"]
+    assert run(*args, "--out", str(tmp_path / "one"), "--steps", "1") == 0
+    assert "warning:" not in capsys.readouterr().err
 
 
 def test_interrupted_run_resumes_to_the_same_result(tiny_models, tiny_video, tmp_path, monkeypatch, capsys):

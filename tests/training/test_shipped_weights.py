@@ -31,6 +31,7 @@ def test_weights_are_small_float_safetensors_and_marked_trained():
     config = json.loads((DEFAULT_MODEL_DIR / "videodepth.json").read_text())
     assert config["notice"] == "" and config["family"] == "videodepth"
     assert "synthetic scenes only" in config["note"] and "--model" in config["note"]
+    assert config["max_helpful_steps"] == config["steps"] == 2  # session 6's steps ablation
     assert load_default_model().config.notice == ""
 
 

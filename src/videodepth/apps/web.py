@@ -246,6 +246,8 @@ class WebApp:
         exr = zip_folder(next(p for p in report.outputs if p.is_dir()), job / f"{source.stem}_exr.zip")
         notice = pipeline.config.notice or pipeline.config.note
         status = f"**Done.** {report.summary()}" + (f"\n\n**Note:** {notice}" if notice else "")
+        if warning := pipeline.config.steps_warning(settings.steps):
+            status += f"\n\n**Warning:** {warning}"
         state = {"video": str(source), "npz": str(npz), "job": str(job), "frames": report.num_frames}
         return str(sbs), [str(colour), str(npz), str(exr)], status, state
 

@@ -80,11 +80,14 @@ def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
 
 
 def settings_from_args(args: argparse.Namespace, pipeline: VideoDepthPipeline) -> RunSettings:
-    return RunSettings.for_model(
+    settings = RunSettings.for_model(
         pipeline.config, strategy=args.strategy, steps=args.steps, guidance=args.guidance, window=args.window,
         overlap=args.overlap, context=args.context, sigma_epsilon=args.sigma_epsilon, seed=args.seed,
         noise=args.noise, noise_init=args.noise_init, blend=args.blend, decode_chunk_size=args.decode_chunk_size,
     )
+    if warning := pipeline.config.steps_warning(settings.steps):
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def _parse_kinds(text: str) -> tuple[str, ...]:

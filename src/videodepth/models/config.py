@@ -54,6 +54,16 @@ class DepthModelConfig(SamplingDefaults):
     notice: str = ""
     # One quiet line shown whenever the model runs: what it is and what it is not good for.
     note: str = ""
+    # The most sampling steps measured to help this model; more were measured to be worse, so
+    # asking for more gets a warning (0 = no known limit, e.g. the published checkpoints).
+    max_helpful_steps: int = 0
+
+    def steps_warning(self, steps: int) -> str:
+        """A one-line warning when ``steps`` exceeds what this model was measured to benefit from."""
+        if 0 < self.max_helpful_steps < steps:
+            return (f"{steps} steps asked for, but this model scored worse with more than "
+                    f"{self.max_helpful_steps} (docs/RESULTS.md, steps ablation)")
+        return ""
 
     def save(self, folder: str | Path) -> None:
         Path(folder, CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
