@@ -72,13 +72,13 @@ def test_detail_encoder_is_added_trained_and_saved(tmp_path, tiny_shards):
     assert any(not torch.equal(t, start[n]) for n, t in model.detail_encoder.state_dict().items())
 
 
-def test_a_model_trained_from_the_shipped_one_drops_its_note(tmp_path, tiny_shards):
+def test_a_model_trained_from_the_shipped_one_drops_its_note_and_step_limit(tmp_path, tiny_shards):
     from videodepth.models.default import DEFAULT_MODEL_DIR
 
     values = tiny_config_values(tiny_shards, tmp_path / "run", steps=1, model={"init": str(DEFAULT_MODEL_DIR)})
     model = DepthModel.from_pretrained(Trainer(load_config(write_config(tmp_path / "c.yaml", values)),
                                                show_progress=False).train())
-    assert model.config.note == "" and model.detail_encoder is not None
+    assert model.config.note == "" and model.config.max_helpful_steps == 0 and model.detail_encoder is not None
 
 
 @pytest.mark.parametrize("detail_channels", [0, 3])

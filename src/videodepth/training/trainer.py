@@ -113,8 +113,8 @@ def model_with_ema(model: DepthModel, config: TrainConfig, ema: EMAModel) -> Dep
     unet, vae = copy.deepcopy(model.unet), copy.deepcopy(model.vae)
     detail = copy.deepcopy(model.detail_encoder)
     ema.copy_to(trained_module(config.task, vae, unet, detail).parameters())
-    # a model trained from another does not inherit its description
-    settings = dataclasses.replace(model.config, **{"note": "", **config.inference})
+    # a model trained from another inherits neither its description nor its measured step limit
+    settings = dataclasses.replace(model.config, **{"note": "", "max_helpful_steps": 0, **config.inference})
     return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=model.scheduler,
                       config=settings, detail_encoder=detail.cpu().float() if detail is not None else None).eval()
 
