@@ -73,7 +73,7 @@ def test_more_steps_than_the_model_was_measured_to_benefit_from_are_warned_about
     assert run(*args, "--out", str(tmp_path / "two"), "--steps", "2") == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings == ["warning: 2 steps asked for, but this model scored worse with more than 1 "
-                        "(docs/RESULTS.md, steps ablation)"]
+                        "(max_helpful_steps in its videodepth.json)"]
     assert run(*args, "--out", str(tmp_path / "one"), "--steps", "1") == 0
     assert "warning:" not in capsys.readouterr().err
 

@@ -62,7 +62,7 @@ class DepthModelConfig(SamplingDefaults):
         """A one-line warning when ``steps`` exceeds what this model was measured to benefit from."""
         if 0 < self.max_helpful_steps < steps:
             return (f"{steps} steps asked for, but this model scored worse with more than "
-                    f"{self.max_helpful_steps} (docs/RESULTS.md, steps ablation)")
+                    f"{self.max_helpful_steps} (max_helpful_steps in its videodepth.json)")
         return ""
 
     def save(self, folder: str | Path) -> None:
