@@ -72,6 +72,20 @@ def test_detail_encoder_is_added_trained_and_saved(tmp_path, tiny_shards):
     assert any(not torch.equal(t, start[n]) for n, t in model.detail_encoder.state_dict().items())
 
 
+def test_a_loaded_detail_encoder_is_widened_and_trained(tmp_path, tiny_shards):
+    first = tiny_config_values(tiny_shards, tmp_path / "first", steps=1, model={"detail_channels": 3})
+    start = Trainer(load_config(write_config(tmp_path / "a.yaml", first)), show_progress=False).train()
+    wider = tiny_config_values(tiny_shards, tmp_path / "run", steps=2,
+                               model={"init": str(start), "detail_channels": 5, "detail_widths": [16, 32, 48]})
+    model = DepthModel.from_pretrained(Trainer(load_config(write_config(tmp_path / "b.yaml", wider)),
+                                               show_progress=False).train())
+    assert model.detail_encoder.config.out_channels == 5 and tuple(model.detail_encoder.config.widths) == (16, 32, 48)
+    assert model.unet.config.in_channels == 2 * model.vae.config.latent_channels + 5
+    narrower = tiny_config_values(tiny_shards, tmp_path / "other", model={"init": str(start), "detail_channels": 2})
+    with pytest.raises(InputError, match="detail_widths: a detail encoder can only be widened"):
+        Trainer(load_config(write_config(tmp_path / "c.yaml", narrower)), show_progress=False)
+
+
 def test_a_model_trained_from_the_shipped_one_drops_its_note_and_step_limit(tmp_path, tiny_shards):
     from videodepth.models.default import DEFAULT_MODEL_DIR
 

@@ -53,11 +53,46 @@ def widen_unet_input(unet: torch.nn.Module, extra_channels: int) -> None:
     unet.register_to_config(in_channels=old.in_channels + extra_channels)
 
 
-def add_detail_encoder(model, channels: int, seed: int = 0) -> None:
+DEFAULT_WIDTHS = (16, 32, 32)
+
+
+def _seeded_encoder(channels: int, widths: tuple[int, ...], seed: int) -> DetailEncoder:
+    with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's generator alone
+        torch.manual_seed(seed)
+        return DetailEncoder(out_channels=channels, widths=tuple(widths))
+
+
+def add_detail_encoder(model, channels: int, seed: int = 0, widths: tuple[int, ...] = DEFAULT_WIDTHS) -> None:
     """Attach a fresh :class:`DetailEncoder` to a model without one (in place)."""
     if model.detail_encoder is not None:
         raise ValueError("the model already has a detail encoder")
-    with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's generator alone
-        torch.manual_seed(seed)
-        model.detail_encoder = DetailEncoder(out_channels=channels).to(model.unet.dtype)
+    model.detail_encoder = _seeded_encoder(channels, widths, seed).to(model.unet.dtype)
     widen_unet_input(model.unet, channels)
+
+
+def widen_detail_encoder(model, channels: int, widths: tuple[int, ...], seed: int = 0) -> None:
+    """Replace a model's detail encoder by a wider one that computes the same first features
+    (in place): more capacity for fine-tuning without losing what the model has learned.
+
+    Each convolution keeps its old filters; the new filters start at random, but everything
+    they feed into the old features (and the UNet's new input channels) starts at zero, so the
+    model's output is unchanged until training moves those weights (Net2Net-style, with zeros).
+    """
+    old = model.detail_encoder
+    old_widths, old_channels = tuple(old.config.widths), old.config.out_channels
+    same_depth = len(widths) == len(old_widths)
+    if not same_depth or channels < old_channels or any(n < o for n, o in zip(widths, old_widths, strict=True)):
+        raise ValueError(f"a detail encoder can only be widened: it has widths {list(old_widths)} and "
+                         f"{old_channels} channels, asked for {list(widths)} and {channels}")
+    new = _seeded_encoder(channels, widths, seed).to(old.dtype)
+    old_convs = [m for m in old.layers if isinstance(m, torch.nn.Conv2d)]
+    new_convs = [m for m in new.layers if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        for before, after in zip(old_convs, new_convs, strict=True):
+            kept_out, kept_in = before.weight.shape[:2]
+            after.weight[:kept_out] = 0
+            after.weight[:kept_out, :kept_in] = before.weight
+            after.bias[:kept_out] = before.bias
+    model.detail_encoder = new
+    if channels > old_channels:
+        widen_unet_input(model.unet, channels - old_channels)

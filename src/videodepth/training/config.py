@@ -25,8 +25,11 @@ class ModelSection:
     size: Literal["small", "tiny"] = "small"
     seed: int = 0
     # > 0: give a model without one a fresh DetailEncoder with this many output channels
-    # (its UNet input widened with zero weights, so training starts from the loaded model).
+    # (its UNet input widened with zero weights, so training starts from the loaded model), or
+    # widen a narrower one to this size, keeping what it computes (models.detail_encoder).
     detail_channels: int = 0
+    # The encoder's convolution widths (empty: (16, 32, 32) for a fresh one, as it is for a loaded one).
+    detail_widths: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -62,10 +62,21 @@ class VaeReconstruction(torch.nn.Module):
 
 def initial_model(config: TrainConfig) -> DepthModel:
     model = _loaded_or_fresh(config)
-    if config.model.detail_channels and model.detail_encoder is None:
-        from videodepth.models.detail_encoder import add_detail_encoder
+    channels, widths = config.model.detail_channels, tuple(config.model.detail_widths)
+    if not channels:
+        return model
+    from videodepth.models.detail_encoder import DEFAULT_WIDTHS, add_detail_encoder, widen_detail_encoder
 
-        add_detail_encoder(model, config.model.detail_channels, seed=config.model.seed)
+    if model.detail_encoder is None:
+        add_detail_encoder(model, channels, seed=config.model.seed, widths=widths or DEFAULT_WIDTHS)
+        return model
+    current = model.detail_encoder.config
+    widths = widths or tuple(current.widths)
+    if (channels, widths) != (current.out_channels, tuple(current.widths)):
+        try:
+            widen_detail_encoder(model, channels, widths, seed=config.model.seed)
+        except ValueError as error:
+            raise InputError(f"model.detail_channels / detail_widths: {error}") from None
     return model
 
 
