@@ -9,6 +9,7 @@ import torch
 
 from videodepth.diffusion.preconditioning import c_in, c_noise, c_out, c_skip
 from videodepth.training.objective import (
+    align_scale_shift,
     denoising_loss,
     draw_sigmas,
     fill_invalid_nearest,
@@ -78,6 +79,50 @@ def test_weights_select_latent_cells():
     assert denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, weight).item() == pytest.approx(0.0)
     weight[..., 0], weight[..., 1] = 0.0, 1.0
     assert denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, weight).item() == pytest.approx(0.5)
+
+
+def test_scale_shift_alignment_by_hand():
+    # target 0 1 2, prediction 0 2 1: scale cov/var = (1/3)/(2/3) = 0.5, both means 1.
+    target = torch.tensor([0.0, 1.0, 2.0]).reshape(1, 1, 1, 1, 3)
+    aligned = align_scale_shift(torch.tensor([0.0, 2.0, 1.0]).reshape(1, 1, 1, 1, 3), target)
+    torch.testing.assert_close(aligned.flatten(), torch.tensor([0.5, 1.5, 1.0]))
+
+
+def test_alignment_is_per_clip_and_channel_and_ignores_unweighted_cells():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 3, 4, 5, 6, generator=generator)
+    scale, shift = torch.tensor([2.5, -0.5]), torch.tensor([0.3, 1.0])
+    prediction = scale[:, None, None, None, None] * target + shift[:, None, None, None, None]
+    weight = torch.ones(2, 3, 1, 5, 6)
+    weight[..., 0], prediction[..., 0] = 0.0, 99.0  # outliers where the weight is zero
+    aligned = align_scale_shift(prediction, target, weight)
+    torch.testing.assert_close(aligned[..., 1:], target[..., 1:])
+    other = align_scale_shift(3.0 * prediction - 7.0, target, weight)  # invariant to affine changes
+    torch.testing.assert_close(other, aligned)
+
+
+def test_the_aligned_term_ignores_a_global_scale_error():
+    # F = 0, eps = 0: D = c_skip * x0, a pure rescaling, so the aligned term adds nothing to
+    # sigma^2 / (1 + sigma^2); a network returning -x0 gets a plain error but no aligned one either.
+    x0, rgb, sigma, noise, tokens, ids = _inputs([1.0])
+    x0 = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    net = ConstantNetwork(lambda s: torch.zeros_like(s[:, :, :4]))
+    loss = denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, scale_shift_weight=3.0)
+    plain = denoising_loss(net, x0, rgb, sigma, noise, tokens, ids)
+    assert loss.item() == pytest.approx(plain.item(), rel=1e-5) and plain.item() > 0.1
+
+
+def test_the_aligned_term_adds_the_structure_error():
+    x0, rgb, sigma, noise, tokens, ids = _inputs([1.0])
+    x0 = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
+    scrambled = x0.flip(-1)
+    # choose F so that D = scrambled: D = c_skip x0 + c_out F
+    net = ConstantNetwork(lambda s: (scrambled - c_skip(sigma) * x0) / c_out(sigma))
+    plain = denoising_loss(net, x0, rgb, sigma, noise, tokens, ids)
+    both = denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, scale_shift_weight=2.0)
+    aligned = align_scale_shift(scrambled, x0)
+    expected = plain.item() + 2.0 * (2.0 * (aligned - x0) ** 2).mean().item()  # lambda(1) = 2
+    assert both.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_sigma_draws_per_clip_and_per_frame():

@@ -59,6 +59,9 @@ class ObjectiveSection:
     # Fraction of draws set to the model's sampling sigma_max instead (objective.draw_sigmas):
     # trains the noise level where a few-step sampler does most of its work.
     sigma_max_fraction: float = 0.0
+    # > 0: add this times the error after aligning each clip's prediction to its target by
+    # least-squares scale and shift (objective.align_scale_shift), as evaluation does.
+    scale_shift_weight: float = 0.0
     # "far": invalid pixels stay at -1 (the far end) and count in the loss (right for sky);
     # "fill_and_mask": nearest-valid fill before encoding, loss weighted by each latent cell's
     # valid-pixel fraction (right for stereo holes); "by_label": "far" for fine-label clips (their

@@ -6,7 +6,8 @@ trained with  E[ lambda(sigma) * || D(x; sigma) - x0 ||^2 ],  lambda = (1 + sigm
 sigma is drawn as ln sigma ~ N(P_mean, P_std^2), once per clip (DepthCrafter) or once per
 frame (ChronoDepth); the RGB latents of each frame are concatenated to its noisy depth latent.
 Optionally a fraction of the draws is replaced by the sampler's first noise level (see
-:func:`draw_sigmas`).
+:func:`draw_sigmas`), and a second, scale-and-shift-invariant error term (see
+:func:`align_scale_shift`) weights a clip's relative depth above its global level and contrast.
 """
 
 from __future__ import annotations
@@ -86,6 +87,24 @@ class Denoiser(torch.nn.Module):
                          added_time_ids=added_time_ids, return_dict=return_dict)
 
 
+def align_scale_shift(prediction: torch.Tensor, target: torch.Tensor,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``prediction`` after the weighted least-squares scale and shift that best fit it to
+    ``target``, one pair per clip and channel over all frames and cells ([B, F, C, h, w]; ``weight``
+    broadcasts to it). The evaluation protocol aligns each video this way, so an error measured
+    after it counts only what the protocol can see (MiDaS's scale-and-shift-invariant loss). The
+    fit is differentiable; a constant target or prediction gets scale 0 (the target's mean)."""
+    weight = torch.ones_like(prediction) if weight is None else weight.expand_as(prediction)
+    dims = (1, 3, 4)
+    total = weight.sum(dims, keepdim=True).clamp_min(1e-8)
+    mean_p = (weight * prediction).sum(dims, keepdim=True) / total
+    mean_t = (weight * target).sum(dims, keepdim=True) / total
+    centred = prediction - mean_p
+    covariance = (weight * centred * (target - mean_t)).sum(dims, keepdim=True) / total
+    variance = (weight * centred**2).sum(dims, keepdim=True) / total
+    return covariance / variance.clamp_min(1e-8) * centred + mean_t
+
+
 def denoising_loss(
     denoiser: torch.nn.Module,
     x0: torch.Tensor,
@@ -96,6 +115,7 @@ def denoising_loss(
     added_time_ids: torch.Tensor,
     weight: torch.Tensor | None = None,
     images: torch.Tensor | None = None,
+    scale_shift_weight: float = 0.0,
 ) -> torch.Tensor:
     """lambda(sigma)-weighted squared error of the denoised estimate.
 
@@ -103,6 +123,9 @@ def denoising_loss(
     ``weight`` (optional) [B, F, 1, h, w] per latent cell, e.g. its valid-pixel fraction. The
     result is the weighted mean over all latent elements. ``denoiser`` is a UNet or a
     :class:`Denoiser`; ``images`` (the frames, [B, F, 3, H, W]) go to a Denoiser's detail encoder.
+    ``scale_shift_weight`` > 0 adds that times the same error after :func:`align_scale_shift`
+    (meaningful where latents are affine in depth, as with the designed VAE): the plain term keeps
+    the denoiser calibrated for multi-step sampling, the aligned one stresses relative depth.
     """
     x = x0 + sigma[..., None, None, None] * noise
     network_input = torch.cat([c_in(sigma) * x, rgb_latents], dim=2)
@@ -110,7 +133,15 @@ def denoising_loss(
     output = denoiser(network_input, c_noise(sigma), encoder_hidden_states=tokens, added_time_ids=added_time_ids,
                       return_dict=False, **extra)[0]
     denoised = denoised_from_output(output.float(), x, sigma)
-    error = loss_weight(sigma)[..., None, None, None] * (denoised - x0) ** 2
+    loss = _weighted_mean(loss_weight(sigma)[..., None, None, None] * (denoised - x0) ** 2, weight)
+    if scale_shift_weight > 0:
+        aligned = align_scale_shift(denoised, x0, weight)
+        loss = loss + scale_shift_weight * _weighted_mean(
+            loss_weight(sigma)[..., None, None, None] * (aligned - x0) ** 2, weight)
+    return loss
+
+
+def _weighted_mean(error: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     if weight is None:
         return error.mean()
     weight = weight.expand_as(error)

@@ -291,7 +291,8 @@ class Trainer:
         time_ids = torch.tensor([[config.fps_id, config.motion_bucket_id, config.noise_aug_strength]],
                                 device=self.device).expand(B, 3)
         with self.accelerator.autocast():
-            loss = denoising_loss(self.module, x0, rgb_latents, sigma, noise, tokens, time_ids, weight, images=rgb)
+            loss = denoising_loss(self.module, x0, rgb_latents, sigma, noise, tokens, time_ids, weight, images=rgb,
+                                  scale_shift_weight=objective.scale_shift_weight)
         return loss, B * T
 
     def _encoder(self):
