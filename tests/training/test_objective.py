@@ -101,6 +101,20 @@ def test_alignment_is_per_clip_and_channel_and_ignores_unweighted_cells():
     torch.testing.assert_close(other, aligned)
 
 
+def test_alignment_matches_the_evaluation_protocols_fit():
+    # the same least squares as eval.metrics.fit_scale_shift (disparity = 1 / depth, a valid mask)
+    from videodepth.eval.metrics import GT_INVERSE_EPS, fit_scale_shift
+
+    generator = torch.Generator().manual_seed(3)
+    prediction = torch.rand(1, 4, 1, 6, 7, generator=generator, dtype=torch.float64) + 0.1
+    disparity = torch.rand(1, 4, 1, 6, 7, generator=generator, dtype=torch.float64) + 0.5
+    valid = torch.rand(1, 4, 1, 6, 7, generator=generator) > 0.3
+    depth = 1.0 / disparity - GT_INVERSE_EPS
+    scale, shift = fit_scale_shift(prediction[0, :, 0].numpy(), depth[0, :, 0].numpy(), valid[0, :, 0].numpy())
+    aligned = align_scale_shift(prediction, disparity, valid.double())
+    torch.testing.assert_close(aligned, scale * prediction + shift)
+
+
 def test_the_aligned_term_ignores_a_global_scale_error():
     # F = 0, eps = 0: D = c_skip * x0, a pure rescaling, so the aligned term adds nothing to
     # sigma^2 / (1 + sigma^2); a network returning -x0 gets a plain error but no aligned one either.
