@@ -14,12 +14,14 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+DEFAULT_WIDTHS = (16, 32, 32)
+
 
 class DetailEncoder(ModelMixin, ConfigMixin):
     """[N, 3, H, W] in [-1, 1] -> [N, out_channels, H/8, W/8]."""
 
     @register_to_config
-    def __init__(self, out_channels: int = 8, widths: tuple[int, ...] = (16, 32, 32)):
+    def __init__(self, out_channels: int = 8, widths: tuple[int, ...] = DEFAULT_WIDTHS):
         super().__init__()
         layers: list[torch.nn.Module] = []
         previous = 3
@@ -51,9 +53,6 @@ def widen_unet_input(unet: torch.nn.Module, extra_channels: int) -> None:
         new.bias.copy_(old.bias)
     unet.conv_in = new
     unet.register_to_config(in_channels=old.in_channels + extra_channels)
-
-
-DEFAULT_WIDTHS = (16, 32, 32)
 
 
 def _seeded_encoder(channels: int, widths: tuple[int, ...], seed: int) -> DetailEncoder:
