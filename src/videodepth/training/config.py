@@ -28,7 +28,8 @@ class ModelSection:
     # (its UNet input widened with zero weights, so training starts from the loaded model), or
     # widen a narrower one to this size, keeping what it computes (models.detail_encoder).
     detail_channels: int = 0
-    # The encoder's convolution widths (empty: (16, 32, 32) for a fresh one, as it is for a loaded one).
+    # The encoder's convolution widths (empty: DEFAULT_WIDTHS of models.detail_encoder for a fresh
+    # one, as it is for a loaded one).
     detail_widths: list[int] = field(default_factory=list)
 
 

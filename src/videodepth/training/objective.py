@@ -133,11 +133,11 @@ def denoising_loss(
     output = denoiser(network_input, c_noise(sigma), encoder_hidden_states=tokens, added_time_ids=added_time_ids,
                       return_dict=False, **extra)[0]
     denoised = denoised_from_output(output.float(), x, sigma)
-    loss = _weighted_mean(loss_weight(sigma)[..., None, None, None] * (denoised - x0) ** 2, weight)
+    lam = loss_weight(sigma)[..., None, None, None]
+    loss = _weighted_mean(lam * (denoised - x0) ** 2, weight)
     if scale_shift_weight > 0:
         aligned = align_scale_shift(denoised, x0, weight)
-        loss = loss + scale_shift_weight * _weighted_mean(
-            loss_weight(sigma)[..., None, None, None] * (aligned - x0) ** 2, weight)
+        loss = loss + scale_shift_weight * _weighted_mean(lam * (aligned - x0) ** 2, weight)
     return loss
 
 
