@@ -34,6 +34,20 @@ def test_our_format_round_trips_exactly(tmp_path):
     assert np.abs(VideoDepthPipeline(loaded)(frames, steps=2) - expected).max() < 1e-3
 
 
+def test_decoder_padding_travels_with_the_model(tmp_path):
+    model = random_model("videodepth", seed=4)
+    model.save_pretrained(tmp_path / "default")
+    model.config.vae_decoder_padding = "replicate"
+    model.save_pretrained(tmp_path / "replicate")
+
+    def paddings(folder):
+        vae = DepthModel.from_pretrained(tmp_path / folder).vae
+        return {m.padding_mode for m in vae.decoder.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)}
+
+    assert paddings("default") == {"zeros"}
+    assert paddings("replicate") == {"replicate"}
+
+
 @pytest.mark.parametrize("family", ["depthcrafter", "chronodepth"])
 def test_published_layouts_load_with_their_family_settings(tiny_models, family):
     model = DepthModel.from_pretrained(tiny_models[family], base=tiny_models[f"{family}_base"])

@@ -47,3 +47,18 @@ def test_layout_is_checked():
 
     with pytest.raises(ValueError, match="DESIGNED_VAE"):
         design_vae(AutoencoderKL(**{**DESIGNED_VAE, "block_out_channels": (16, 16, 16, 16), "norm_num_groups": 4}))
+
+
+@torch.no_grad()
+def test_replicate_padding_keeps_the_borders():
+    from videodepth.models.bundle import set_decoder_padding
+
+    vae = design_vae().eval()
+    latents = vae.encode(torch.full((1, 3, 64, 96), -0.8)).latent_dist.mode()  # a uniformly far frame
+    zero_padded = vae.decode(latents).sample
+    # zero padding pulls the outermost pixels towards 0 (mid-depth): the rim the fix removes
+    assert zero_padded[..., 0, :].mean() > -0.7
+    set_decoder_padding(vae, "replicate")
+    decoded = vae.decode(latents).sample
+    assert decoded.max() - decoded.min() < 1e-4  # flat to the edge
+    assert decoded.mean().item() == pytest.approx(-0.8, abs=0.02)  # the reconstruction error of the design

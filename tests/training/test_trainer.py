@@ -72,6 +72,15 @@ def test_detail_encoder_is_added_trained_and_saved(tmp_path, tiny_shards):
     assert any(not torch.equal(t, start[n]) for n, t in model.detail_encoder.state_dict().items())
 
 
+def test_a_designed_vae_model_keeps_its_borders(tmp_path, tiny_shards):
+    values = tiny_config_values(tiny_shards, tmp_path / "run", steps=1, model={"init": "designed"},
+                                objective={"encoder": "designed"})
+    model = DepthModel.from_pretrained(Trainer(load_config(write_config(tmp_path / "c.yaml", values)),
+                                               show_progress=False).train())
+    assert model.config.vae_decoder_padding == "replicate"
+    assert model.vae.decoder.up_blocks[0].upsamplers[0].conv.padding_mode == "replicate"
+
+
 def test_a_loaded_detail_encoder_is_widened_and_trained(tmp_path, tiny_shards):
     first = tiny_config_values(tiny_shards, tmp_path / "first", steps=1, model={"detail_channels": 3})
     start = Trainer(load_config(write_config(tmp_path / "a.yaml", first)), show_progress=False).train()

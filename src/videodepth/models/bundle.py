@@ -35,6 +35,15 @@ VAE_CLASSES = {"AutoencoderKL": AutoencoderKL, "AutoencoderKLTemporalDecoder": A
 SVD_PARTS = ("vae", "scheduler", "image_encoder", "feature_extractor")
 
 
+def set_decoder_padding(vae: torch.nn.Module, mode: str) -> None:
+    """Pad every spatial convolution of ``vae``'s decoder with ``mode`` ("zeros" or "replicate").
+    Padding is not part of a diffusers config, so a model's ``vae_decoder_padding`` setting is
+    applied here whenever a :class:`DepthModel` is built."""
+    for module in vae.decoder.modules():
+        if isinstance(module, torch.nn.Conv2d) and module.kernel_size != (1, 1):
+            module.padding_mode = mode
+
+
 @dataclass
 class DepthModel:
     vae: AutoencoderKL | AutoencoderKLTemporalDecoder
@@ -45,6 +54,9 @@ class DepthModel:
     feature_extractor: CLIPImageProcessor | None = None
     # Learned detail features appended to the RGB latents (the small model; see detail_encoder).
     detail_encoder: DetailEncoder | None = None
+
+    def __post_init__(self) -> None:
+        set_decoder_padding(self.vae, self.config.vae_decoder_padding)
 
     def modules(self) -> list[torch.nn.Module]:
         return [m for m in (self.vae, self.unet, self.image_encoder, self.detail_encoder) if m is not None]

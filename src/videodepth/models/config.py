@@ -54,6 +54,10 @@ class DepthModelConfig(SamplingDefaults):
     notice: str = ""
     # One quiet line shown whenever the model runs: what it is and what it is not good for.
     note: str = ""
+    # Padding of the VAE decoder's convolutions. "replicate" for the designed VAE, whose smoothing
+    # filters with zero padding pull the outermost pixels towards mid-depth (a bright rim on far
+    # borders); "zeros" is how every published VAE was trained.
+    vae_decoder_padding: Literal["zeros", "replicate"] = "zeros"
     # The most sampling steps measured to help this model; more were measured to be worse, so
     # asking for more gets a warning (0 = no known limit, e.g. the published checkpoints).
     max_helpful_steps: int = 0

@@ -17,8 +17,10 @@ weights are set by hand:
 GroupNorm layers would normalise the content away; each group of four channels therefore holds
 a carried channel, its negative (group mean exactly 0) and two constants +-50 (group variance
 fixed to ~1e-4), and the SiLU after it works near x = 4 where it is almost linear (reconstruction
-error below 0.01). Limits: depth comes out at 1/8 resolution, bilinearly smoothed, and the filters'
-zero padding shrinks values by up to a quarter over the outermost few pixels.
+error below 0.01). Limits: depth comes out at 1/8 resolution, bilinearly smoothed. The smoothing
+filters need replicate padding (a model's ``vae_decoder_padding: replicate``, which training sets
+for a designed VAE): with zero padding they pull the outermost pixels up to a quarter of the way
+towards mid-depth, a bright rim around far borders.
 """
 
 from __future__ import annotations

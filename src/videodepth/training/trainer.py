@@ -88,7 +88,8 @@ def _loaded_or_fresh(config: TrainConfig) -> DepthModel:
         if config.model.init == "designed":
             from videodepth.training.designed_vae import design_vae
 
-            model.vae = design_vae()
+            settings = dataclasses.replace(model.config, vae_decoder_padding="replicate")
+            model = dataclasses.replace(model, vae=design_vae(), config=settings)
         return model
     folder = Path(config.model.init)
     if not folder.is_dir():
