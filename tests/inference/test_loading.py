@@ -46,6 +46,10 @@ def test_decoder_padding_travels_with_the_model(tmp_path):
 
     assert paddings("default") == {"zeros"}
     assert paddings("replicate") == {"replicate"}
+    config = tmp_path / "replicate" / "videodepth.json"
+    config.write_text(config.read_text().replace('"replicate"', '"mirror"'))
+    with pytest.raises(CheckpointError, match="vae_decoder_padding must be 'zeros' or 'replicate', not 'mirror'"):
+        DepthModel.from_pretrained(tmp_path / "replicate")
 
 
 @pytest.mark.parametrize("family", ["depthcrafter", "chronodepth"])

@@ -39,6 +39,8 @@ def set_decoder_padding(vae: torch.nn.Module, mode: str) -> None:
     """Pad every spatial convolution of ``vae``'s decoder with ``mode`` ("zeros" or "replicate").
     Padding is not part of a diffusers config, so a model's ``vae_decoder_padding`` setting is
     applied here whenever a :class:`DepthModel` is built."""
+    if mode not in ("zeros", "replicate"):
+        raise CheckpointError(f"vae_decoder_padding must be 'zeros' or 'replicate', not {mode!r}")
     for module in vae.decoder.modules():
         if isinstance(module, torch.nn.Conv2d) and module.kernel_size != (1, 1):
             module.padding_mode = mode
