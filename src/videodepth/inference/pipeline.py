@@ -18,13 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKLTemporalDecoder
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
-    _resize_with_antialiasing,
-)
 
 from videodepth.diffusion.noise import NoiseSource
 from videodepth.diffusion.preconditioning import c_in, c_noise, denoised_from_output
 from videodepth.models.bundle import SVD_HUB_ID, DepthModel
+from videodepth.models.conditioning import (
+    black_clip_input,
+    clip_embeddings,
+    clip_input,
+    concat_for_unet,
+    latents_from_posterior,
+)
 
 
 @dataclass
@@ -132,18 +136,13 @@ class VideoDepthPipeline:
             return torch.zeros(len(video), width, device=self.device, dtype=self.dtype)
         if mode == "clip_of_zeros":
             if self._zero_image_token is None:
-                self._zero_image_token = self._clip(torch.zeros(1, 3, 224, 224, device=self.device))
+                self._zero_image_token = self._clip(black_clip_input(self.device))
             return self._zero_image_token.expand(len(video), -1)
-        small = (_resize_with_antialiasing(video.float(), (224, 224)) + 1.0) / 2.0
-        return self._clip(small)
+        return self._clip(clip_input(video))
 
     def _clip(self, images_01: torch.Tensor) -> torch.Tensor:
-        pixels = self.model.feature_extractor(
-            images=images_01, do_normalize=True, do_center_crop=False, do_resize=False, do_rescale=False,
-            return_tensors="pt",
-        ).pixel_values
         with self._using(self.model.image_encoder) as encoder:
-            return encoder(pixels.to(self.device, self.dtype)).image_embeds
+            return clip_embeddings(encoder, self.model.feature_extractor, images_01)
 
     def _rgb_latents(self, video: torch.Tensor, first_frame: int, noise: NoiseSource) -> torch.Tensor:
         strength = self.config.noise_aug_strength
@@ -156,14 +155,11 @@ class VideoDepthPipeline:
         with self._using(vae):
             posterior = vae.encode(video.to(vae.dtype)).latent_dist
         mode = self.config.rgb_latents
-        if mode == "mode":
-            latents = posterior.mode()
-        elif mode == "mode_scaled":
-            latents = posterior.mode() * vae.config.scaling_factor
-        else:
+        eps = None
+        if mode == "sample_scaled":
             eps = torch.stack([noise.posterior(first_frame + i, tuple(posterior.mean.shape[1:]))
-                               for i in range(len(video))]).to(posterior.mean)
-            latents = (posterior.mean + posterior.std * eps) * vae.config.scaling_factor
+                               for i in range(len(video))])
+        latents = latents_from_posterior(posterior, mode, vae.config.scaling_factor, eps)
         if self.model.detail_encoder is not None:
             with self._using(self.model.detail_encoder) as encoder:
                 latents = torch.cat([latents, encoder(video.to(encoder.dtype)).to(latents)], dim=1)
@@ -180,10 +176,9 @@ class VideoDepthPipeline:
         """Raw UNet output F for the (already c_in-scaled) latents ``x_in`` [1, F, 4, h, w]."""
 
         def evaluate(rgb: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-            parts = [x_in, rgb] if self.config.concat_order == "depth_first" else [rgb, x_in]
             with self._using(self.model.unet) as unet:
                 return unet(
-                    torch.cat(parts, dim=2).to(self.dtype), c_noise(sigma).to(self.device),
+                    concat_for_unet(x_in, rgb, self.config.concat_order).to(self.dtype), c_noise(sigma).to(self.device),
                     encoder_hidden_states=tokens, added_time_ids=self.added_time_ids(), return_dict=False,
                 )[0].float()
 

@@ -135,6 +135,22 @@ class DepthModel:
             "(config.json of a UNetSpatioTemporalConditionModel)"
         )
 
+    @classmethod
+    def from_svd(cls, base: str | Path = SVD_HUB_ID, family: str = "depthcrafter",
+                 dtype: torch.dtype = torch.float32) -> DepthModel:
+        """Stable Video Diffusion's own weights (``base``: a hub id or a folder with ``unet/``,
+        ``vae/``, ``image_encoder/``, ``feature_extractor/``, ``scheduler/``) set up with a published
+        family's conventions: where both papers start training (``videodepth train`` with
+        ``model.init: svd``). SVD img2vid's UNet already takes 8 input channels, noisy latents and
+        image latents, so depth training needs no change of architecture."""
+        if family not in FAMILY_CONFIGS:
+            raise CheckpointError(f"training from SVD needs a published family ({' or '.join(FAMILY_CONFIGS)}), "
+                                  f"not '{family}'")
+        root = resolve(base, what="SVD base", parts=(*SVD_PARTS, "unet"))
+        if not _is_unet_folder(root / "unet"):
+            raise CheckpointError(f"SVD base {base}: no unet/ folder with a UNetSpatioTemporalConditionModel config")
+        return _load_published(root / "unet", family, root, dtype)
+
 
 def resolve(source: str | Path, what: str, parts: tuple[str, ...] = ()) -> Path:
     """A local folder, or a hub id fetched (or found in the cache) with huggingface_hub."""

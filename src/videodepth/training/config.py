@@ -15,13 +15,19 @@ from typing import Any, Literal
 import yaml
 
 from videodepth.errors import InputError
+from videodepth.models.bundle import SVD_HUB_ID
 
 
 @dataclass
 class ModelSection:
     # "random" (fresh small/tiny model), "designed" (random UNet + the hand-set VAE of
-    # training.designed_vae) or a model folder written by DepthModel.save_pretrained.
+    # training.designed_vae), "svd" (Stable Video Diffusion's weights from `base`, with the
+    # conventions of `family`: where DepthCrafter and ChronoDepth start), or any model
+    # DepthModel.from_pretrained loads: a folder of ours, or a published UNet (folder or hub id).
     init: str = "random"
+    # For "svd" and published UNets: "depthcrafter" or "chronodepth" ("auto": from the UNet's name).
+    family: str = "auto"
+    base: str = SVD_HUB_ID  # SVD folder or hub id
     size: Literal["small", "tiny"] = "small"
     seed: int = 0
     # > 0: give a model without one a fresh DetailEncoder with this many output channels
@@ -83,6 +89,9 @@ class OptimSection:
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
     grad_accum: int = 1
+    # Recompute the UNet's activations in the backward pass: less memory for more compute (what
+    # makes SVD's 1.5 B-parameter UNet fit long clips at 320x640 on one GPU).
+    gradient_checkpointing: bool = False
 
 
 @dataclass

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from videodepth.diffusion.preconditioning import c_in, c_noise, denoised_from_output, loss_weight
 from videodepth.diffusion.schedules import SVD_SCHEDULER_CONFIG, sample_training_sigmas
+from videodepth.models.conditioning import concat_for_unet
 
 
 def draw_sigmas(batch: int, frames: int, per: str, p_mean: float, p_std: float,
@@ -116,6 +117,7 @@ def denoising_loss(
     weight: torch.Tensor | None = None,
     images: torch.Tensor | None = None,
     scale_shift_weight: float = 0.0,
+    concat_order: str = "depth_first",
 ) -> torch.Tensor:
     """lambda(sigma)-weighted squared error of the denoised estimate.
 
@@ -126,9 +128,10 @@ def denoising_loss(
     ``scale_shift_weight`` > 0 adds that times the same error after :func:`align_scale_shift`
     (meaningful where latents are affine in depth, as with the designed VAE): the plain term keeps
     the denoiser calibrated for multi-step sampling, the aligned one stresses relative depth.
+    ``concat_order`` is the model family's (models.conditioning.concat_for_unet).
     """
     x = x0 + sigma[..., None, None, None] * noise
-    network_input = torch.cat([c_in(sigma) * x, rgb_latents], dim=2)
+    network_input = concat_for_unet(c_in(sigma) * x, rgb_latents, concat_order)
     extra = {} if images is None else {"images": images}
     output = denoiser(network_input, c_noise(sigma), encoder_hidden_states=tokens, added_time_ids=added_time_ids,
                       return_dict=False, **extra)[0]

@@ -29,6 +29,12 @@ from tqdm.auto import tqdm
 from videodepth.errors import CheckpointError, InputError
 from videodepth.io import atomic_dir
 from videodepth.models.bundle import DepthModel
+from videodepth.models.conditioning import (
+    black_clip_input,
+    clip_embeddings,
+    clip_input,
+    latents_from_posterior,
+)
 from videodepth.training.config import TrainConfig, load_config
 from videodepth.training.data import StepBatchSampler, StepKeyedShards, step_loader
 from videodepth.training.layers import select_trainable
@@ -44,6 +50,7 @@ CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 MODEL_FOLDER = "model"
 KEEP_CHECKPOINTS = 2
+ENCODE_CHUNK = 32  # frames per VAE encoder call
 
 
 class VaeReconstruction(torch.nn.Module):
@@ -81,20 +88,28 @@ def initial_model(config: TrainConfig) -> DepthModel:
 
 
 def _loaded_or_fresh(config: TrainConfig) -> DepthModel:
-    if config.model.init in ("random", "designed"):
+    section = config.model
+    if section.init in ("random", "designed"):
         from videodepth.models.architectures import random_model
 
-        model = random_model("videodepth", size=config.model.size, seed=config.model.seed)
-        if config.model.init == "designed":
+        model = random_model("videodepth", size=section.size, seed=section.seed)
+        if section.init == "designed":
             from videodepth.training.designed_vae import design_vae
 
             settings = dataclasses.replace(model.config, vae_decoder_padding="replicate")
             model = dataclasses.replace(model, vae=design_vae(), config=settings)
         return model
-    folder = Path(config.model.init)
-    if not folder.is_dir():
+    if section.init == "svd":
+        return DepthModel.from_svd(section.base, section.family)
+    folder = Path(section.init)
+    if folder.exists() and not folder.is_dir() or _looks_local(section.init) and not folder.exists():
         raise CheckpointError(f"model.init {folder}: no such model folder (train the previous stage first)")
-    return DepthModel.from_pretrained(folder)
+    return DepthModel.from_pretrained(section.init, section.family, section.base)
+
+
+def _looks_local(source: str) -> bool:
+    """A path rather than a hub id (which is exactly owner/name)."""
+    return source.startswith((".", "/", "~")) or source.count("/") != 1
 
 
 def _generator(*key: int) -> torch.Generator:
@@ -127,8 +142,10 @@ def model_with_ema(model: DepthModel, config: TrainConfig, ema: EMAModel) -> Dep
     ema.copy_to(trained_module(config.task, vae, unet, detail).parameters())
     # a model trained from another inherits neither its description nor its measured step limit
     settings = dataclasses.replace(model.config, **{"note": "", "max_helpful_steps": 0, **config.inference})
+    encoder = copy.deepcopy(model.image_encoder).cpu().float() if model.image_encoder is not None else None
     return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=model.scheduler,
-                      config=settings, detail_encoder=detail.cpu().float() if detail is not None else None).eval()
+                      config=settings, image_encoder=encoder, feature_extractor=model.feature_extractor,
+                      detail_encoder=detail.cpu().float() if detail is not None else None).eval()
 
 
 def export_checkpoint(run: Path, out: Path, step: int | None = None) -> Path:
@@ -171,6 +188,9 @@ class Trainer:
         self._prepare_output(resume)
         torch.manual_seed(config.seed)
         self.model = initial_model(config)
+        self._check_encoder()
+        if config.optim.gradient_checkpointing:
+            self.model.unet.enable_gradient_checkpointing()
         self.device = self.accelerator.device
         self.module, parameters = self._trainable_module()
         self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr, betas=config.optim.betas,
@@ -179,6 +199,8 @@ class Trainer:
         self.module, self.optimizer = self.accelerator.prepare(self.module, self.optimizer)
         self.ema.to(self.device)
         self.model.vae.to(self.device)
+        if self.model.image_encoder is not None:
+            self.model.image_encoder.requires_grad_(False).eval().to(self.device)
         self.step = 0
         if resume:
             self._load_checkpoint()
@@ -191,6 +213,12 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(dataclasses.asdict(self.config)), sort_keys=False))
         self.accelerator.wait_for_everyone()
+
+    def _check_encoder(self) -> None:
+        if self.config.objective.encoder == "designed" and self.model.config.rgb_latents != "mode_scaled":
+            raise InputError(f"objective.encoder: designed gives mode_scaled latents, but this "
+                             f"{self.model.config.family} model is conditioned on {self.model.config.rgb_latents} "
+                             "ones; use encoder: vae")
 
     def _trainable_module(self) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
         self.model.unet.requires_grad_(False)
@@ -274,11 +302,8 @@ class Trainer:
             recon = recon.float()
             loss = F.l1_loss(recon, images) + F.mse_loss(recon, images) + self.config.objective.kl_weight * kl
             return loss, B * T
-        encode = self._encoder()
-        rgb_latents = encode(rgb.flatten(0, 1))
-        x0 = encode(depth3)
+        x0 = self._encoder()(depth3)
         x0 = x0.reshape(B, T, *x0.shape[1:])
-        rgb_latents = rgb_latents.reshape(B, T, *rgb_latents.shape[1:])
         weight = None
         if self.config.objective.invalid != "far":
             factor = rgb.shape[-1] // x0.shape[-1]
@@ -287,14 +312,48 @@ class Trainer:
         sigma = draw_sigmas(B, T, objective.noise, objective.p_mean, objective.p_std, generator,
                             objective.sigma_max_fraction, self.model.scheduler.config.sigma_max).to(self.device)
         noise = torch.randn(x0.shape, generator=generator).to(self.device)
+        rgb_latents = self._rgb_latents(rgb.flatten(0, 1), generator)
+        rgb_latents = rgb_latents.reshape(B, T, *rgb_latents.shape[1:])
+        tokens = self._tokens(rgb.flatten(0, 1)).reshape(B, T, -1)
         config = self.model.config
-        tokens = torch.zeros(B, T, self.model.unet.config.cross_attention_dim, device=self.device)
         time_ids = torch.tensor([[config.fps_id, config.motion_bucket_id, config.noise_aug_strength]],
                                 device=self.device).expand(B, 3)
         with self.accelerator.autocast():
             loss = denoising_loss(self.module, x0, rgb_latents, sigma, noise, tokens, time_ids, weight, images=rgb,
-                                  scale_shift_weight=objective.scale_shift_weight)
+                                  scale_shift_weight=objective.scale_shift_weight,
+                                  concat_order=config.concat_order)
         return loss, B * T
+
+    @torch.no_grad()
+    def _rgb_latents(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The frames' conditioning latents as the model's family makes them at inference
+        (models.conditioning), with its noise augmentation; random draws come from the step's
+        generator, and only where the family needs them (so other runs keep their streams)."""
+        config = self.model.config
+        if self.config.objective.encoder == "designed":
+            return self._encoder()(frames)
+        if config.noise_aug_strength > 0:
+            frames = frames + config.noise_aug_strength * torch.randn(frames.shape, generator=generator).to(frames)
+        vae, parts = self.model.vae, []
+        for start in range(0, len(frames), ENCODE_CHUNK):  # bounded activation memory for long clips
+            posterior = vae.encode(frames[start : start + ENCODE_CHUNK].to(vae.dtype)).latent_dist
+            eps = None
+            if config.rgb_latents == "sample_scaled":
+                eps = torch.randn(posterior.mean.shape, generator=generator)
+            parts.append(latents_from_posterior(posterior, config.rgb_latents, vae.config.scaling_factor, eps))
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def _tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """Cross-attention tokens [N, D] as at inference: zeros, CLIP of a black frame, or CLIP of
+        each frame."""
+        mode = self.model.config.image_conditioning
+        if mode == "none":
+            return torch.zeros(len(frames), self.model.unet.config.cross_attention_dim, device=self.device)
+        encoder, extractor = self.model.image_encoder, self.model.feature_extractor
+        if mode == "clip_of_zeros":
+            return clip_embeddings(encoder, extractor, black_clip_input(self.device)).float().expand(len(frames), -1)
+        return clip_embeddings(encoder, extractor, clip_input(frames)).float()
 
     def _encoder(self):
         if self.config.objective.encoder == "designed":
