@@ -146,3 +146,38 @@ def test_cli_render_looks_up_when_asked(tmp_path):
     assert level.seed == up.seed
     # OpenCV camera, y-up world: the optical axis' world-y component grows when the camera pitches up
     assert up.poses_c2w[0, 1, 2] > level.poses_c2w[0, 1, 2] + np.sin(np.radians(9))
+
+
+def test_rgbd_sequences_become_training_shards(tmp_path, clip, capsys):
+    from videodepth.data.readers import write_rgbd_folder
+    from videodepth.training.data import ItemKey, StepKeyedShards
+
+    folder = write_rgbd_folder(clip, tmp_path / "real" / "kitchen")
+    sequence = read_sequence(folder)
+    assert main(["data", "shards", str(tmp_path / "real"), "--out", str(tmp_path / "shards"),
+                 "--label", "realistic", "--frames", "4"]) == 0
+    paths = sorted((tmp_path / "shards").glob("*.npz"))
+    expected = [(0, 4), (4, sequence.num_frames)]  # 6 frames: a full shard and the rest
+    assert len(paths) == len(expected)
+    for path, (start, stop) in zip(paths, expected, strict=True):
+        shard = read_shard(path)
+        assert shard.label == "realistic" and shard.num_frames == stop - start
+        assert np.array_equal(shard.depth, sequence.depth[start:stop])
+        assert np.abs(shard.rgb.astype(int) - sequence.rgb[start:stop]).mean() < 3  # JPEG
+        assert np.allclose(shard.poses_c2w, sequence.poses_c2w[start:stop])
+    item = StepKeyedShards([tmp_path / "shards"], (32, 64), seed=0)[ItemKey(0, 0, 0, 0, 2)]
+    assert item["rgb"].shape == (2, 3, 32, 64)
+    (tmp_path / "empty").mkdir()
+    assert main(["data", "shards", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--label", "fine"]) == 2
+    assert "no sequences in a supported layout" in capsys.readouterr().err
+
+
+def test_a_sequence_without_camera_gets_a_nominal_one_and_says_so(clip):
+    from videodepth.data.clip import Sequence, sequence_to_clip
+
+    sequence = Sequence(name="phone", rgb=clip.rgb, depth=clip.depth, K=None, poses_c2w=None, max_depth=10.0)
+    part = sequence_to_clip(sequence, slice(1, 4), "realistic")
+    width = clip.rgb.shape[2]
+    assert part.K[0, 0] == width and np.array_equal(part.poses_c2w, np.repeat(np.eye(4)[None], 3, 0))
+    assert part.label_params == {"source": "phone", "intrinsics": "assumed", "poses": "assumed"}
+    assert np.array_equal(part.valid, (clip.depth[1:4] > 1e-3) & (clip.depth[1:4] < 10.0))

@@ -93,3 +93,33 @@ def clip_to_sequence(clip: Clip) -> Sequence:
         moving_mask=clip.moving_mask,
         extra={"family": clip.family, "seed": clip.seed, "label": clip.label},
     )
+
+
+def sequence_to_clip(sequence: Sequence, frames: slice, label: str) -> Clip:
+    """Frames of a real (or any) RGB-D sequence as a training clip with the given label.
+
+    Readers may lack intrinsics or poses; training never uses them to compute a loss (they are
+    cropped along with the frames), so missing ones become a nominal pinhole (focal length =
+    image width) and identity poses, and ``label_params`` says so.
+    """
+    rgb, depth = sequence.rgb[frames], sequence.depth[frames]
+    count, height, width = depth.shape
+    notes = {"source": sequence.source or sequence.name}
+    K = sequence.K
+    if K is None:
+        K = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], np.float32)
+        notes["intrinsics"] = "assumed"
+    poses = sequence.poses_c2w[frames] if sequence.poses_c2w is not None else None
+    if poses is None:
+        poses = np.repeat(np.eye(4, dtype=np.float32)[None], count, 0)
+        notes["poses"] = "assumed"
+    per_frame = sequence.extra.get("K_frames")
+    moving = sequence.moving_mask[frames] if sequence.moving_mask is not None else np.zeros(depth.shape, bool)
+    valid = sequence.valid[frames]
+    return Clip(
+        rgb=rgb, depth=np.where(valid, depth, 0).astype(np.float32), valid=valid, K=np.asarray(K, np.float32),
+        poses_c2w=np.asarray(poses, np.float32), moving_mask=moving, family=sequence.name,
+        seed=frames.start or 0, fps=sequence.fps, label=label, max_depth=sequence.max_depth,
+        K_frames=np.asarray(per_frame, np.float32)[frames] if per_frame is not None else None,
+        label_params=notes,
+    )

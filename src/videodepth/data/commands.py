@@ -57,6 +57,16 @@ def register(subparsers) -> None:
     convert.add_argument("--kitti-raw-root", type=Path, default=None)
     convert.set_defaults(func=_convert)
 
+    shards = sub.add_parser("shards", help="turn RGB-D sequences (any supported layout) into training shards")
+    shards.add_argument("source", type=Path, help="a sequence or a folder of sequences (any supported layout)")
+    shards.add_argument("--out", required=True, type=Path, help="folder for the shards")
+    shards.add_argument("--label", choices=("fine", "realistic"), required=True,
+                        help="fine: exact depth (holes are sky); realistic: sensor or stereo depth with holes")
+    shards.add_argument("--frames", type=int, default=48, help="frames per shard (default 48)")
+    shards.add_argument("--max-frames", type=int, default=None, help="read at most this many frames per sequence")
+    shards.add_argument("--kitti-raw-root", type=Path, default=None)
+    shards.set_defaults(func=_shards)
+
 
 def _families(text: str) -> tuple[str, ...]:
     from videodepth.data.scenes import FAMILIES
@@ -138,4 +148,27 @@ def _convert(args) -> int:
         sequence = read_sequence(path, args.max_frames, **options)
         target = write_rgbd_folder(sequence, args.out / sequence.name, image_format="jpg")
         print(f"{target} ({sequence.num_frames} frames)")
+    return 0
+
+
+def _shards(args) -> int:
+    from videodepth.data.clip import sequence_to_clip
+    from videodepth.data.readers import list_sequences, read_sequence
+    from videodepth.data.shards import write_shard
+
+    if args.frames < 1:
+        raise InputError(f"--frames must be at least 1, got {args.frames}")
+    options = {"kitti_raw_root": args.kitti_raw_root} if args.kitti_raw_root else {}
+    paths = list_sequences(args.source)
+    if not paths:
+        raise InputError(f"no sequences in a supported layout under {args.source}")
+    written = 0
+    for path in paths:
+        sequence = read_sequence(path, args.max_frames, **options)
+        for start in range(0, sequence.num_frames, args.frames):
+            clip = sequence_to_clip(sequence, slice(start, start + args.frames), args.label)
+            write_shard(clip, args.out / f"{sequence.name}_{start:06d}_{args.label}.npz")
+            written += 1
+        print(f"{path}: {sequence.num_frames} frames -> {-(-sequence.num_frames // args.frames)} shards", flush=True)
+    print(f"{written} shards in {args.out}")
     return 0
