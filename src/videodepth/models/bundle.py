@@ -159,7 +159,7 @@ def resolve(source: str | Path, what: str, parts: tuple[str, ...] = ()) -> Path:
         if not path.is_dir():
             raise CheckpointError(f"{what} {source}: expected a folder, got a file")
         return path
-    if str(source).startswith((".", "/", "~")) or str(source).count("/") != 1:
+    if not is_hub_id(str(source)):
         raise CheckpointError(f"{what} {source}: no such folder (and not a hub id of the form owner/name)")
     from huggingface_hub import snapshot_download
 
@@ -178,6 +178,11 @@ def resolve(source: str | Path, what: str, parts: tuple[str, ...] = ()) -> Path:
             f"({type(error).__name__}); fetch it with `huggingface-cli download {source} "
             f"{'--include ' + include + ' ' if include else ''}--local-dir {local}` and pass that folder"
         ) from None
+
+
+def is_hub_id(source: str) -> bool:
+    """Whether ``source`` reads as a Hugging Face hub id (exactly owner/name) rather than a path."""
+    return not source.startswith((".", "/", "~")) and source.count("/") == 1
 
 
 def _is_unet_folder(path: Path) -> bool:

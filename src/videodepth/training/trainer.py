@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from videodepth.errors import CheckpointError, InputError
 from videodepth.io import atomic_dir
-from videodepth.models.bundle import DepthModel
+from videodepth.models.bundle import DepthModel, is_hub_id
 from videodepth.models.conditioning import (
     black_clip_input,
     clip_embeddings,
@@ -102,14 +102,9 @@ def _loaded_or_fresh(config: TrainConfig) -> DepthModel:
     if section.init == "svd":
         return DepthModel.from_svd(section.base, section.family)
     folder = Path(section.init)
-    if folder.exists() and not folder.is_dir() or _looks_local(section.init) and not folder.exists():
+    if not folder.is_dir() and (folder.exists() or not is_hub_id(section.init)):
         raise CheckpointError(f"model.init {folder}: no such model folder (train the previous stage first)")
     return DepthModel.from_pretrained(section.init, section.family, section.base)
-
-
-def _looks_local(source: str) -> bool:
-    """A path rather than a hub id (which is exactly owner/name)."""
-    return source.startswith((".", "/", "~")) or source.count("/") != 1
 
 
 def _generator(*key: int) -> torch.Generator:
