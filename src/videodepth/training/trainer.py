@@ -436,7 +436,7 @@ class Trainer:
             from videodepth.training.validate import validate_model
 
             results = validate_model(self.ema_model(), settings.synthbench, settings.clips, settings.frames,
-                                     settings.steps, task=self.config.task)
+                                     settings.steps, task=self.config.task, device=self.device)
             if logger is not None:
                 logger.scalars(self.step, {f"val_{k}": v for k, v in results.items()}, table="validation")
             if self.show_progress:

@@ -48,14 +48,15 @@ def _vae_round_trip(model: DepthModel, sequence) -> tuple[np.ndarray, float]:
 
 def validate_model(model: DepthModel, root: str | Path, clips: int, frames: int, steps: int,
                    task: str = "unet", input_size: tuple[int, int] | None = None, blank_input: bool = False,
-                   **settings) -> dict[str, float]:
+                   device: str | torch.device = "cpu", **settings) -> dict[str, float]:
     """Mean metrics over ``clips`` SynthBench clips cut to ``frames`` frames. ``input_size`` (H, W)
     resizes the frames before the pipeline (e.g. to the resolution ``videodepth run`` would use);
     the prediction is compared at the ground truth's size. ``blank_input`` replaces every frame by
-    uniform grey: the gap between the two scores is what the model gets from the image."""
+    uniform grey: the gap between the two scores is what the model gets from the image. Training
+    validates on its own device (a GPU run would wait hours for SVD-size models on the CPU)."""
     from videodepth.inference.pipeline import VideoDepthPipeline
 
-    pipeline = VideoDepthPipeline(model) if task == "unet" else None
+    pipeline = VideoDepthPipeline(model, device=device) if task == "unet" else None
     rows = []
     for path in pick_sequences(root, clips):
         sequence = read_sequence(path, max_frames=frames)
