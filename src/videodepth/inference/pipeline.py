@@ -23,10 +23,9 @@ from videodepth.diffusion.noise import NoiseSource
 from videodepth.diffusion.preconditioning import c_in, c_noise, denoised_from_output
 from videodepth.models.bundle import SVD_HUB_ID, DepthModel
 from videodepth.models.conditioning import (
-    black_clip_input,
     clip_embeddings,
-    clip_input,
     concat_for_unet,
+    frame_tokens,
     latents_from_posterior,
 )
 
@@ -71,7 +70,6 @@ class VideoDepthPipeline:
         self.dtype = dtype
         self.cpu_offload = cpu_offload
         self.timer = StageTimer()
-        self._zero_image_token: torch.Tensor | None = None
         model.eval().to(device="cpu" if cpu_offload else self.device, dtype=dtype)
         # SVD's VAE is unstable in fp16 (force_upcast); keep it in fp32 where its config asks.
         if dtype == torch.float16 and getattr(model.vae.config, "force_upcast", False):
@@ -130,15 +128,7 @@ class VideoDepthPipeline:
         return Conditioning(latents=latents.unsqueeze(0), tokens=tokens.unsqueeze(0))
 
     def _image_tokens(self, video: torch.Tensor) -> torch.Tensor:
-        mode = self.config.image_conditioning
-        if mode == "none":
-            width = self.model.unet.config.cross_attention_dim
-            return torch.zeros(len(video), width, device=self.device, dtype=self.dtype)
-        if mode == "clip_of_zeros":
-            if self._zero_image_token is None:
-                self._zero_image_token = self._clip(black_clip_input(self.device))
-            return self._zero_image_token.expand(len(video), -1)
-        return self._clip(clip_input(video))
+        return frame_tokens(self.model, video, self._clip).to(self.dtype)
 
     def _clip(self, images_01: torch.Tensor) -> torch.Tensor:
         with self._using(self.model.image_encoder) as encoder:

@@ -8,6 +8,8 @@ to frame indices, training to the step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
     _resize_with_antialiasing,
@@ -34,6 +36,19 @@ def clip_input(video: torch.Tensor) -> torch.Tensor:
 def black_clip_input(device: torch.device | str = "cpu") -> torch.Tensor:
     """The single black frame ChronoDepth encodes instead of the video ("clip_of_zeros")."""
     return torch.zeros(1, 3, *CLIP_SIZE, device=device)
+
+
+def frame_tokens(model, video: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Cross-attention tokens [N, D] for frames in [-1, 1] [N, 3, H, W], by the model's
+    ``image_conditioning``: zeros, CLIP of a black frame for every frame, or CLIP of each frame.
+    ``embed`` maps CLIP inputs (:func:`clip_input`) to embeddings, so callers choose device and
+    offloading (see :func:`clip_embeddings`)."""
+    mode = model.config.image_conditioning
+    if mode == "none":
+        return torch.zeros(len(video), model.unet.config.cross_attention_dim, device=video.device)
+    if mode == "clip_of_zeros":
+        return embed(black_clip_input(video.device)).expand(len(video), -1)
+    return embed(clip_input(video))
 
 
 def latents_from_posterior(posterior, mode: str, scaling_factor: float,

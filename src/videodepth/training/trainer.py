@@ -29,12 +29,7 @@ from tqdm.auto import tqdm
 from videodepth.errors import CheckpointError, InputError
 from videodepth.io import atomic_dir
 from videodepth.models.bundle import DepthModel, is_hub_id
-from videodepth.models.conditioning import (
-    black_clip_input,
-    clip_embeddings,
-    clip_input,
-    latents_from_posterior,
-)
+from videodepth.models.conditioning import clip_embeddings, frame_tokens, latents_from_posterior
 from videodepth.training.config import TrainConfig, load_config
 from videodepth.training.data import StepBatchSampler, StepKeyedShards, step_loader
 from videodepth.training.layers import select_trainable
@@ -340,15 +335,10 @@ class Trainer:
 
     @torch.no_grad()
     def _tokens(self, frames: torch.Tensor) -> torch.Tensor:
-        """Cross-attention tokens [N, D] as at inference: zeros, CLIP of a black frame, or CLIP of
-        each frame."""
-        mode = self.model.config.image_conditioning
-        if mode == "none":
-            return torch.zeros(len(frames), self.model.unet.config.cross_attention_dim, device=self.device)
-        encoder, extractor = self.model.image_encoder, self.model.feature_extractor
-        if mode == "clip_of_zeros":
-            return clip_embeddings(encoder, extractor, black_clip_input(self.device)).float().expand(len(frames), -1)
-        return clip_embeddings(encoder, extractor, clip_input(frames)).float()
+        """Cross-attention tokens [N, D] as at inference (models.conditioning.frame_tokens)."""
+        model = self.model
+        return frame_tokens(model, frames, lambda images: clip_embeddings(
+            model.image_encoder, model.feature_extractor, images).float())
 
     def _encoder(self):
         if self.config.objective.encoder == "designed":
