@@ -22,3 +22,11 @@ def test_train_eval_reports_metrics_and_the_blank_input_control(tiny_models, tmp
         assert 0 <= scores["abs_rel"] < 10 and 0 <= scores["delta1"] <= 1 and scores["tae"] >= 0
     # Even a random network responds to its input: the grey video must give another prediction.
     assert blank["abs_rel"] != real["abs_rel"]
+
+
+def test_train_eval_refuses_a_device_this_build_lacks(tiny_models, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["train-eval", str(tiny_models["ours"]), "--synthbench", str(tmp_path), "--device", "cuda"])
+    assert code != 0 and "sees no CUDA GPU" in capsys.readouterr().err

@@ -52,6 +52,7 @@ def register(subparsers) -> None:
     score.add_argument("--blank-input", action="store_true",
                        help="feed uniform grey frames instead of the clips: a model that scores as well on them "
                             "as on the real frames has not learned to use the image")
+    score.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     score.set_defaults(func=_score)
 
 
@@ -75,13 +76,15 @@ def _export(args) -> int:
 
 
 def _score(args) -> int:
+    from videodepth.inference.commands import resolve_device
     from videodepth.models.bundle import DepthModel
     from videodepth.training.validate import validate_model
 
     model = DepthModel.from_pretrained(args.model)
     settings = {k: getattr(args, k) for k in ("strategy", "window", "overlap", "context") if getattr(args, k) is not None}
     results = validate_model(model, args.synthbench, args.clips, args.frames, args.steps or model.config.steps,
-                             input_size=args.input_size, blank_input=args.blank_input, **settings)
+                             input_size=args.input_size, blank_input=args.blank_input,
+                             device=resolve_device(args.device), **settings)
     extra = {"input_size": "x".join(map(str, args.input_size))} if args.input_size else {}
     extra |= {"blank_input": True} if args.blank_input else {}
     print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **extra,
