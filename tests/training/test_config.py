@@ -51,3 +51,10 @@ def test_overrides_and_errors(tmp_path):
         load_config(path.with_name("ok.yaml"), ["steps"])
     with pytest.raises(InputError, match=r"sigma_max_fraction must be in \[0, 1\], got 1.5"):
         load_config(path.with_name("ok.yaml"), ["objective.sigma_max_fraction=1.5"])
+
+
+def test_a_family_without_a_published_start_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {init: designed, family: depthcrafter}\n")
+    with pytest.raises(InputError, match="model.family applies to model.init svd"):
+        load_config(path)

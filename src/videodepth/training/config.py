@@ -209,3 +209,6 @@ def _check(config: TrainConfig, where: str) -> None:
                          f"got {config.objective.sigma_max_fraction}")
     if config.optim.grad_accum < 1 or config.data.batch_size < 1:
         raise InputError(f"{where}: batch_size and grad_accum must be at least 1")
+    if config.model.init in ("random", "designed") and config.model.family != "auto":
+        raise InputError(f"{where}: model.family applies to model.init svd or a published UNet, "
+                         f"not to init {config.model.init}")
