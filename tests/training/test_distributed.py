@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from videodepth.models.bundle import DepthModel
@@ -22,8 +23,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_gloo_run(tmp_path, tiny_shards):
-    path = write_config(tmp_path / "c.yaml", tiny_config_values(tiny_shards, tmp_path / "run", steps=2))
+def _svd_family_values(tmp_path, tiny_shards) -> dict:
+    """Temporal layers of a tiny model in SVD's layout, DepthCrafter's CLIP conditioning, and
+    gradient checkpointing: the combination a GPU run of configs/svd/depthcrafter_stage2.yaml uses."""
+    from videodepth.models.architectures import random_model
+
+    random_model("depthcrafter", seed=5).save_published_layout(tmp_path / "svd" / "unet", tmp_path / "svd")
+    values = tiny_config_values(tiny_shards, tmp_path / "run", steps=2, trainable="temporal",
+                                optim={"gradient_checkpointing": True})
+    values["model"] = {"init": "svd", "base": str(tmp_path / "svd"), "family": "depthcrafter"}
+    return values
+
+
+@pytest.mark.parametrize("setup", ["ours", "svd_family"])
+def test_two_process_gloo_run(tmp_path, tiny_shards, setup):
+    values = (tiny_config_values(tiny_shards, tmp_path / "run", steps=2) if setup == "ours"
+              else _svd_family_values(tmp_path, tiny_shards))
+    path = write_config(tmp_path / "c.yaml", values)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                str(_free_port()), "-m", "videodepth", "train", str(path), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
