@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from videodepth.argtypes import frame_size
+from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
 
 
 def register(subparsers) -> None:
@@ -55,6 +56,18 @@ def register(subparsers) -> None:
     score.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     score.set_defaults(func=_score)
 
+    label = subparsers.add_parser(
+        "train-pseudo-label", help="training shards from unlabelled videos, labelled by a teacher model",
+        description="Predict depth for videos with a teacher (e.g. a published checkpoint on a GPU) and write "
+                    "training shards of its relative depth (fine label), one per --frames frames.")
+    label.add_argument("videos", nargs="+", type=Path, help="video files or folders of images")
+    label.add_argument("--out", required=True, type=Path, help="folder for the shards")
+    label.add_argument("--frames", type=int, default=48, help="frames per shard (default 48)")
+    label.add_argument("--max-res", type=int, default=None, help="longest side (default: the teacher's max_res)")
+    add_model_arguments(label)
+    add_sampling_arguments(label)
+    label.set_defaults(func=_pseudo_label)
+
 
 def _train(args) -> int:
     from videodepth.training.config import load_config
@@ -89,4 +102,20 @@ def _score(args) -> int:
     extra |= {"blank_input": True} if args.blank_input else {}
     print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **extra,
                       **results}))
+    return 0
+
+
+def _pseudo_label(args) -> int:
+    from videodepth.inference.commands import load_pipeline, settings_from_args
+    from videodepth.io.video import probe
+    from videodepth.training.pseudo_labels import pseudo_label_video
+
+    for video in args.videos:  # every input is usable before a (possibly large) teacher loads
+        probe(video)
+    pipeline = load_pipeline(args)
+    settings = settings_from_args(args, pipeline)
+    for video in args.videos:
+        paths = pseudo_label_video(pipeline, video, args.out, settings, args.frames, args.max_res,
+                                   teacher=args.model or "the built-in model")
+        print(f"{video}: {len(paths)} shards in {args.out}", flush=True)
     return 0
