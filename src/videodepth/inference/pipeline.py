@@ -70,6 +70,7 @@ class VideoDepthPipeline:
         self.dtype = dtype
         self.cpu_offload = cpu_offload
         self.timer = StageTimer()
+        self._zero_image_token: torch.Tensor | None = None
         model.eval().to(device="cpu" if cpu_offload else self.device, dtype=dtype)
         # SVD's VAE is unstable in fp16 (force_upcast); keep it in fp32 where its config asks.
         if dtype == torch.float16 and getattr(model.vae.config, "force_upcast", False):
@@ -128,7 +129,11 @@ class VideoDepthPipeline:
         return Conditioning(latents=latents.unsqueeze(0), tokens=tokens.unsqueeze(0))
 
     def _image_tokens(self, video: torch.Tensor) -> torch.Tensor:
-        return frame_tokens(self.model, video, self._clip).to(self.dtype)
+        if self.config.image_conditioning != "clip_of_zeros":
+            return frame_tokens(self.model, video, self._clip).to(self.dtype)
+        if self._zero_image_token is None:  # the same token for every frame: encode it once per run
+            self._zero_image_token = frame_tokens(self.model, video[:1], self._clip).to(self.dtype)
+        return self._zero_image_token.expand(len(video), -1)
 
     def _clip(self, images_01: torch.Tensor) -> torch.Tensor:
         with self._using(self.model.image_encoder) as encoder:
