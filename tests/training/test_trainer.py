@@ -51,7 +51,8 @@ def test_stage_writes_logs_and_a_loadable_model(tmp_path, tiny_shards):
     model = DepthModel.from_pretrained(tmp_path / "run" / "model")
     assert (model.config.strategy, model.config.window) == ("naive", 2)
     rows = (tmp_path / "run" / "train.csv").read_text().splitlines()
-    assert rows[0].startswith("step,loss,lr") and len(rows) == 3
+    assert rows[0] == "step,loss,lr,frames_per_s,elapsed_s,peak_memory_mib" and len(rows) == 3
+    assert float(rows[-1].split(",")[-1]) > 50  # MiB: this process holds at least torch
     state = json.loads((latest_checkpoint(tmp_path / "run") / "trainer_state.json").read_text())
     assert state == {"step": 2, "num_processes": 1}
     # frozen spatial weights did not move

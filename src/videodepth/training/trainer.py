@@ -27,6 +27,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from videodepth.errors import CheckpointError, InputError
+from videodepth.inference.runner import peak_rss_mib
 from videodepth.io import atomic_dir
 from videodepth.models.bundle import DepthModel, is_hub_id
 from videodepth.models.conditioning import clip_embeddings, frame_tokens, latents_from_posterior
@@ -399,7 +400,7 @@ class Trainer:
             if self.step % config.log_every == 0 or self.step == config.steps:
                 recent = losses[-config.log_every * config.optim.grad_accum :]
                 logger.scalars(self.step, {"loss": sum(recent) / len(recent), "lr": lr, "frames_per_s": fps,
-                                           "elapsed_s": elapsed})
+                                           "elapsed_s": elapsed, "peak_memory_mib": self._peak_memory_mib()})
             if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < config.steps:
                 self.save_checkpoint()
             if config.validation.every and self.step % config.validation.every == 0 and self.step < config.steps:
@@ -412,6 +413,13 @@ class Trainer:
         self.validate(logger)
         logger.close()
         return self.save_model()
+
+    def _peak_memory_mib(self) -> float:
+        """Peak GPU memory allocated on this process's device, or peak RSS on the CPU: what decides
+        the batch and clip length a machine can take."""
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return peak_rss_mib()
 
     def _out_of_time(self, started: float) -> bool:
         """The same decision on every process (the main process's clock), so DDP ranks stop together."""
