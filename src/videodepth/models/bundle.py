@@ -148,7 +148,8 @@ class DepthModel:
                                   f"not '{family}'")
         root = resolve(base, what="SVD base", parts=(*SVD_PARTS, "unet"))
         if not _is_unet_folder(root / "unet"):
-            raise CheckpointError(f"SVD base {base}: no unet/ folder with a UNetSpatioTemporalConditionModel config")
+            raise CheckpointError(f"SVD base {base}: no unet/ folder with a UNetSpatioTemporalConditionModel config "
+                                  "(training from SVD needs its unet/, which running a published UNet does not)")
         return _load_published(root / "unet", family, root, dtype)
 
 
