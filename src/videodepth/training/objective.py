@@ -12,6 +12,8 @@ Optionally a fraction of the draws is replaced by the sampler's first noise leve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,10 +66,16 @@ def latent_cell_weights(valid: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def encode_in_chunks(vae, images: torch.Tensor, to_latents: Callable, chunk: int = 32) -> torch.Tensor:
+    """``to_latents`` of the VAE posterior of ``images`` [N, 3, H, W], ``chunk`` frames per encoder
+    call (bounded activation memory for long clips)."""
+    parts = [to_latents(vae.encode(images[i : i + chunk].to(vae.dtype)).latent_dist) for i in range(0, len(images), chunk)]
+    return torch.cat(parts)
+
+
 def encode_scaled(vae, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     """VAE posterior mode times the scaling factor, [N, 3, H, W] -> [N, 4, h, w]."""
-    parts = [vae.encode(images[i : i + chunk].to(vae.dtype)).latent_dist.mode() for i in range(0, len(images), chunk)]
-    return torch.cat(parts) * vae.config.scaling_factor
+    return encode_in_chunks(vae, images, lambda posterior: posterior.mode() * vae.config.scaling_factor, chunk)
 
 
 class Denoiser(torch.nn.Module):

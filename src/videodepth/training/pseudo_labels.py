@@ -31,7 +31,7 @@ DISPARITY_OFFSET = 0.1
 
 def teacher_depth(disparity: np.ndarray) -> np.ndarray:
     """Relative disparity in [0, 1] (near = 1) as the depth a shard stores."""
-    return (1.0 / (disparity.astype(np.float32) + DISPARITY_OFFSET)).astype(np.float32)
+    return 1.0 / (disparity.astype(np.float32) + np.float32(DISPARITY_OFFSET))
 
 
 def pseudo_label_video(pipeline: VideoDepthPipeline, video: str | Path, out: str | Path, settings: RunSettings,

@@ -38,6 +38,7 @@ from videodepth.training.objective import (
     Denoiser,
     denoising_loss,
     draw_sigmas,
+    encode_in_chunks,
     encode_scaled,
     latent_cell_weights,
 )
@@ -46,7 +47,6 @@ CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 MODEL_FOLDER = "model"
 KEEP_CHECKPOINTS = 2
-ENCODE_CHUNK = 32  # frames per VAE encoder call
 
 
 class VaeReconstruction(torch.nn.Module):
@@ -325,14 +325,13 @@ class Trainer:
             return self._encoder()(frames)
         if config.noise_aug_strength > 0:
             frames = frames + config.noise_aug_strength * torch.randn(frames.shape, generator=generator).to(frames)
-        vae, parts = self.model.vae, []
-        for start in range(0, len(frames), ENCODE_CHUNK):  # bounded activation memory for long clips
-            posterior = vae.encode(frames[start : start + ENCODE_CHUNK].to(vae.dtype)).latent_dist
-            eps = None
-            if config.rgb_latents == "sample_scaled":
-                eps = torch.randn(posterior.mean.shape, generator=generator)
-            parts.append(latents_from_posterior(posterior, config.rgb_latents, vae.config.scaling_factor, eps))
-        return torch.cat(parts)
+        scaling = self.model.vae.config.scaling_factor
+
+        def to_latents(posterior) -> torch.Tensor:
+            eps = torch.randn(posterior.mean.shape, generator=generator) if config.rgb_latents == "sample_scaled" else None
+            return latents_from_posterior(posterior, config.rgb_latents, scaling, eps)
+
+        return encode_in_chunks(self.model.vae, frames, to_latents)
 
     @torch.no_grad()
     def _tokens(self, frames: torch.Tensor) -> torch.Tensor:
