@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from videodepth.errors import InputError, VideoDepthError
+from videodepth.geometry import GEOMETRY_KINDS, GeometryOptions, TrackingOptions
 from videodepth.inference.engine import RunSettings
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.inference.runner import InputOptions, OutputOptions, run_video
@@ -90,12 +91,42 @@ def settings_from_args(args: argparse.Namespace, pipeline: VideoDepthPipeline) -
     return settings
 
 
+OUTPUT_KINDS = WRITER_KINDS + GEOMETRY_KINDS
+
+
 def _parse_kinds(text: str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in WRITER_KINDS]
+    unknown = [k for k in kinds if k not in OUTPUT_KINDS]
     if unknown or not kinds:
-        raise argparse.ArgumentTypeError(f"choose from {','.join(WRITER_KINDS)}")
+        raise argparse.ArgumentTypeError(f"choose from {','.join(OUTPUT_KINDS)}")
     return kinds
+
+
+def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
+    """``fx,fy,cx,cy`` in the input video's pixels."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(v == v and abs(v) != float("inf") for v in values) or min(values[:2]) <= 0:
+        raise argparse.ArgumentTypeError("give fx,fy,cx,cy in the video's pixels, focal lengths positive")
+    return values  # type: ignore[return-value]
+
+
+def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("geometry (depth from the footage's own camera motion)")
+    group.add_argument("--geometry", action="store_true",
+                       help="track the camera (pycolmap) and fuse its multi-view points with the model's depth")
+    group.add_argument("--intrinsics", type=parse_intrinsics, metavar="FX,FY,CX,CY",
+                       help="known camera intrinsics in the video's pixels (default: estimated)")
+
+
+def geometry_from_args(args: argparse.Namespace) -> GeometryOptions | None:
+    if args.intrinsics is not None and not args.geometry:
+        raise InputError("--intrinsics needs --geometry")
+    if not args.geometry:
+        return None
+    return GeometryOptions(tracking=TrackingOptions(intrinsics=args.intrinsics))
 
 
 def _optional_positive(text: str) -> float | None:
@@ -112,6 +143,7 @@ def register(subparsers) -> None:
     parser.add_argument("--demo", action="store_true", help="also run on the built-in demo clip")
     add_model_arguments(parser)
     add_sampling_arguments(parser)
+    add_geometry_arguments(parser)
     group = parser.add_argument_group("input")
     group.add_argument("--max-res", type=int, help="longest side for processing (rounded to multiples of 64)")
     group.add_argument("--target-fps", type=_optional_positive, help="subsample to this frame rate (-1: keep)")
@@ -120,7 +152,8 @@ def register(subparsers) -> None:
     group = parser.add_argument_group("output")
     group.add_argument("--out", type=Path, default=Path("outputs"), help="output folder")
     group.add_argument("--save", type=_parse_kinds, default=("mp4", "npz"),
-                       help=f"comma-separated outputs from {','.join(WRITER_KINDS)}")
+                       help=f"comma-separated outputs from {','.join(OUTPUT_KINDS)} "
+                            "(cameras, ply and conf need --geometry)")
     group.add_argument("--cmap", default="inferno", choices=COLORMAPS)
     group.add_argument("--output-size", default="original", choices=["original", "processed"])
     group.add_argument("--resume", action="store_true", help="continue an interrupted run from its last window")
@@ -137,6 +170,9 @@ def run_command(args: argparse.Namespace) -> int:
         videos.append(demo_video())
     if not videos:
         raise InputError("no input: give one or more videos, or --demo")
+    geometry = geometry_from_args(args)
+    if geometry is None and (wanted := [k for k in args.save if k in GEOMETRY_KINDS]):
+        raise InputError(f"--save {','.join(wanted)} needs --geometry")
     pipeline = load_pipeline(args)
     settings = settings_from_args(args, pipeline)
     inputs = InputOptions(
@@ -150,7 +186,8 @@ def run_command(args: argparse.Namespace) -> int:
     for video in videos:
         try:
             report = run_video(pipeline, video, settings, inputs, outputs, resume=args.resume,
-                               model_id=str(args.model or "default"), progress=not args.no_progress)
+                               model_id=str(args.model or "default"), progress=not args.no_progress,
+                               geometry=geometry)
         except VideoDepthError as error:
             if len(videos) == 1:
                 raise

@@ -25,10 +25,21 @@ import torch
 from tqdm.auto import tqdm
 
 from videodepth.errors import InputError
+from videodepth.geometry import (
+    GEOMETRY_KINDS,
+    GeometryOptions,
+    GeometryResult,
+    PointCloudBuilder,
+    Track,
+    geometry_output_path,
+    refine_video,
+    track_frames,
+    write_cameras,
+)
 from videodepth.inference.buffer import FrameBuffer
 from videodepth.inference.engine import RunSettings, run_windows
 from videodepth.inference.pipeline import VideoDepthPipeline
-from videodepth.io import MultiWriter, VideoReader, ensure_writable_dir, make_writers
+from videodepth.io import MultiWriter, Png16Writer, VideoReader, ensure_writable_dir, make_writers
 
 WORK_FOLDER = ".videodepth-work"
 
@@ -61,16 +72,19 @@ class JobReport:
     peak_rss_mib: float = 0.0
     peak_vram_mib: float | None = None
     resumed_from_frame: int = 0
+    geometry: GeometryResult | None = None
 
     def summary(self) -> str:
         per_frame = {k: 1000 * v / max(self.num_frames, 1) for k, v in self.stage_seconds.items()}
-        stages = " / ".join(f"{k} {per_frame.get(k, 0.0):.1f}" for k in ("encode", "denoise", "decode"))
+        names = ("encode", "denoise", "decode") + (("tracking", "fusion") if self.geometry else ())
+        stages = " / ".join(f"{k} {per_frame.get(k, 0.0):.1f}" for k in names)
         vram = f", peak VRAM {self.peak_vram_mib:.0f} MiB" if self.peak_vram_mib is not None else ""
-        return (
+        line = (
             f"{self.video.name}: {self.num_frames} frames at {self.size[1]}x{self.size[0]} in {self.seconds:.1f} s "
-            f"({self.num_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame encode / denoise / decode: "
+            f"({self.num_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame {' / '.join(names)}: "
             f"{stages}; peak RAM {self.peak_rss_mib:.0f} MiB{vram}"
         )
+        return f"{line}\n  {self.geometry.summary()}" if self.geometry else line
 
 
 def peak_rss_mib() -> float:
@@ -86,10 +100,12 @@ def count_frames(reader: VideoReader) -> int:
     return sum(1 for _ in tqdm(reader, desc="counting frames", unit="frame", leave=False))
 
 
-def _fingerprint(video: Path, settings: RunSettings, inputs: InputOptions, model_id: str) -> str:
+def _fingerprint(video: Path, settings: RunSettings, inputs: InputOptions, model_id: str,
+                 geometry: GeometryOptions | None) -> str:
     stat = video.stat()
     payload = json.dumps([str(video.resolve()), stat.st_size, stat.st_mtime_ns, dataclasses.asdict(settings),
-                          dataclasses.asdict(inputs), model_id], sort_keys=True, default=str)
+                          dataclasses.asdict(inputs), model_id, geometry and dataclasses.asdict(geometry)],
+                         sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -108,9 +124,14 @@ def run_video(
     resume: bool = False,
     model_id: str = "",
     progress: bool = True,
+    geometry: GeometryOptions | None = None,
 ) -> JobReport:
+    """Depth files for one video. With ``geometry``, the learned depth is refined by the video's
+    own multi-view geometry (tracked once; ``resume`` reuses a finished tracking)."""
     video = Path(video)
     inputs, outputs = inputs or InputOptions(), outputs or OutputOptions()
+    if geometry is None and (wanted := [k for k in outputs.kinds if k in GEOMETRY_KINDS]):
+        raise InputError(f"--save {','.join(wanted)} needs --geometry")
     started = time.perf_counter()
     out_dir = ensure_writable_dir(outputs.out_dir)
     multiple = max(64, pipeline.size_multiple)
@@ -123,7 +144,7 @@ def run_video(
     stem = video.stem if video.is_file() else video.name
 
     work = out_dir / WORK_FOLDER / stem
-    fingerprint = _fingerprint(video, settings, inputs, model_id)
+    fingerprint = _fingerprint(video, settings, inputs, model_id, geometry)
     state_file, raw_file = work / "state.pt", work / "raw.f32"
     state = None
     if resume and state_file.exists():
@@ -136,6 +157,7 @@ def run_video(
         work.mkdir(parents=True)
     buffer = FrameBuffer(raw_file, (height, width), create=state is None)
     stats = state["stats"] if state else {"lo": np.inf, "hi": -np.inf}
+    confidence: FrameBuffer | None = None
     resumed_from = 0 if state is None else (num_frames if state["pass1_done"] else
                                             _first_unfinished_frame(state))
     try:
@@ -152,19 +174,91 @@ def run_video(
             run_windows(pipeline, reader.frames, num_frames, (height, width), settings, keep,
                         resume_state=state["engine"] if state else None, checkpoint=checkpoint, progress=progress)
             _save_atomically({"fingerprint": fingerprint, "pass1_done": True, "stats": dict(stats)}, state_file)
-        written = _write_outputs(buffer, stats, reader, video, num_frames, outputs, stem, inputs, progress)
+        stage_seconds = dict(pipeline.timer.seconds)
+        geometry_result = None
+        if geometry is not None:
+            learned = buffer
+            try:
+                geometry_result, buffer, confidence, stats, cloud = _refine_with_geometry(
+                    learned, video, reader, inputs, outputs, num_frames, work, geometry, resume, progress)
+            finally:
+                learned.close()
+            stage_seconds.update(geometry_result.seconds)
+        written = _write_outputs(buffer, stats, reader, video, num_frames, outputs, stem, inputs, progress,
+                                 confidence)
+        if geometry_result is not None:
+            written += _write_geometry_files(geometry_result, cloud, outputs, stem, reader)
     finally:
         buffer.close()
+        if confidence is not None:
+            confidence.close()
     if not outputs.keep_work:
         shutil.rmtree(work, ignore_errors=True)
         _remove_if_empty(out_dir / WORK_FOLDER)
     return JobReport(
         video=video, outputs=written, num_frames=num_frames, size=(height, width),
-        seconds=time.perf_counter() - started, stage_seconds=dict(pipeline.timer.seconds),
+        seconds=time.perf_counter() - started, stage_seconds=stage_seconds,
         peak_rss_mib=peak_rss_mib(),
         peak_vram_mib=torch.cuda.max_memory_allocated() / 2**20 if pipeline.device.type == "cuda" else None,
-        resumed_from_frame=resumed_from,
+        resumed_from_frame=resumed_from, geometry=geometry_result,
     )
+
+
+def _track_video(video: Path, inputs: InputOptions, num_frames: int, work: Path, geometry: GeometryOptions,
+                 resume: bool, progress: bool) -> tuple[Track, float]:
+    """Camera tracking of the whole video, saved in the work folder so that ``--resume`` reuses it."""
+    track_file = work / "track.npz"
+    if resume and track_file.exists():
+        return Track.load(track_file), 0.0
+    started = time.perf_counter()
+    reader = VideoReader(video, max_res=geometry.tracking.max_side, target_fps=inputs.target_fps,
+                         process_length=inputs.process_length, multiple=1, folder_fps=inputs.folder_fps)
+    options = dataclasses.replace(geometry.tracking, source_size=(reader.info.height, reader.info.width))
+    with tqdm(total=num_frames, desc="tracking", unit="frame", disable=not progress) as bar:
+        track = track_frames(reader.frames(), num_frames, options, progress=bar.update)
+    temporary = work / "track.partial.npz"
+    track.save(temporary)
+    os.replace(temporary, track_file)
+    return track, time.perf_counter() - started
+
+
+def _refine_with_geometry(
+    learned: FrameBuffer, video: Path, reader: VideoReader, inputs: InputOptions, outputs: OutputOptions,
+    num_frames: int, work: Path, geometry: GeometryOptions, resume: bool, progress: bool,
+) -> tuple[GeometryResult, FrameBuffer, FrameBuffer, dict, PointCloudBuilder | None]:
+    """Pass 1b: fuse the learned depth with the tracked geometry into new disk buffers."""
+    track, tracking_seconds = _track_video(video, inputs, num_frames, work, geometry, resume, progress)
+    fused = FrameBuffer(work / "fused.f32", reader.size, create=True)
+    confidence = FrameBuffer(work / "confidence.f32", reader.size, create=True)
+    stats = {"lo": np.inf, "hi": -np.inf}
+    cloud = PointCloudBuilder(track, reader.size) if "ply" in outputs.kinds else None
+
+    def emit(index: int, rgb: np.ndarray, disparity: np.ndarray, conf: np.ndarray) -> None:
+        fused.write(index, disparity)
+        confidence.write(index, conf)
+        stats["lo"] = min(stats["lo"], float(disparity.min()))
+        stats["hi"] = max(stats["hi"], float(disparity.max()))
+        if cloud is not None:
+            cloud.add(index, disparity, conf, rgb)
+
+    with tqdm(total=num_frames, desc="fusing", unit="frame", disable=not progress) as bar:
+        result = refine_video(track, learned.read, reader.frames(), emit, geometry, progress=bar.update)
+    result.seconds = {"tracking": tracking_seconds, **result.seconds}
+    return result, fused, confidence, stats, cloud
+
+
+def _write_geometry_files(result: GeometryResult, cloud: PointCloudBuilder | None, outputs: OutputOptions,
+                          stem: str, reader: VideoReader) -> list[Path]:
+    """Cameras and the point cloud, written only when the geometry passed its checks."""
+    if not result.used:
+        return []
+    size = (reader.info.height, reader.info.width) if outputs.size == "original" else reader.size
+    written: list[Path] = []
+    if "cameras" in outputs.kinds:
+        written += write_cameras(outputs.out_dir, stem, result.track, size)
+    if cloud is not None:
+        written.append(cloud.write(geometry_output_path(outputs.out_dir, stem, "ply")))
+    return written
 
 
 def _first_unfinished_frame(state: dict) -> int:
@@ -180,6 +274,7 @@ def _remove_if_empty(folder: Path) -> None:
 def _write_outputs(
     buffer: FrameBuffer, stats: dict, reader: VideoReader, video: Path, num_frames: int,
     outputs: OutputOptions, stem: str, inputs: InputOptions, progress: bool,
+    confidence: FrameBuffer | None = None,
 ) -> list[Path]:
     """Pass 2: one normalisation for the whole video, streamed to every writer."""
     if outputs.size == "original":
@@ -195,8 +290,11 @@ def _write_outputs(
         rgb_reader = VideoReader(video, max_res=max(size), target_fps=inputs.target_fps,
                                  process_length=inputs.process_length, multiple=1, folder_fps=inputs.folder_fps)
         rgb_frames = rgb_reader.frames()
-    writers = MultiWriter(make_writers(outputs.out_dir, stem, list(outputs.kinds), reader.fps, size=size,
+    depth_kinds = [k for k in outputs.kinds if k not in GEOMETRY_KINDS]
+    writers = MultiWriter(make_writers(outputs.out_dir, stem, depth_kinds, reader.fps, size=size,
                                        cmap=outputs.cmap, num_frames=num_frames))
+    if confidence is not None and "conf" in outputs.kinds:  # confidence in [0, 1] as 16-bit PNGs
+        writers.writers.append(Png16Writer(geometry_output_path(outputs.out_dir, stem, "conf"), size))
     try:
         for index in tqdm(range(num_frames), desc="writing", unit="frame", disable=not progress):
             depth = (buffer.read(index) - lo) / span
@@ -207,8 +305,14 @@ def _write_outputs(
                 rgb = next(rgb_frames)
                 if rgb.shape[:2] != size:
                     rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-            writers.write(index, np.clip(depth, 0.0, 1.0), rgb)
+            depth = np.clip(depth, 0.0, 1.0)
+            if confidence is None or "conf" not in outputs.kinds:
+                writers.write(index, depth, rgb)
+            else:
+                conf = cv2.resize(confidence.read(index), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+                writers.write_each(index, [depth] * (len(writers.writers) - 1) + [np.clip(conf, 0, 1)], rgb)
         return writers.close()
     except BaseException:
         writers.abort()
         raise
+

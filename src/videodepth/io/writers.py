@@ -344,9 +344,13 @@ class MultiWriter(_ClosesOnSuccess):
         return [writer.path for writer in self.writers]
 
     def write(self, frame_index: int, disparity: np.ndarray, rgb: np.ndarray | None = None) -> None:
+        self.write_each(frame_index, [disparity] * len(self.writers), rgb)
+
+    def write_each(self, frame_index: int, frames: list[np.ndarray], rgb: np.ndarray | None = None) -> None:
+        """One frame per writer, in order (a depth writer beside, say, a confidence writer)."""
         try:
-            for writer in self.writers:
-                writer.write(frame_index, disparity, rgb)
+            for writer, frame in zip(self.writers, frames, strict=True):
+                writer.write(frame_index, frame, rgb)
         except BaseException:
             self.abort()
             raise

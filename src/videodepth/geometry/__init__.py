@@ -1,0 +1,31 @@
+"""Depth from the footage's own geometry: camera tracking (pycolmap), checks before the
+geometry is trusted, and fusion of the sparse multi-view points with a learned depth prior.
+
+Dependencies point one way: tracking <- checks, fusion <- refine <- export; nothing here
+imports the inference package, so any model's output can be refined.
+"""
+
+from videodepth.geometry.checks import CheckThresholds, GeometryChecks, check_track
+from videodepth.geometry.export import GEOMETRY_KINDS, PointCloudBuilder, geometry_output_path, write_cameras
+from videodepth.geometry.fusion import Alignment, FusionOptions, fuse_frame
+from videodepth.geometry.refine import GeometryOptions, GeometryResult, refine_video
+from videodepth.geometry.tracking import Track, TrackingOptions, track_frames
+
+__all__ = [
+    "GEOMETRY_KINDS",
+    "Alignment",
+    "CheckThresholds",
+    "FusionOptions",
+    "GeometryChecks",
+    "GeometryOptions",
+    "GeometryResult",
+    "PointCloudBuilder",
+    "Track",
+    "TrackingOptions",
+    "check_track",
+    "fuse_frame",
+    "geometry_output_path",
+    "refine_video",
+    "track_frames",
+    "write_cameras",
+]

@@ -1,0 +1,136 @@
+"""Checks a reconstruction must pass before its geometry replaces the learned depth.
+
+Each check is measured and reported whether or not it passes; a failed video-level check keeps
+the learned depth for the whole video, a failed frame-level check for that frame. The first
+failed check is what the run's summary names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from videodepth.geometry.tracking import OBS_ANGLE, OBS_ERROR, Track
+
+
+@dataclass(frozen=True)
+class CheckThresholds:
+    min_registered: float = 0.5  # share of frames with a camera
+    min_points_per_frame: int = 30  # a frame with fewer keeps its learned depth
+    max_reprojection_px: float = 1.5  # mean over all observations
+    min_triangulation_deg: float = 3.0  # median over points: below it, parallax is too small to trust
+    fov_range_deg: tuple[float, float] = (15.0, 130.0)  # horizontal field of view a real lens gives
+    min_rank_agreement: float = 0.1  # median per-frame Spearman (learned disparity vs points' 1/depth)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float
+    passed: bool
+    requirement: str
+
+    def describe(self) -> str:
+        return f"{self.name} {_format(self.name, self.value)} ({self.requirement})"
+
+
+@dataclass
+class GeometryChecks:
+    """The video-level checks and, per frame, whether that frame's geometry is used."""
+
+    checks: list[Check] = field(default_factory=list)
+    frame_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    note: str = ""  # a reason that stopped the checks before they could be measured
+
+    @property
+    def passed(self) -> bool:
+        return not self.note and all(c.passed for c in self.checks)
+
+    @property
+    def first_failure(self) -> str:
+        if self.note:
+            return self.note
+        failed = [c for c in self.checks if not c.passed]
+        return failed[0].describe() if failed else ""
+
+    def value(self, name: str) -> float:
+        return next((c.value for c in self.checks if c.name == name), math.nan)
+
+
+def _format(name: str, value: float) -> str:
+    if name in ("registered", "rank agreement"):
+        return f"{value:.2f}" if name == "rank agreement" else f"{100 * value:.0f}%"
+    if name in ("triangulation angle", "field of view"):
+        return f"{value:.1f} deg"
+    if name == "reprojection error":
+        return f"{value:.2f} px"
+    return f"{value:.0f}"
+
+
+def horizontal_fov_deg(track: Track) -> float:
+    return math.degrees(2 * math.atan(0.5 * track.size[1] / track.K[0, 0]))
+
+
+def check_track(
+    track: Track, rank_per_frame: np.ndarray, thresholds: CheckThresholds = CheckThresholds()
+) -> GeometryChecks:
+    """Measure every check. ``rank_per_frame``: Spearman correlation of the learned disparity with
+    the points' inverse depth per frame (NaN where a frame has too few points)."""
+    registered = track.registered
+    counts = np.array([len(o) for o in track.observations])
+    if not registered.any():
+        return GeometryChecks(
+            frame_ok=np.zeros(track.num_frames, bool), note=track.note or "no frame registered"
+        )
+    observations = np.concatenate(track.observations)
+    low_fov, high_fov = thresholds.fov_range_deg
+    fov = horizontal_fov_deg(track)
+    rank = float(np.nanmedian(rank_per_frame)) if np.isfinite(rank_per_frame).any() else math.nan
+    checks = [
+        Check(
+            "registered",
+            float(registered.mean()),
+            registered.mean() >= thresholds.min_registered,
+            f"needs {100 * thresholds.min_registered:.0f}%",
+        ),
+        Check(
+            "points per frame",
+            float(np.median(counts[registered])),
+            np.median(counts[registered]) >= thresholds.min_points_per_frame,
+            f"needs {thresholds.min_points_per_frame}",
+        ),
+        Check(
+            "reprojection error",
+            float(observations[:, OBS_ERROR].mean()) if len(observations) else math.inf,
+            len(observations) > 0 and observations[:, OBS_ERROR].mean() <= thresholds.max_reprojection_px,
+            f"at most {thresholds.max_reprojection_px} px",
+        ),
+        Check(
+            "triangulation angle",
+            float(np.median(observations[:, OBS_ANGLE])) if len(observations) else 0.0,
+            len(observations) > 0
+            and np.median(observations[:, OBS_ANGLE]) >= thresholds.min_triangulation_deg,
+            f"needs {thresholds.min_triangulation_deg} deg: too little parallax",
+        ),
+        Check(
+            "field of view", fov, low_fov <= fov <= high_fov, f"a lens gives {low_fov:.0f}-{high_fov:.0f} deg"
+        ),
+        Check(
+            "rank agreement",
+            rank,
+            bool(np.isfinite(rank) and rank >= thresholds.min_rank_agreement),
+            f"needs {thresholds.min_rank_agreement}: the reconstruction's depth order contradicts the model's",
+        ),
+    ]
+    frame_ok = registered & (counts >= thresholds.min_points_per_frame)
+    return GeometryChecks(checks=checks, frame_ok=frame_ok)
+
+
+def rank_agreement(learned_at_points: np.ndarray, inverse_depth: np.ndarray, min_points: int = 10) -> float:
+    """Spearman correlation between the learned disparity and the points' inverse depth."""
+    if len(inverse_depth) < min_points or np.ptp(learned_at_points) == 0:
+        return math.nan
+    return float(spearmanr(learned_at_points, inverse_depth).statistic)

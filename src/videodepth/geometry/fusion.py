@@ -1,0 +1,160 @@
+"""Fusion of sparse multi-view points with a learned depth prior into dense disparity.
+
+Everything happens in inverse depth (the reconstruction's units). One affine map for the whole
+video takes the learned disparity to the points' inverse depth, so scale cannot drift from frame
+to frame; each frame then gets a dense correction: the points' residuals against that mapped
+prior, spread by an edge-aware normalised convolution guided by the frame itself (the
+fast global smoother, Min et al. 2014, from OpenCV's ximgproc). The correction follows image edges,
+so a silhouette bounds it; where no point reaches (moving objects, sky, textureless walls) a
+wide smooth fill takes over and the learned prior keeps its shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from videodepth.geometry.tracking import OBS_DEPTH, OBS_ERROR, OBS_TRACK
+
+
+@dataclass(frozen=True)
+class FusionOptions:
+    smoothness: float = 2000.0  # fast global smoother's lambda: how far a point's correction reaches
+    colour_sigma: float = 12.0  # colour difference (0-255) that stops it at an edge
+    neighbours: int = 8  # a point is judged against this many nearest points of its frame
+    max_error_px: float = 2.0  # observations reprojecting worse than this are ignored
+    outlier_mads: float = 4.0  # per-frame residuals this far from the frame's fit are dropped as moving
+    fill_sigma: float = 0.25  # of the image diagonal: the smooth fill where the edge-aware one is empty
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """inverse_depth ~ scale * learned + shift, one for the whole video."""
+
+    scale: float
+    shift: float
+    limits: tuple[float, float] = (0.0, np.inf)  # plausible inverse depth: beyond the points' range, clipped
+
+    def __call__(self, learned: np.ndarray) -> np.ndarray:
+        return self.scale * learned + self.shift
+
+
+def point_weights(observations: np.ndarray, options: FusionOptions) -> np.ndarray:
+    """Confidence of each observation: high for points that reproject well and were seen often."""
+    error = observations[:, OBS_ERROR]
+    seen = np.minimum(observations[:, OBS_TRACK], 10.0) / 10.0
+    weight = np.exp(-((error / (0.5 * options.max_error_px)) ** 2)) * (0.3 + 0.7 * seen)
+    return np.where(error <= options.max_error_px, weight, 0.0).astype(np.float32)
+
+
+def sample_at(image: np.ndarray, observations: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``image`` at the observations' normalised (u, v)."""
+    height, width = image.shape[:2]
+    x = (observations[:, 0] * width - 0.5).astype(np.float32).reshape(-1, 1)
+    y = (observations[:, 1] * height - 0.5).astype(np.float32).reshape(-1, 1)
+    return cv2.remap(
+        image.astype(np.float32), x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    ).ravel()
+
+
+def fit_alignment(learned: np.ndarray, inverse_depth: np.ndarray, weights: np.ndarray) -> Alignment:
+    """Robust weighted least squares (a few Huber reweightings) of the points' inverse depth
+    on the learned disparity. A negative slope is not allowed: the prior would then carry the
+    wrong depth order into every region the points do not reach, so it degrades to a constant."""
+    w = weights.astype(np.float64)
+    x, y = learned.astype(np.float64), inverse_depth.astype(np.float64)
+    scale, shift = 0.0, float(np.average(y, weights=w)) if w.sum() > 0 else 1.0
+    for _ in range(5):
+        if w.sum() <= 0:
+            break
+        design = np.stack([x, np.ones_like(x)], axis=1) * np.sqrt(w)[:, None]
+        scale, shift = np.linalg.lstsq(design, y * np.sqrt(w), rcond=None)[0]
+        residual = np.abs(y - scale * x - shift)
+        delta = 1.4826 * np.median(residual) + 1e-12
+        w = weights * np.minimum(1.0, delta / np.maximum(residual, 1e-12))
+    if scale <= 0:
+        scale, shift = 0.0, float(np.average(y, weights=weights)) if weights.sum() > 0 else 1.0
+    low, high = np.percentile(y, [0.5, 99.5]) if len(y) else (0.0, np.inf)
+    return Alignment(float(scale), float(shift), (0.5 * float(low), 2.0 * float(high)))
+
+
+@dataclass
+class FusedFrame:
+    inverse_depth: np.ndarray  # [H, W] in the reconstruction's units
+    confidence: np.ndarray  # [H, W] in [0, 1]: how much of the result the points decided
+    points_used: int
+    points_dropped: int
+
+
+def fuse_frame(
+    learned: np.ndarray,
+    rgb: np.ndarray,
+    observations: np.ndarray,
+    alignment: Alignment,
+    options: FusionOptions = FusionOptions(),
+) -> FusedFrame:
+    """Dense inverse depth for one frame from its learned disparity, its image and its points."""
+    prior = alignment(learned).astype(np.float32)
+    height, width = prior.shape
+    weights = point_weights(observations, options)
+    keep = (weights > 0) & (observations[:, OBS_DEPTH] > 0)
+    observations, weights = observations[keep], weights[keep]
+    if len(observations) == 0:
+        return FusedFrame(np.clip(prior, *alignment.limits), np.zeros_like(prior), 0, int((~keep).sum()))
+    guide = np.ascontiguousarray(rgb, dtype=np.uint8)
+    diagonal = float(np.hypot(height, width))
+    residual = 1.0 / observations[:, OBS_DEPTH] - sample_at(prior, observations)
+    moving = inconsistent_points(observations, 1.0 / observations[:, OBS_DEPTH], options)
+    observations, weights, residual = observations[~moving], weights[~moving], residual[~moving]
+    correction, support = _spread(residual, weights, observations, guide, diagonal, options)
+    fused = np.clip(prior + correction, *alignment.limits)
+    return FusedFrame(fused.astype(np.float32), support, len(observations), int((~keep).sum() + moving.sum()))
+
+
+def inconsistent_points(
+    observations: np.ndarray, inverse_depth: np.ndarray, options: FusionOptions
+) -> np.ndarray:
+    """Points whose inverse depth is far off the median of their nearest image neighbours (a
+    moving object that slipped through, a reflection, a bad track), in units of the frame's
+    typical neighbour disagreement."""
+    count = len(observations)
+    if count <= options.neighbours:
+        return np.zeros(count, bool)
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(observations[:, :2]).query(observations[:, :2], k=options.neighbours + 1)
+    local = np.median(inverse_depth[nearest[:, 1:]], axis=1)
+    deviation = np.abs(np.log(inverse_depth / local))
+    mad = 1.4826 * np.median(deviation) + 1e-6
+    return deviation > options.outlier_mads * mad
+
+
+def _spread(
+    residual: np.ndarray,
+    weights: np.ndarray,
+    observations: np.ndarray,
+    guide: np.ndarray,
+    diagonal: float,
+    options: FusionOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense correction and its confidence from sparse residuals."""
+    height, width = guide.shape[:2]
+    x = np.clip((observations[:, 0] * width).astype(np.int64), 0, width - 1)
+    y = np.clip((observations[:, 1] * height).astype(np.int64), 0, height - 1)
+    splat = np.zeros((height, width, 2), np.float32)
+    np.add.at(splat, (y, x, 0), weights * residual)
+    np.add.at(splat, (y, x, 1), weights)
+    edge_aware = cv2.ximgproc.fastGlobalSmootherFilter(guide, splat, options.smoothness, options.colour_sigma)
+    fill_sigma = options.fill_sigma * diagonal
+    smooth = cv2.GaussianBlur(splat, (0, 0), fill_sigma, borderType=cv2.BORDER_REFLECT)
+    # weights of the two fills on the same footing: the smooth one only where the other is empty
+    density = edge_aware[..., 1]
+    reference = float(np.percentile(density[density > 0], 90)) if (density > 0).any() else 1.0
+    smooth_share = 1e-3 * reference / max(float(smooth[..., 1].max()), 1e-12)
+    numerator = edge_aware[..., 0] + smooth_share * smooth[..., 0]
+    denominator = density + smooth_share * smooth[..., 1] + 1e-12
+    correction = numerator / denominator
+    confidence = np.clip(density / (density + 0.1 * reference), 0.0, 1.0)
+    return correction.astype(np.float32), confidence.astype(np.float32)

@@ -1,0 +1,138 @@
+"""Geometry-aware depth for a whole video: track, check, align once, fuse frame by frame.
+
+The learned disparity of each frame is read through a callable (a disk buffer in ``videodepth
+run``, an array in ``videodepth eval``) and the fused frames are handed to a callback, so memory
+is bounded by one frame plus the sparse points.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from videodepth.geometry.checks import (
+    CheckThresholds,
+    GeometryChecks,
+    check_track,
+    horizontal_fov_deg,
+    rank_agreement,
+)
+from videodepth.geometry.fusion import (
+    Alignment,
+    FusedFrame,
+    FusionOptions,
+    fit_alignment,
+    fuse_frame,
+    point_weights,
+    sample_at,
+)
+from videodepth.geometry.tracking import OBS_DEPTH, Track, TrackingOptions, observations_near
+
+
+@dataclass(frozen=True)
+class GeometryOptions:
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    fusion: FusionOptions = field(default_factory=FusionOptions)
+    thresholds: CheckThresholds = field(default_factory=CheckThresholds)
+    neighbour_radius: int = 5  # frames whose points are borrowed, moved into each frame's camera
+
+
+@dataclass
+class GeometryResult:
+    track: Track
+    checks: GeometryChecks
+    alignment: Alignment | None = None
+    frames_used: int = 0
+    points_used: int = 0
+    points_dropped: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def used(self) -> bool:
+        return self.checks.passed and self.alignment is not None
+
+    def summary(self) -> str:
+        """One line: what tracking found and whether (and where) the geometry was used."""
+        track, checks = self.track, self.checks
+        num = track.num_frames
+        timing = ", ".join(f"{k} {v / max(num, 1):.2f} s/frame" for k, v in self.seconds.items())
+        if not checks.checks:
+            return f"geometry: not used ({checks.first_failure}); learned depth kept; {timing}"
+        measured = (
+            f"registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
+            f"reprojection {checks.value('reprojection error'):.2f} px, "
+            f"triangulation {checks.value('triangulation angle'):.1f} deg, "
+            f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.value('rank agreement'):+.2f}"
+        )
+        if not self.used:
+            return f"geometry: not used ({checks.first_failure}); learned depth kept [{measured}]; {timing}"
+        dropped = self.points_dropped / max(self.points_used + self.points_dropped, 1)
+        return (
+            f"geometry: used on {self.frames_used}/{num} frames [{measured}, {100 * dropped:.0f}% of points "
+            f"excluded as moving or inconsistent]; {timing}"
+        )
+
+
+def align_to_points(
+    track: Track, learned: Callable[[int], np.ndarray], options: GeometryOptions
+) -> tuple[Alignment, np.ndarray]:
+    """One affine map of the learned disparity onto the points' inverse depth for the whole video,
+    and the per-frame rank agreement between the two."""
+    xs, ys, ws = [], [], []
+    rank = np.full(track.num_frames, np.nan)
+    for index, observations in enumerate(track.observations):
+        if len(observations) == 0:
+            continue
+        at_points = sample_at(learned(index), observations)
+        inverse_depth = 1.0 / observations[:, OBS_DEPTH]
+        rank[index] = rank_agreement(at_points, inverse_depth)
+        xs.append(at_points)
+        ys.append(inverse_depth)
+        ws.append(point_weights(observations, options.fusion))
+    if not xs:
+        return Alignment(1.0, 0.0), rank
+    return fit_alignment(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)), rank
+
+
+def refine_video(
+    track: Track,
+    learned: Callable[[int], np.ndarray],
+    frames: Iterable[np.ndarray],
+    emit: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None],
+    options: GeometryOptions = GeometryOptions(),
+    progress: Callable[[int], None] | None = None,
+) -> GeometryResult:
+    """Check the track and emit, for every frame in order, (index, rgb, disparity, confidence).
+
+    When the video-level checks fail, the learned disparity is emitted unchanged (confidence 0),
+    so the output is exactly what a run without geometry gives. Otherwise every frame is in the
+    reconstruction's inverse-depth units; a frame that fails its own checks gets the learned
+    disparity mapped by the video's alignment."""
+    started = time.perf_counter()
+    alignment, rank = align_to_points(track, learned, options)
+    checks = check_track(track, rank, options.thresholds)
+    result = GeometryResult(track, checks)
+    if checks.passed and alignment.scale > 0:
+        result.alignment = alignment
+    elif checks.passed:
+        checks.note = "the learned depth does not increase with the points' inverse depth"
+    for index, rgb in enumerate(frames):
+        prior = learned(index)
+        if not result.used:
+            emit(index, rgb, prior, np.zeros_like(prior))
+        elif checks.frame_ok[index]:
+            observations = observations_near(track, index, options.neighbour_radius)
+            fused: FusedFrame = fuse_frame(prior, rgb, observations, alignment, options.fusion)
+            result.frames_used += 1
+            result.points_used += fused.points_used
+            result.points_dropped += fused.points_dropped
+            emit(index, rgb, fused.inverse_depth, fused.confidence)
+        else:
+            emit(index, rgb, np.clip(alignment(prior), *alignment.limits), np.zeros_like(prior))
+        if progress:
+            progress(1)
+    result.seconds["fusion"] = time.perf_counter() - started
+    return result

@@ -1,0 +1,514 @@
+"""Camera tracking with pycolmap: one shared camera, sequential matching, chunked for long videos.
+
+Frames are written as images at a modest tracking resolution (aspect kept) into a temporary
+folder, SIFT features are matched with each frame's next ``overlap`` neighbours, and COLMAP's
+incremental mapper recovers cameras and sparse points. A long video is tracked in overlapping
+chunks; each chunk is joined to the previous one by the similarity that maps their shared
+frames onto each other, so memory is bounded by the chunk and cost grows linearly with length.
+
+The result is a :class:`Track`: per-frame intrinsics and camera-to-world poses (OpenCV
+convention) and, per frame, the sparse points it observes as (u, v, depth, error, angle) with u, v
+normalised to [0, 1] so they can be used at any resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: columns of a frame's observation array
+OBS_U, OBS_V, OBS_DEPTH, OBS_ERROR, OBS_ANGLE, OBS_TRACK = range(6)
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """How frames are tracked. Field-of-view guesses are tried in order until one registers
+    most frames; ``intrinsics`` (fx, fy, cx, cy in the source video's pixels) skips the guesses."""
+
+    max_side: int = 448
+    max_features: int = 2048
+    overlap: int = 8
+    keyframe_stride: int = 3  # every n-th frame is mapped; the others are registered to it by PnP
+    chunk_frames: int = 240
+    chunk_overlap: int = 24
+    fov_guesses_deg: tuple[float, ...] = (55.0, 90.0, 35.0)
+    intrinsics: tuple[float, float, float, float] | None = None
+    source_size: tuple[int, int] | None = None  # (height, width) that ``intrinsics`` refer to
+    good_registration: float = 0.8
+    threads: int = -1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_side < 64:
+            raise ValueError(f"tracking max_side must be at least 64, got {self.max_side}")
+        if self.chunk_frames < 8 or not 2 <= self.chunk_overlap < self.chunk_frames // 2:
+            raise ValueError("chunk_frames must be >= 8 and chunk_overlap in [2, chunk_frames / 2)")
+        if self.intrinsics is not None and (len(self.intrinsics) != 4 or min(self.intrinsics[:2]) <= 0):
+            raise ValueError("intrinsics must be fx,fy,cx,cy with positive focal lengths")
+
+
+@dataclass
+class Track:
+    """Cameras and sparse points of a video, as recovered by tracking."""
+
+    size: tuple[int, int]  # (height, width) of the tracking frames; K refers to it
+    K: np.ndarray  # [3, 3] shared intrinsics
+    c2w: np.ndarray  # [T, 4, 4] camera-to-world, NaN where a frame is not registered
+    observations: list[
+        np.ndarray
+    ]  # per frame: [N, 6] (u, v in [0,1], depth, error px, angle deg, track length)
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))  # xyz + rgb (0-255)
+    note: str = ""  # why tracking gave nothing, if it did not
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.observations)
+
+    @property
+    def registered(self) -> np.ndarray:
+        return np.isfinite(self.c2w[:, 0, 0])
+
+    def K_at(self, size: tuple[int, int]) -> np.ndarray:
+        """Intrinsics for frames resized to ``size`` (height, width)."""
+        sy, sx = size[0] / self.size[0], size[1] / self.size[1]
+        scale = np.diag([sx, sy, 1.0])
+        K = scale @ self.K
+        # pixel centres: COLMAP's principal point is in continuous coordinates (pixel corner = 0)
+        return K
+
+    def save(self, path: Path) -> None:
+        counts = np.array([len(o) for o in self.observations], np.int64)
+        flat = np.concatenate(self.observations) if counts.sum() else np.zeros((0, 6), np.float32)
+        np.savez(
+            path,
+            size=np.array(self.size),
+            K=self.K,
+            c2w=self.c2w,
+            counts=counts,
+            observations=flat,
+            points=self.points,
+            note=np.array(self.note),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Track:
+        with np.load(path) as data:
+            splits = np.cumsum(data["counts"])[:-1]
+            return cls(
+                size=tuple(int(s) for s in data["size"]),
+                K=data["K"],
+                c2w=data["c2w"],
+                observations=list(np.split(data["observations"], splits)),
+                points=data["points"],
+                note=str(data["note"]),
+            )
+
+    @classmethod
+    def empty(cls, num_frames: int, size: tuple[int, int], note: str) -> Track:
+        return cls(
+            size=size,
+            K=np.eye(3),
+            c2w=np.full((num_frames, 4, 4), np.nan),
+            observations=[np.zeros((0, 6), np.float32) for _ in range(num_frames)],
+            note=note,
+        )
+
+
+def focal_from_fov(width: int, height: int, fov_deg: float) -> float:
+    """Focal length (pixels) giving a horizontal field of view of ``fov_deg`` degrees, or, for very
+    wide frames, that field of view across the diagonal's 16:9 equivalent so that a 1408x376
+    driving frame is not given a 150-degree lens."""
+    reference = min(width, 16 / 9 * height * 1.0) if width > 2.2 * height else width
+    return 0.5 * reference / math.tan(math.radians(fov_deg) / 2)
+
+
+def track_frames(
+    frames: Iterable[np.ndarray],
+    num_frames: int,
+    options: TrackingOptions = TrackingOptions(),
+    progress: Callable[[int], None] | None = None,
+) -> Track:
+    """Track a stream of RGB frames (uint8 HxWx3, already at the tracking size)."""
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 3  # COLMAP's own log is not for our users; failures are reported
+
+    chunks = _chunk_ranges(num_frames, options.chunk_frames, options.chunk_overlap)
+    frames = iter(frames)
+    track: Track | None = None
+    size: tuple[int, int] | None = None
+    carried: list[np.ndarray] = []  # frames shared with the next chunk
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="videodepth-track-") as scratch:
+        for chunk_index, (start, stop) in enumerate(chunks):
+            chunk_frames = carried + [next(frames) for _ in range(stop - start - len(carried))]
+            size = size or chunk_frames[0].shape[:2]
+            carried = chunk_frames[-options.chunk_overlap :] if chunk_index + 1 < len(chunks) else []
+            folder = Path(scratch) / f"chunk{chunk_index:05d}"
+            part = _track_chunk(pycolmap, chunk_frames, folder, options)
+            if progress:
+                progress(stop - start - (options.chunk_overlap if chunk_index else 0))
+            if part.note:
+                notes.append(f"frames {start}-{stop - 1}: {part.note}")
+            track = part if track is None else _join(track, part, start, options.chunk_overlap)
+            del chunk_frames
+    assert track is not None and size is not None
+    if notes and not track.registered.any():
+        track.note = "; ".join(notes)
+    return track
+
+
+def _chunk_ranges(num_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    if num_frames <= chunk:
+        return [(0, num_frames)]
+    ranges, start = [], 0
+    while True:
+        stop = min(start + chunk, num_frames)
+        if num_frames - stop < overlap:  # a short tail joins this chunk rather than form its own
+            stop = num_frames
+        ranges.append((start, stop))
+        if stop == num_frames:
+            return ranges
+        start = stop - overlap
+
+
+def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: TrackingOptions) -> Track:
+    """One pycolmap reconstruction of up to ``chunk_frames`` frames.
+
+    Keyframes (every ``keyframe_stride``-th frame) are extracted, matched and mapped, retried over
+    the focal guesses until most of them register. Every other frame is registered to its
+    neighbouring keyframes' points by optical flow (OpenCV's pyramidal Lucas-Kanade, checked
+    forwards and backwards) and absolute pose, which costs milliseconds where mapping it would
+    cost a bundle adjustment."""
+    height, width = frames[0].shape[:2]
+    if len(frames) < 2:
+        return Track.empty(len(frames), (height, width), "one frame: nothing to triangulate")
+    stride = max(1, min(options.keyframe_stride, (len(frames) - 1) // 2))
+    keyframes = sorted(set(range(0, len(frames), stride)) | {len(frames) - 1})
+    images = folder / "images"
+    images.mkdir(parents=True)
+    names = [f"{i:06d}.png" for i in range(len(frames))]
+    for k in keyframes:
+        cv2.imwrite(str(images / names[k]), cv2.cvtColor(frames[k], cv2.COLOR_RGB2BGR))
+    guesses = _intrinsics_guesses(width, height, options)
+    database = folder / "features.db"
+    try:
+        _extract_and_match(pycolmap, images, [names[k] for k in keyframes], database, guesses[0], options)
+    except Exception as error:  # pycolmap raises plain RuntimeErrors for unreadable or degenerate input
+        return Track.empty(len(frames), (height, width), f"feature matching failed ({error})")
+    best = None
+    for attempt, params in enumerate(guesses):
+        try:
+            reconstruction = _map_keyframes(
+                pycolmap, images, database, folder / f"sparse{attempt}", params, options
+            )
+        except Exception as error:
+            logger.info("pycolmap mapping failed: %s", error)
+            continue
+        if reconstruction is None:
+            continue
+        if best is None or reconstruction.num_reg_images() > best.num_reg_images():
+            best = reconstruction
+        if best.num_reg_images() >= options.good_registration * len(keyframes):
+            break
+    if best is None:
+        return Track.empty(len(frames), (height, width), "no reconstruction (too little texture or motion)")
+    return _to_track(best, names, (height, width), _register_between_keyframes(pycolmap, best, frames, names))
+
+
+def _intrinsics_guesses(width: int, height: int, options: TrackingOptions) -> list[list[float]]:
+    """SIMPLE_RADIAL parameters (f, cx, cy, k) to start from, in tracking pixels."""
+    if options.intrinsics is not None:
+        fx, fy, px, py = options.intrinsics
+        source_h, source_w = options.source_size or (height, width)
+        sx, sy = width / source_w, height / source_h
+        return [[0.5 * (fx * sx + fy * sy), px * sx, py * sy, 0.0]]
+    return [
+        [focal_from_fov(width, height, fov), width / 2, height / 2, 0.0] for fov in options.fov_guesses_deg
+    ]
+
+
+def _extract_and_match(
+    pycolmap, images: Path, names: list[str], database: Path, params: list[float], options: TrackingOptions
+) -> None:
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "SIMPLE_RADIAL"
+    reader.camera_params = ",".join(f"{p:.6f}" for p in params)
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = max(options.max_side, 64)
+    extraction.num_threads = options.threads
+    extraction.sift.max_num_features = options.max_features
+    pycolmap.extract_features(
+        database,
+        images,
+        image_names=names,
+        camera_mode=pycolmap.CameraMode.SINGLE,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
+    pairing = pycolmap.SequentialPairingOptions()
+    pairing.overlap = options.overlap
+    pairing.quadratic_overlap = True  # also frames 2, 4, 8, ... apart: wider baselines for little cost
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = options.threads
+    pycolmap.match_sequential(
+        database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+    )
+
+
+def _map_keyframes(
+    pycolmap, images: Path, database: Path, output: Path, params: list[float], options: TrackingOptions
+):
+    """Incremental mapping of the keyframes, the shared camera starting from ``params``."""
+    with pycolmap.Database.open(database) as db:
+        camera = db.read_all_cameras()[0]
+        camera.params = params
+        db.update_camera(camera)
+    mapper = pycolmap.IncrementalPipelineOptions()
+    mapper.num_threads = options.threads
+    mapper.random_seed = options.seed
+    mapper.multiple_models = False
+    mapper.min_model_size = 3
+    mapper.ba_refine_principal_point = False
+    # fewer, shorter global adjustments: video keyframes are many and close together
+    mapper.ba_global_frames_ratio = 1.5
+    mapper.ba_global_points_ratio = 1.5
+    mapper.ba_global_max_num_iterations = 15
+    mapper.ba_local_max_num_iterations = 10
+    if options.intrinsics is not None:  # the user's calibration is trusted as given
+        mapper.ba_refine_focal_length = False
+        mapper.ba_refine_extra_params = False
+    output.mkdir(parents=True, exist_ok=True)
+    models = pycolmap.incremental_mapping(database, images, output, options=mapper)
+    if not models:
+        return None
+    return max(models.values(), key=lambda r: r.num_reg_images())
+
+
+def _register_between_keyframes(
+    pycolmap, reconstruction, frames: list[np.ndarray], names: list[str]
+) -> dict[str, tuple[np.ndarray, list]]:
+    """Absolute pose of each frame between registered keyframes, from the 3D points of the
+    nearest keyframe on each side followed into it by optical flow. Returns
+    name -> (w2c 3x4, [(xy, point3D_id), ...])."""
+    camera = next(iter(reconstruction.cameras.values()))
+    index_of = {name: i for i, name in enumerate(names)}
+    mapped = {index_of[image.name]: image for image in reconstruction.images.values() if image.has_pose}
+    if not mapped:
+        return {}
+    gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
+    anchors = sorted(mapped)
+    result: dict[str, tuple[np.ndarray, list]] = {}
+    for index in range(len(frames)):
+        if index in mapped:
+            continue
+        before = [k for k in anchors if k < index][-1:]
+        after = [k for k in anchors if k > index][:1]
+        xy_list, id_list = [], []
+        for k in before + after:
+            points = [(p.xy, p.point3D_id) for p in mapped[k].points2D if p.has_point3D()]
+            if not points:
+                continue
+            source = np.array([xy for xy, _ in points], np.float32).reshape(-1, 1, 2)
+            moved, ok = _follow(gray[k], gray[index], source)
+            xy_list.append(moved[ok])
+            id_list.append(np.array([point_id for _, point_id in points])[ok])
+        if not xy_list or sum(len(x) for x in xy_list) < 12:
+            continue
+        xy = np.concatenate(xy_list).astype(np.float64)
+        ids = np.concatenate(id_list)
+        xyz = np.array([reconstruction.points3D[i].xyz for i in ids])
+        estimate = pycolmap.estimate_and_refine_absolute_pose(xy, xyz, camera)
+        if estimate is None or estimate["num_inliers"] < 12:
+            continue
+        inliers = np.asarray(estimate["inlier_mask"], bool)
+        result[names[index]] = (
+            estimate["cam_from_world"].matrix(),
+            list(zip(xy[inliers], ids[inliers].tolist(), strict=True)),
+        )
+    return result
+
+
+def _follow(
+    source_gray: np.ndarray, target_gray: np.ndarray, points: np.ndarray, max_round_trip_px: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points followed from one frame into another; kept where following them back lands within
+    ``max_round_trip_px`` of where they started."""
+    window = {"winSize": (21, 21), "maxLevel": 3}
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(source_gray, target_gray, points, None, **window)
+    back, status_back, _ = cv2.calcOpticalFlowPyrLK(target_gray, source_gray, moved, None, **window)
+    round_trip = np.linalg.norm((back - points).reshape(-1, 2), axis=1)
+    ok = (status.ravel() == 1) & (status_back.ravel() == 1) & (round_trip < max_round_trip_px)
+    return moved.reshape(-1, 2), ok
+
+
+def _to_track(
+    reconstruction, names: list[str], size: tuple[int, int], extra: dict[str, tuple[np.ndarray, list]]
+) -> Track:
+    """Per-frame cameras and observations of the mapped frames and of those registered by PnP."""
+    num = len(names)
+    index_of = {name: i for i, name in enumerate(names)}
+    camera = next(iter(reconstruction.cameras.values()))
+    poses: dict[int, np.ndarray] = {}  # frame index -> w2c 4x4
+    seen: dict[int, list[tuple[np.ndarray, int]]] = {}
+    for image in reconstruction.images.values():
+        if image.has_pose:
+            i = index_of[image.name]
+            poses[i] = np.vstack([image.cam_from_world().matrix(), [0, 0, 0, 1]])
+            seen[i] = [(p.xy, p.point3D_id) for p in image.points2D if p.has_point3D()]
+    for name, (w2c, pairs) in extra.items():
+        poses[index_of[name]] = np.vstack([w2c, [0, 0, 0, 1]])
+        seen[index_of[name]] = pairs
+    centers = {i: np.linalg.inv(w2c)[:3, 3] for i, w2c in poses.items()}
+    # per point: triangulation angle between the rays of the first and last frames that see it
+    frames_of: dict[int, list[int]] = {}
+    for i, pairs in seen.items():
+        for _, point_id in pairs:
+            frames_of.setdefault(point_id, []).append(i)
+    angle_of: dict[int, float] = {}
+    for point_id, frames_seeing in frames_of.items():
+        xyz = reconstruction.points3D[point_id].xyz
+        first, last = centers[min(frames_seeing)], centers[max(frames_seeing)]
+        a, b = xyz - first, xyz - last
+        cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)
+        angle_of[point_id] = math.degrees(math.acos(float(np.clip(cosine, -1, 1))))
+    c2w = np.full((num, 4, 4), np.nan)
+    observations = [np.zeros((0, 6), np.float32) for _ in range(num)]
+    for i, w2c in poses.items():
+        c2w[i] = np.linalg.inv(w2c)
+        rows = []
+        for xy, point_id in seen[i]:
+            camera_point = w2c[:3, :3] @ reconstruction.points3D[point_id].xyz + w2c[:3, 3]
+            if camera_point[2] <= 0:
+                continue
+            error = float(np.linalg.norm(camera.img_from_cam(camera_point) - xy))
+            rows.append(
+                (
+                    xy[0] / size[1],
+                    xy[1] / size[0],
+                    camera_point[2],
+                    error,
+                    angle_of[point_id],
+                    len(frames_of[point_id]),
+                )
+            )
+        if rows:
+            observations[i] = np.array(rows, np.float32)
+    used = sorted(frames_of)
+    points = (
+        np.array(
+            [
+                np.concatenate([reconstruction.points3D[k].xyz, reconstruction.points3D[k].color])
+                for k in used
+            ],
+            np.float32,
+        )
+        if used
+        else np.zeros((0, 6), np.float32)
+    )
+    return Track(size=size, K=camera.calibration_matrix(), c2w=c2w, observations=observations, points=points)
+
+
+def _join(previous: Track, new: Track, start: int, overlap: int) -> Track:
+    """Append ``new`` (whose frame 0 is global frame ``start``) to ``previous`` through the
+    similarity that best maps ``new``'s shared frames onto ``previous``'s."""
+    shared = [k for k in range(overlap) if previous.registered[start + k] and new.registered[k]]
+    transform = _similarity_from_shared(previous, new, start, shared)
+    if transform is None:
+        logger.info("chunk at frame %d could not be joined (%d shared frames)", start, len(shared))
+        new = Track.empty(new.num_frames, new.size, "chunk not joined")
+        scale, rotation, translation = 1.0, np.eye(3), np.zeros(3)
+    else:
+        scale, rotation, translation = transform
+    c2w = new.c2w.copy()
+    c2w[:, :3, :3] = rotation @ new.c2w[:, :3, :3]
+    c2w[:, :3, 3] = scale * (new.c2w[:, :3, 3] @ rotation.T) + translation
+    observations = [o.copy() for o in new.observations]
+    for o in observations:
+        o[:, OBS_DEPTH] *= scale
+    points = new.points.copy()
+    points[:, :3] = scale * (points[:, :3] @ rotation.T) + translation
+    # frames in the overlap keep the earlier chunk's cameras and points
+    return Track(
+        size=previous.size,
+        K=previous.K if previous.registered.any() else new.K,
+        c2w=np.concatenate([previous.c2w, c2w[overlap:]]),
+        observations=previous.observations + observations[overlap:],
+        points=np.concatenate([previous.points, points]),
+    )
+
+
+def _similarity_from_shared(previous: Track, new: Track, start: int, shared: list[int]):
+    """(scale, rotation, translation) with previous ~ scale * rotation @ new + translation.
+
+    Scale comes from the depths of points both chunks see at the same pixel of a shared frame,
+    which stays well defined when the shared frames barely move; rotation and translation from
+    the shared cameras themselves."""
+    if len(shared) < 2:
+        return None
+    ratios = []
+    for k in shared:
+        a, b = previous.observations[start + k], new.observations[k]
+        if len(a) == 0 or len(b) == 0:
+            continue
+        size = np.array([new.size[1], new.size[0]])
+        pixels_a = np.round(a[:, :2] * size).astype(np.int64)
+        pixels_b = np.round(b[:, :2] * size).astype(np.int64)
+        keys_a = {tuple(p): d for p, d in zip(pixels_a, a[:, OBS_DEPTH], strict=True)}
+        for p, d in zip(pixels_b, b[:, OBS_DEPTH], strict=True):
+            if tuple(p) in keys_a:
+                ratios.append(keys_a[tuple(p)] / d)
+    if len(ratios) < 10:
+        return None
+    scale = float(np.median(ratios))
+    rotations = [previous.c2w[start + k, :3, :3] @ new.c2w[k, :3, :3].T for k in shared]
+    u, _, vt = np.linalg.svd(np.sum(rotations, axis=0))
+    rotation = u @ np.diag([1, 1, np.linalg.det(u @ vt)]) @ vt
+    translation = np.mean(
+        [previous.c2w[start + k, :3, 3] - scale * rotation @ new.c2w[k, :3, 3] for k in shared], axis=0
+    )
+    return scale, rotation, translation
+
+
+def observations_near(track: Track, index: int, radius: int, weight: float = 0.5) -> np.ndarray:
+    """Frame ``index``'s observations plus those of registered frames within ``radius``,
+    moved into this frame's camera: a denser set of points for fusion. Borrowed points carry
+    their reprojection error scaled by ``1 / weight`` so that they count less."""
+    own = track.observations[index]
+    if radius <= 0 or not track.registered[index]:
+        return own
+    height, width = track.size
+    K = track.K
+    K_inv = np.linalg.inv(K)
+    w2c = np.linalg.inv(track.c2w[index])
+    borrowed = [own]
+    # a borrowed point far nearer than anything this frame sees is a mistrack or behind an occluder
+    nearest_plausible = 0.25 * float(np.median(own[:, OBS_DEPTH])) if len(own) else 0.0
+    for j in range(max(0, index - radius), min(track.num_frames, index + radius + 1)):
+        other = track.observations[j]
+        if j == index or not track.registered[j] or len(other) == 0:
+            continue
+        pixels = np.stack([other[:, 0] * width, other[:, 1] * height, np.ones(len(other))], axis=1)
+        camera = (pixels @ K_inv.T) * other[:, OBS_DEPTH : OBS_DEPTH + 1]
+        world = camera @ track.c2w[j, :3, :3].T + track.c2w[j, :3, 3]
+        here = world @ w2c[:3, :3].T + w2c[:3, 3]
+        in_front = here[:, 2] > max(nearest_plausible, 1e-9)
+        projected = here[in_front] @ K.T
+        u = projected[:, 0] / projected[:, 2] / width
+        v = projected[:, 1] / projected[:, 2] / height
+        inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
+        moved = other[in_front][inside].copy()
+        moved[:, 0], moved[:, 1], moved[:, OBS_DEPTH] = u[inside], v[inside], here[in_front][inside, 2]
+        moved[:, OBS_ERROR] /= weight
+        borrowed.append(moved.astype(np.float32))
+    return np.concatenate(borrowed)
