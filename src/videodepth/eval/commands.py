@@ -56,7 +56,7 @@ def ablations_command(args: argparse.Namespace) -> int:
 
 
 def register_eval(subparsers) -> None:
-    from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
+    from videodepth.inference.commands import add_geometry_arguments, add_model_arguments, add_sampling_arguments
 
     parser = subparsers.add_parser(
         "eval", help="accuracy and temporal consistency on a dataset",
@@ -76,17 +76,19 @@ def register_eval(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true")
     add_model_arguments(parser)
     add_sampling_arguments(parser)
+    add_geometry_arguments(parser)
     parser.set_defaults(func=eval_command)
 
 
 def eval_command(args: argparse.Namespace) -> int:
     from videodepth.eval.runner import EvalOptions, markdown, run_eval
-    from videodepth.inference.commands import load_pipeline, settings_from_args
+    from videodepth.inference.commands import geometry_from_args, load_pipeline, settings_from_args
 
+    geometry = geometry_from_args(args)
     pipeline = load_pipeline(args)
     settings = settings_from_args(args, pipeline)
     options = EvalOptions(dataset=args.dataset, max_res=args.max_res, max_frames=args.max_frames,
-                          limit=args.limit, label=args.label)
+                          limit=args.limit, label=args.label, geometry=geometry)
     summary = run_eval(pipeline, args.root, settings, options, args.out, model_id=str(args.model or "default"),
                        progress=not args.no_progress)
     print(markdown(summary))

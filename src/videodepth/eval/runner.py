@@ -25,6 +25,8 @@ from videodepth.data.readers import list_sequences, read_sequence
 from videodepth.errors import InputError
 from videodepth.eval.flicker import flicker
 from videodepth.eval.metrics import DATASET_MAX_DEPTH, DATASET_SEQ_LEN, evaluate_video
+from videodepth.geometry import GeometryOptions
+from videodepth.geometry.refine import refine_in_memory
 from videodepth.inference.engine import RunSettings, predict_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.io import processing_size, resize_rgb
@@ -43,6 +45,8 @@ class EvalOptions:
     single_frame_stride: int = 0
     # Save the predictions of the first N sequences (float16 npz) for figures.
     keep_predictions: int = 0
+    # Refine the model's depth with the sequence's own multi-view geometry (``--geometry``).
+    geometry: GeometryOptions | None = None
 
 
 def sequence_settings(options: EvalOptions, fallback_max_depth: float) -> tuple[float, int | None]:
@@ -80,6 +84,12 @@ def evaluate_sequence(
     if options.single_frame_stride:
         return _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name)
     prediction, frames, seconds = predict_sequence(pipeline, sequence.rgb, settings, options.max_res)
+    geometry_note = ""
+    if options.geometry is not None:
+        started = time.perf_counter()
+        prediction, _, result = refine_in_memory(prediction, sequence.rgb, options.geometry)
+        seconds += time.perf_counter() - started
+        geometry_note = result.summary()
     if keep is not None:
         keep.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(keep, depth=prediction.astype(np.float16))
@@ -87,7 +97,7 @@ def evaluate_sequence(
     scores = evaluate_video(prediction, sequence.depth, max_depth, seq_len=seq_len, K=K, poses_c2w=poses)
     scores["flicker"] = flicker(frames, prediction) if len(frames) > 1 else float("nan")
     scores["ms_per_frame"] = 1000 * seconds / len(frames)
-    return {"sequence": name, "frames": len(frames), **scores}
+    return {"sequence": name, "frames": len(frames), **scores, "geometry": geometry_note}
 
 
 def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name) -> dict:
@@ -120,7 +130,7 @@ def _done(csv_path: Path, key: str) -> set[str]:
 
 
 def _append(csv_path: Path, row: dict) -> None:
-    columns = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift"]
+    columns = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift", "geometry"]
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

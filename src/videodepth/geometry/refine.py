@@ -7,6 +7,7 @@ is bounded by one frame plus the sparse points.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from videodepth.geometry.fusion import (
     point_weights,
     sample_at,
 )
-from videodepth.geometry.tracking import OBS_DEPTH, Track, TrackingOptions, observations_near
+from videodepth.geometry.tracking import OBS_DEPTH, Track, TrackingOptions, observations_near, track_frames
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,32 @@ def refine_video(
             progress(1)
     result.seconds["fusion"] = time.perf_counter() - started
     return result
+
+
+def refine_in_memory(
+    learned: np.ndarray, frames: np.ndarray, options: GeometryOptions = GeometryOptions()
+) -> tuple[np.ndarray, np.ndarray, GeometryResult]:
+    """Geometry-refined disparity and confidence [T, h, w] for a clip held in memory.
+
+    ``learned`` is the model's disparity [T, h, w] at the processing size; ``frames`` the RGB
+    frames uint8 [T, H, W, 3] at any size (tracked with their aspect kept, fused at the
+    processing size)."""
+    import cv2
+
+    num, height, width = learned.shape
+    scale = min(1.0, options.tracking.max_side / max(frames.shape[1:3]))
+    track_size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
+    started = time.perf_counter()
+    tracking = dataclasses.replace(options.tracking, source_size=frames.shape[1:3])
+    track = track_frames((cv2.resize(f, track_size, interpolation=cv2.INTER_AREA) for f in frames), num, tracking)
+    tracking_seconds = time.perf_counter() - started
+    guides = (cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames)
+    disparity = np.empty_like(learned, dtype=np.float32)
+    confidence = np.empty_like(learned, dtype=np.float32)
+
+    def keep(index: int, rgb: np.ndarray, value: np.ndarray, conf: np.ndarray) -> None:
+        disparity[index], confidence[index] = value, conf
+
+    result = refine_video(track, lambda i: learned[i], guides, keep, options)
+    result.seconds = {"tracking": tracking_seconds, **result.seconds}
+    return disparity, confidence, result
