@@ -13,6 +13,45 @@ def register(subparsers) -> None:
     register_eval(subparsers)
     register_bench(subparsers)
     register_ablations(subparsers)
+    register_geometry_report(subparsers)
+
+
+def register_geometry_report(subparsers) -> None:
+    from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
+
+    parser = subparsers.add_parser(
+        "geometry-report", help="what camera tracking and fusion give on each clip (CSV + contact sheets)",
+        description="For each clip: the model's depth, camera tracking, every geometry check, whether the "
+                    "geometry was used or which check failed, seconds per frame, and a contact sheet "
+                    "(frame | learned | fused | confidence). Finished clips are skipped when run again.",
+    )
+    parser.add_argument("clips", type=Path, nargs="+", help="videos or image folders")
+    parser.add_argument("--out", type=Path, default=Path("geometry_report"))
+    parser.add_argument("--max-frames", type=int, default=60, help="frames per clip (from the start)")
+    parser.add_argument("--max-res", type=int, default=448)
+    parser.add_argument("--no-progress", action="store_true")
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    parser.set_defaults(func=geometry_report_command)
+
+
+def geometry_report_command(args: argparse.Namespace) -> int:
+    from videodepth.eval.geometry_report import ReportOptions, run_report
+    from videodepth.geometry import GeometryOptions
+    from videodepth.inference.commands import load_pipeline, settings_from_args
+
+    missing = [str(p) for p in args.clips if not p.exists()]
+    if missing:
+        raise InputError(f"no such clip: {missing[0]}")
+    if args.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
+    pipeline = load_pipeline(args)
+    settings = settings_from_args(args, pipeline)
+    options = ReportOptions(max_frames=args.max_frames, max_res=args.max_res)
+    csv_path = run_report(pipeline, args.clips, settings, GeometryOptions(), options, args.out,
+                          progress=not args.no_progress)
+    print(f"per-clip results: {csv_path}; contact sheets: {args.out}/*_sheet.png")
+    return 0
 
 
 def register_ablations(subparsers) -> None:

@@ -21,7 +21,7 @@ from videodepth.geometry.tracking import OBS_DEPTH, OBS_ERROR, OBS_TRACK
 
 @dataclass(frozen=True)
 class FusionOptions:
-    smoothness: float = 2000.0  # fast global smoother's lambda: how far a point's correction reaches
+    smoothness: float = 300.0  # fast global smoother's lambda: how far a point's correction reaches
     colour_sigma: float = 12.0  # colour difference (0-255) that stops it at an edge
     neighbours: int = 8  # a point is judged against this many nearest points of its frame
     max_error_px: float = 2.0  # observations reprojecting worse than this are ignored

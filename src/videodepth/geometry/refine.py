@@ -154,7 +154,9 @@ def refine_in_memory(
     track_size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
     started = time.perf_counter()
     tracking = dataclasses.replace(options.tracking, source_size=frames.shape[1:3])
-    track = track_frames((cv2.resize(f, track_size, interpolation=cv2.INTER_AREA) for f in frames), num, tracking)
+    track = track_frames(
+        (cv2.resize(f, track_size, interpolation=cv2.INTER_AREA) for f in frames), num, tracking
+    )
     tracking_seconds = time.perf_counter() - started
     guides = (cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames)
     disparity = np.empty_like(learned, dtype=np.float32)

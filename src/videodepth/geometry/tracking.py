@@ -13,6 +13,7 @@ normalised to [0, 1] so they can be used at any resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -160,6 +161,12 @@ def track_frames(
             if part.note:
                 notes.append(f"frames {start}-{stop - 1}: {part.note}")
             track = part if track is None else _join(track, part, start, options.chunk_overlap)
+            if track.registered.any() and options.intrinsics is None:
+                # one camera for the whole video: later chunks keep the first one's calibration
+                K = track.K
+                options = dataclasses.replace(
+                    options, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]), source_size=size
+                )
             del chunk_frames
     assert track is not None and size is not None
     if notes and not track.registered.any():
@@ -451,33 +458,48 @@ def _join(previous: Track, new: Track, start: int, overlap: int) -> Track:
 def _similarity_from_shared(previous: Track, new: Track, start: int, shared: list[int]):
     """(scale, rotation, translation) with previous ~ scale * rotation @ new + translation.
 
-    Scale comes from the depths of points both chunks see at the same pixel of a shared frame,
-    which stays well defined when the shared frames barely move; rotation and translation from
-    the shared cameras themselves."""
-    if len(shared) < 2:
-        return None
-    ratios = []
+    Fitted (Umeyama, then again without the worst fifth) to the world positions that both chunks
+    give to the points they see at (nearly) the same pixel of a shared frame: many points spread
+    through the scene, so the fit stays well posed when the shared frames barely move."""
+    from scipy.spatial import cKDTree
+
+    pixels = np.array([new.size[1], new.size[0]])
+    source, target = [], []
     for k in shared:
         a, b = previous.observations[start + k], new.observations[k]
         if len(a) == 0 or len(b) == 0:
             continue
-        size = np.array([new.size[1], new.size[0]])
-        pixels_a = np.round(a[:, :2] * size).astype(np.int64)
-        pixels_b = np.round(b[:, :2] * size).astype(np.int64)
-        keys_a = {tuple(p): d for p, d in zip(pixels_a, a[:, OBS_DEPTH], strict=True)}
-        for p, d in zip(pixels_b, b[:, OBS_DEPTH], strict=True):
-            if tuple(p) in keys_a:
-                ratios.append(keys_a[tuple(p)] / d)
-    if len(ratios) < 10:
+        distance, nearest = cKDTree(a[:, :2] * pixels).query(b[:, :2] * pixels, distance_upper_bound=1.5)
+        found = np.isfinite(distance)
+        target.append(_to_world(previous, start + k, a[nearest[found]]))
+        source.append(_to_world(new, k, b[found]))
+    if sum(len(x) for x in source) < 10:
         return None
-    scale = float(np.median(ratios))
-    rotations = [previous.c2w[start + k, :3, :3] @ new.c2w[k, :3, :3].T for k in shared]
-    u, _, vt = np.linalg.svd(np.sum(rotations, axis=0))
-    rotation = u @ np.diag([1, 1, np.linalg.det(u @ vt)]) @ vt
-    translation = np.mean(
-        [previous.c2w[start + k, :3, 3] - scale * rotation @ new.c2w[k, :3, 3] for k in shared], axis=0
+    source, target = np.concatenate(source), np.concatenate(target)
+    scale, rotation, translation = _umeyama(source, target)
+    residual = np.linalg.norm(scale * source @ rotation.T + translation - target, axis=1)
+    keep = residual <= np.quantile(residual, 0.8)
+    return _umeyama(source[keep], target[keep])
+
+
+def _to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
+    height, width = track.size
+    pixels = np.stack(
+        [observations[:, 0] * width, observations[:, 1] * height, np.ones(len(observations))], 1
     )
-    return scale, rotation, translation
+    camera = (pixels @ np.linalg.inv(track.K).T) * observations[:, OBS_DEPTH : OBS_DEPTH + 1]
+    return camera @ track.c2w[index, :3, :3].T + track.c2w[index, :3, 3]
+
+
+def _umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity taking ``source`` points onto ``target`` (Umeyama 1991)."""
+    mean_s, mean_t = source.mean(0), target.mean(0)
+    s, t = source - mean_s, target - mean_t
+    u, singular, vt = np.linalg.svd(t.T @ s / len(s))
+    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ flip @ vt
+    scale = float(np.trace(np.diag(singular) @ flip) / max(s.var(0).sum(), 1e-12))
+    return scale, rotation, mean_t - scale * rotation @ mean_s
 
 
 def observations_near(track: Track, index: int, radius: int, weight: float = 0.5) -> np.ndarray:

@@ -1,0 +1,169 @@
+"""``videodepth geometry-report``: what the footage's own geometry gives on each clip.
+
+For every clip (a video or an image folder) the model predicts depth on the first frames, the
+geometry pipeline tracks, checks and fuses them, and one CSV row records the registered share,
+every check's value, whether the geometry was used (or which check failed) and the seconds per
+frame of tracking and fusion. A contact sheet per clip (frame | learned | fused | confidence, at
+three moments) lets a person judge the depth by eye. Finished clips are skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from videodepth.geometry import GeometryOptions
+from videodepth.geometry.checks import horizontal_fov_deg
+from videodepth.geometry.refine import refine_in_memory
+from videodepth.inference.engine import RunSettings, predict_in_memory
+from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.io import VideoReader, atomic_file, colorize
+
+COLUMNS = (
+    "clip",
+    "frames",
+    "size",
+    "registered",
+    "points_per_frame",
+    "reprojection_px",
+    "triangulation_deg",
+    "fov_deg",
+    "rank_agreement",
+    "used",
+    "frames_used",
+    "reason",
+    "model_s_per_frame",
+    "tracking_s_per_frame",
+    "fusion_s_per_frame",
+)
+
+
+@dataclass
+class ReportOptions:
+    max_frames: int = 60
+    max_res: int = 448
+    sheet_width: int = 1600
+
+
+def clip_name(path: Path) -> str:
+    return path.parent.name if path.name in ("rgb", "left") else path.stem if path.is_file() else path.name
+
+
+def report_clip(
+    pipeline: VideoDepthPipeline,
+    path: Path,
+    settings: RunSettings,
+    geometry: GeometryOptions,
+    options: ReportOptions,
+    sheet: Path | None = None,
+) -> dict:
+    reader = VideoReader(
+        path,
+        max_res=options.max_res,
+        process_length=options.max_frames,
+        multiple=max(64, pipeline.size_multiple),
+    )
+    originals = VideoReader(
+        path,
+        max_res=max(reader.info.height, reader.info.width),
+        multiple=1,
+        process_length=options.max_frames,
+    )
+    frames = np.stack(list(reader.frames()))
+    full = np.stack(list(originals.frames()))
+    started = time.perf_counter()
+    learned = predict_in_memory(pipeline, frames, settings)
+    model_seconds = time.perf_counter() - started
+    fused, confidence, result = refine_in_memory(learned, full, geometry)
+    num = len(frames)
+    checks = result.checks
+    row = {
+        "clip": clip_name(path),
+        "frames": num,
+        "size": f"{reader.info.width}x{reader.info.height}",
+        "registered": f"{result.track.registered.mean():.2f}",
+        "points_per_frame": f"{checks.value('points per frame'):.0f}",
+        "reprojection_px": f"{checks.value('reprojection error'):.2f}",
+        "triangulation_deg": f"{checks.value('triangulation angle'):.1f}",
+        "fov_deg": f"{horizontal_fov_deg(result.track):.0f}" if result.track.registered.any() else "nan",
+        "rank_agreement": f"{checks.value('rank agreement'):.2f}",
+        "used": "yes" if result.used else "no",
+        "frames_used": result.frames_used,
+        "reason": "" if result.used else checks.first_failure,
+        "model_s_per_frame": f"{model_seconds / num:.2f}",
+        **{f"{k}_s_per_frame": f"{v / num:.2f}" for k, v in result.seconds.items()},
+    }
+    if sheet is not None:
+        write_contact_sheet(sheet, frames, learned, fused, confidence, options.sheet_width)
+    return row
+
+
+def _robust_unit(values: np.ndarray) -> np.ndarray:
+    low, high = np.percentile(values, [1, 99])
+    return np.clip((values - low) / max(high - low, 1e-12), 0, 1)
+
+
+def write_contact_sheet(
+    path: Path,
+    frames: np.ndarray,
+    learned: np.ndarray,
+    fused: np.ndarray,
+    confidence: np.ndarray,
+    width: int = 1600,
+) -> Path:
+    """Rows at the start, middle and end: frame | learned | fused | confidence (PNG)."""
+    fused_unit = _robust_unit(fused)  # one range for the whole clip, as the outputs are normalised
+    rows = []
+    for index in sorted({0, len(frames) // 2, len(frames) - 1}):
+        tiles = [
+            frames[index],
+            colorize(learned[index]),
+            colorize(fused_unit[index]),
+            colorize(np.clip(confidence[index], 0, 1), "gray"),
+        ]
+        rows.append(np.concatenate(tiles, axis=1))
+    image = np.concatenate(rows, axis=0)
+    scale = width / image.shape[1]
+    image = cv2.resize(image, (width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    with atomic_file(path) as tmp:
+        ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        tmp.write_bytes(data.tobytes())
+    return path
+
+
+def run_report(
+    pipeline: VideoDepthPipeline,
+    clips: list[Path],
+    settings: RunSettings,
+    geometry: GeometryOptions,
+    options: ReportOptions,
+    out_dir: Path,
+    progress: bool = True,
+) -> Path:
+    from tqdm.auto import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "geometry_report.csv"
+    done = set()
+    if csv_path.exists():
+        with open(csv_path, newline="") as handle:
+            done = {row["clip"] for row in csv.DictReader(handle)}
+    for path in tqdm(clips, desc="clips", unit="clip", disable=not progress):
+        name = clip_name(path)
+        if name in done:
+            continue
+        row = report_clip(pipeline, path, settings, geometry, options, out_dir / f"{name}_sheet.png")
+        new = not csv_path.exists()
+        with open(csv_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if progress:
+            tqdm.write(f"{name}: {'used' if row['used'] == 'yes' else 'not used: ' + row['reason']}")
+    return csv_path

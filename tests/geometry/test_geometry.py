@@ -1,0 +1,332 @@
+"""The geometry package on rendered scenes with known cameras and depth, and every fallback."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_test_video
+from videodepth.cli import main
+from videodepth.data.render import render_clip
+from videodepth.data.scenes import SceneConfig
+from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
+from videodepth.geometry.checks import check_track
+from videodepth.geometry.export import _quaternion, cameras_document
+from videodepth.geometry.fusion import fit_alignment
+from videodepth.geometry.refine import refine_in_memory
+from videodepth.geometry.tracking import OBS_DEPTH, _chunk_ranges, _join, observations_near
+
+SIZE = (128, 224)
+TRACKING = TrackingOptions(max_side=224, threads=1)
+
+
+@pytest.fixture(scope="module")
+def orbit_clip():
+    """A textured table top, the camera orbiting it: exact depth and cameras."""
+    return render_clip(
+        SceneConfig(family="tabletop", camera_motion="orbit"), 3, num_frames=24, height=SIZE[0], width=SIZE[1]
+    )
+
+
+@pytest.fixture(scope="module")
+def orbit_track(orbit_clip):
+    return track_frames(iter(orbit_clip.rgb), orbit_clip.num_frames, TRACKING)
+
+
+def similarity_error(estimated: np.ndarray, truth: np.ndarray) -> float:
+    """Mean camera-centre error after the best similarity (Umeyama), relative to the path length."""
+    a, b = estimated - estimated.mean(0), truth - truth.mean(0)
+    u, singular, vt = np.linalg.svd(b.T @ a / len(a))
+    flip = np.diag([1, 1, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ flip @ vt
+    scale = np.trace(np.diag(singular) @ flip) / a.var(0).sum()
+    aligned = scale * a @ rotation.T
+    path = np.linalg.norm(np.diff(truth, axis=0), axis=1).sum()
+    return float(np.linalg.norm(aligned - b, axis=1).mean() / path)
+
+
+def point_depth_error(track: Track, depth: np.ndarray) -> float:
+    """Median relative error of the points' depth against the truth, after one scale."""
+    pairs = []
+    for index, observations in enumerate(track.observations):
+        height, width = depth.shape[1:]
+        u = np.clip((observations[:, 0] * width).astype(int), 0, width - 1)
+        v = np.clip((observations[:, 1] * height).astype(int), 0, height - 1)
+        truth = depth[index][v, u]
+        keep = truth > 0
+        pairs.append(np.stack([observations[keep, OBS_DEPTH], truth[keep]], axis=1))
+    pairs = np.concatenate(pairs)
+    scale = np.median(pairs[:, 1] / pairs[:, 0])
+    return float(np.median(np.abs(scale * pairs[:, 0] - pairs[:, 1]) / pairs[:, 1]))
+
+
+def test_tracking_recovers_the_cameras_and_depth_of_a_rendered_scene(orbit_clip, orbit_track):
+    assert orbit_track.registered.all()
+    assert similarity_error(orbit_track.c2w[:, :3, 3], orbit_clip.poses_c2w[:, :3, 3]) < 0.02
+    assert point_depth_error(orbit_track, orbit_clip.depth) < 0.1
+    assert np.mean([len(o) for o in orbit_track.observations]) > 50
+
+
+def part_of(track: Track, start: int, stop: int, scale: float = 1.0, angle: float = 0.0) -> Track:
+    """Frames [start, stop) of a track, as another reconstruction would give them: in its own
+    similarity frame (scaled, rotated about y, shifted)."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.array([[cos, 0, sin], [0, 1, 0], [-sin, 0, cos]])
+    c2w = track.c2w[start:stop].copy()
+    c2w[:, :3, :3] = rotation @ c2w[:, :3, :3]
+    c2w[:, :3, 3] = scale * c2w[:, :3, 3] @ rotation.T + np.array([3.0, -1.0, 2.0]) * (scale != 1)
+    observations = [o.copy() for o in track.observations[start:stop]]
+    for o in observations:
+        o[:, OBS_DEPTH] *= scale
+    return Track(track.size, track.K, c2w, observations)
+
+
+def test_chunks_are_joined_by_the_similarity_of_their_shared_frames(orbit_track):
+    first, second = part_of(orbit_track, 0, 14), part_of(orbit_track, 10, 24, scale=2.5, angle=0.7)
+    joined = _join(first, second, start=10, overlap=4)
+    assert joined.num_frames == 24
+    extent = np.ptp(orbit_track.c2w[:, :3, 3], axis=0).max()
+    assert np.abs(joined.c2w - orbit_track.c2w).max() < 1e-3 * max(extent, 1.0)
+    for mine, truth in zip(joined.observations, orbit_track.observations, strict=True):
+        assert np.allclose(mine[:, OBS_DEPTH], truth[:, OBS_DEPTH], rtol=1e-4)
+
+
+def test_long_videos_are_tracked_in_chunks(orbit_clip):
+    assert _chunk_ranges(100, 40, 8) == [(0, 40), (32, 72), (64, 100)]
+    assert _chunk_ranges(45, 40, 8) == [(0, 45)]  # a short tail joins the last chunk
+    options = TrackingOptions(max_side=224, threads=1, chunk_frames=16, chunk_overlap=6)
+    track = track_frames(iter(orbit_clip.rgb), orbit_clip.num_frames, options)
+    assert track.num_frames == orbit_clip.num_frames and track.registered[:16].all()
+
+
+def test_saved_tracks_load_identically(orbit_track, tmp_path):
+    orbit_track.save(tmp_path / "track.npz")
+    loaded = Track.load(tmp_path / "track.npz")
+    assert np.array_equal(loaded.c2w, orbit_track.c2w, equal_nan=True)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(loaded.observations, orbit_track.observations, strict=True)
+    )
+
+
+def test_borrowed_points_land_where_the_scene_is(orbit_clip, orbit_track):
+    """Points of neighbouring frames moved into a frame's camera agree with that frame's depth."""
+    moved = observations_near(orbit_track, 12, radius=3)
+    own = len(orbit_track.observations[12])
+    assert len(moved) > 2 * own
+    single = Track(orbit_track.size, orbit_track.K, orbit_track.c2w[12:13], [moved[own:]])
+    assert point_depth_error(single, orbit_clip.depth[12:13]) < 0.1
+
+
+def disparity_of(depth: np.ndarray) -> np.ndarray:
+    return np.where(depth > 0, 1 / np.maximum(depth, 1e-6), 0).astype(np.float32)
+
+
+def aligned_abs_rel(prediction: np.ndarray, depth: np.ndarray) -> float:
+    valid = depth > 0
+    design = np.stack([prediction[valid], np.ones(valid.sum())], axis=1)
+    scale, shift = np.linalg.lstsq(design, 1 / depth[valid], rcond=None)[0]
+    predicted = 1 / np.clip(scale * prediction[valid] + shift, 1e-3, None)
+    return float(np.mean(np.abs(predicted - depth[valid]) / depth[valid]))
+
+
+def test_fusion_turns_a_layout_into_the_scene(orbit_clip):
+    """A near-bottom/far-top layout, fused with the clip's geometry, approaches the true depth."""
+    rows = np.linspace(0, 1, SIZE[0], dtype=np.float32)[None, :, None]
+    layout = np.broadcast_to(rows, orbit_clip.depth.shape).copy()
+    fused, confidence, result = refine_in_memory(layout, orbit_clip.rgb, GeometryOptions(tracking=TRACKING))
+    assert result.used and result.frames_used == orbit_clip.num_frames
+    assert fused.shape == layout.shape and np.isfinite(fused).all()
+    assert 0 <= confidence.min() and confidence.max() <= 1 and confidence.mean() > 0.2
+    before, after = aligned_abs_rel(layout, orbit_clip.depth), aligned_abs_rel(fused, orbit_clip.depth)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_alignment_is_one_affine_map_and_never_inverts():
+    learned = np.linspace(0, 1, 200)
+    alignment = fit_alignment(learned, 3 * learned + 0.5, np.ones(200))
+    assert alignment.scale == pytest.approx(3) and alignment.shift == pytest.approx(0.5)
+    assert fit_alignment(learned, 1 - learned, np.ones(200)).scale == 0
+
+
+def synthetic_track(num_frames: int = 6, points: int = 80, seed: int = 0) -> tuple[Track, np.ndarray]:
+    """Cameras translating sideways over random points; no pycolmap involved."""
+    rng = np.random.default_rng(seed)
+    c2w = np.repeat(np.eye(4)[None], num_frames, 0)
+    c2w[:, 0, 3] = np.linspace(0, 0.5, num_frames)
+    observations = []
+    for _ in range(num_frames):
+        rows = np.zeros((points, 6), np.float32)
+        rows[:, :2] = rng.uniform(0.05, 0.95, (points, 2))
+        rows[:, OBS_DEPTH] = rng.uniform(1, 5, points)
+        rows[:, 3], rows[:, 4], rows[:, 5] = 0.3, 10.0, 5
+        observations.append(rows)
+    K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
+    return Track((48, 64), K, c2w, observations), rng.uniform(0, 1, (num_frames, 48, 64)).astype(np.float32)
+
+
+def prior_from_points(track: Track, sign: float) -> list[np.ndarray]:
+    """A learned disparity agreeing (sign +1) or inverted (sign -1) with the points."""
+    priors = []
+    for observations in track.observations:
+        prior = np.zeros(track.size, np.float32)
+        u = (observations[:, 0] * track.size[1]).astype(int)
+        v = (observations[:, 1] * track.size[0]).astype(int)
+        prior[v, u] = sign / observations[:, OBS_DEPTH]
+        priors.append(prior)
+    return priors
+
+
+def refine(track: Track, priors: list[np.ndarray]):
+    frames = [np.full((*track.size, 3), 128, np.uint8)] * track.num_frames
+    emitted = {}
+
+    def keep(index, rgb, disparity, confidence):
+        emitted[index] = (disparity, confidence)
+
+    return refine_video(track, lambda i: priors[i], frames, keep, GeometryOptions()), emitted
+
+
+def test_an_inverted_reconstruction_is_rejected_and_the_learned_depth_kept():
+    track, _ = synthetic_track()
+    result, emitted = refine(track, prior_from_points(track, -1.0))
+    assert not result.used and "rank agreement" in result.checks.first_failure
+    assert "not used (rank agreement" in result.summary()
+    priors = prior_from_points(track, -1.0)
+    assert all(np.array_equal(emitted[i][0], priors[i]) and not emitted[i][1].any() for i in emitted)
+    agreeing, _ = refine(track, prior_from_points(track, 1.0))
+    assert agreeing.used and agreeing.frames_used == track.num_frames
+
+
+@pytest.mark.parametrize(
+    ("change", "failed"),
+    [
+        ("unregistered", "registered"),
+        ("flat", "triangulation angle"),
+        ("wide", "field of view"),
+        ("noisy", "reprojection error"),
+    ],
+)
+def test_each_failed_check_is_named(change, failed):
+    track, _ = synthetic_track()
+    if change == "unregistered":
+        track.c2w[1:] = np.nan
+    for observations in track.observations:
+        if change == "flat":
+            observations[:, 4] = 0.5
+        if change == "noisy":
+            observations[:, 3] = 4.0
+    if change == "wide":
+        track.K[0, 0] = 5.0
+    checks = check_track(track, np.full(track.num_frames, 0.8))
+    assert not checks.passed and checks.first_failure.startswith(failed)
+
+
+def test_a_frame_with_too_few_points_keeps_the_learned_depth_on_the_videos_scale():
+    track, _ = synthetic_track()
+    track.observations[2] = track.observations[2][:5]
+    priors = prior_from_points(track, 1.0)
+    result, emitted = refine(track, priors)
+    assert result.used and result.frames_used == track.num_frames - 1
+    assert not emitted[2][1].any()  # confidence 0 where the learned depth was kept
+    expected = np.clip(result.alignment(priors[2]), *result.alignment.limits)
+    assert np.allclose(emitted[2][0], expected)
+
+
+@pytest.mark.parametrize("case", ["one frame", "static camera", "black frames", "pycolmap fails"])
+def test_tracking_failures_give_a_note_not_an_exception(case, monkeypatch):
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    frames = {
+        "one frame": [texture],
+        "static camera": [texture] * 6,
+        "black frames": [np.zeros_like(texture)] * 6,
+        "pycolmap fails": [texture] * 6,
+    }[case]
+    if case == "pycolmap fails":
+        from videodepth.geometry import tracking
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("simulated failure")
+
+        monkeypatch.setattr(tracking, "_extract_and_match", broken)
+    track = track_frames(iter(frames), len(frames), TrackingOptions(max_side=128, threads=1))
+    checks = check_track(track, np.full(len(frames), np.nan))
+    assert not checks.passed and checks.first_failure
+    if case == "pycolmap fails":
+        assert "simulated failure" in checks.first_failure
+
+
+def test_camera_export_in_opencv_convention(orbit_track):
+    document = cameras_document(orbit_track, (256, 448))
+    assert len(document["frames"]) == orbit_track.num_frames
+    K = np.array(document["frames"][0]["K"])
+    assert K[0, 0] == pytest.approx(2 * orbit_track.K[0, 0]) and K[0, 2] == pytest.approx(
+        2 * orbit_track.K[0, 2]
+    )
+    rotation = orbit_track.c2w[5, :3, :3]
+    w, x, y, z = _quaternion(rotation)
+    rebuilt = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+    assert np.allclose(rebuilt, rotation, atol=1e-6)
+
+
+def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_path, capsys):
+    """The shipped model (a random one would fail the rank-agreement check) with geometry."""
+    video = write_test_video(tmp_path / "orbit.mp4", orbit_clip.rgb)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "run",
+            str(video),
+            "--no-progress",
+            "--max-res",
+            "224",
+            "--geometry",
+            "--out",
+            str(out),
+            "--save",
+            "npz,cameras,ply,conf",
+        ]
+    )
+    assert code == 0
+    summary = capsys.readouterr().out
+    assert "geometry: used on" in summary and "tracking" in summary and "fusion" in summary
+    document = json.loads((out / "orbit_cameras.json").read_text())
+    assert len(document["frames"]) >= 22 and np.array(document["frames"][0]["c2w"]).shape == (4, 4)
+    assert (out / "orbit_colmap" / "images.txt").is_file() and (
+        out / "orbit_points.ply"
+    ).stat().st_size > 1000
+    assert len(list((out / "orbit_conf").glob("*.png"))) == orbit_clip.num_frames
+    assert not (out / ".videodepth-work").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--save", "npz,cameras"], "--save cameras needs --geometry"),
+        (["--intrinsics", "500,500,10,10"], "--intrinsics needs --geometry"),
+        (["--geometry", "--intrinsics", "500,x,1,1"], "fx,fy,cx,cy"),
+        (["--geometry", "--intrinsics", "0,500,1,1"], "fx,fy,cx,cy"),
+    ],
+)
+def test_geometry_options_are_checked_before_anything_loads(args, message, tiny_video, tmp_path, capsys):
+    with pytest.raises(SystemExit) if "fx,fy" in message else _no_exit():
+        code = main(["run", str(tiny_video), "--out", str(tmp_path), *args])
+        assert code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+class _no_exit:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
