@@ -138,7 +138,7 @@ def test_fusion_turns_a_layout_into_the_scene(orbit_clip):
     fused, confidence, result = refine_in_memory(layout, orbit_clip.rgb, GeometryOptions(tracking=TRACKING))
     assert result.used and result.frames_used == orbit_clip.num_frames
     assert fused.shape == layout.shape and np.isfinite(fused).all()
-    assert 0 <= confidence.min() and confidence.max() <= 1 and confidence.mean() > 0.2
+    assert confidence.min() >= 0 and confidence.max() <= 1 and confidence.mean() > 0.2
     before, after = aligned_abs_rel(layout, orbit_clip.depth), aligned_abs_rel(fused, orbit_clip.depth)
     assert after < 0.7 * before, (before, after)
 

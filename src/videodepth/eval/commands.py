@@ -95,7 +95,11 @@ def ablations_command(args: argparse.Namespace) -> int:
 
 
 def register_eval(subparsers) -> None:
-    from videodepth.inference.commands import add_geometry_arguments, add_model_arguments, add_sampling_arguments
+    from videodepth.inference.commands import (
+        add_geometry_arguments,
+        add_model_arguments,
+        add_sampling_arguments,
+    )
 
     parser = subparsers.add_parser(
         "eval", help="accuracy and temporal consistency on a dataset",
