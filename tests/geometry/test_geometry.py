@@ -163,7 +163,7 @@ def synthetic_track(num_frames: int = 6, points: int = 80, seed: int = 0) -> tup
         rows[:, 3], rows[:, 4], rows[:, 5] = 0.3, 10.0, 5
         observations.append(rows)
     K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
-    return Track((48, 64), K, c2w, observations), rng.uniform(0, 1, (num_frames, 48, 64)).astype(np.float32)
+    return Track((48, 64), K, c2w, observations, image_motion=2.0), rng.uniform(0, 1, (num_frames, 48, 64)).astype(np.float32)
 
 
 def prior_from_points(track: Track, sign: float) -> list[np.ndarray]:
@@ -202,6 +202,7 @@ def test_an_inverted_reconstruction_is_rejected_and_the_learned_depth_kept():
 @pytest.mark.parametrize(
     ("change", "failed"),
     [
+        ("still", "image motion"),
         ("unregistered", "registered"),
         ("flat", "triangulation angle"),
         ("wide", "field of view"),
@@ -210,6 +211,8 @@ def test_an_inverted_reconstruction_is_rejected_and_the_learned_depth_kept():
 )
 def test_each_failed_check_is_named(change, failed):
     track, _ = synthetic_track()
+    if change == "still":
+        track.image_motion = 0.01
     if change == "unregistered":
         track.c2w[1:] = np.nan
     for observations in track.observations:
@@ -254,6 +257,8 @@ def test_tracking_failures_give_a_note_not_an_exception(case, monkeypatch):
     track = track_frames(iter(frames), len(frames), TrackingOptions(max_side=128, threads=1))
     checks = check_track(track, np.full(len(frames), np.nan))
     assert not checks.passed and checks.first_failure
+    if case == "static camera":
+        assert track.image_motion == pytest.approx(0, abs=0.01)
     if case == "pycolmap fails":
         assert "simulated failure" in checks.first_failure
 

@@ -18,6 +18,7 @@ from videodepth.geometry.tracking import OBS_ANGLE, OBS_ERROR, Track
 
 @dataclass(frozen=True)
 class CheckThresholds:
+    min_image_motion: float = 0.0006  # share of the width the picture moves per frame (a still camera: ~0)
     min_registered: float = 0.5  # share of frames with a camera
     min_points_per_frame: int = 30  # a frame with fewer keeps its learned depth
     max_reprojection_px: float = 1.5  # mean over all observations
@@ -61,6 +62,8 @@ class GeometryChecks:
 
 
 def _format(name: str, value: float) -> str:
+    if name == "image motion":
+        return f"{100 * value:.2f}% of the width per frame"
     if name in ("registered", "rank agreement"):
         return f"{value:.2f}" if name == "rank agreement" else f"{100 * value:.0f}%"
     if name in ("triangulation angle", "field of view"):

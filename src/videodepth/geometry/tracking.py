@@ -69,6 +69,7 @@ class Track:
     ]  # per frame: [N, 6] (u, v in [0,1], depth, error px, angle deg, track length)
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))  # xyz + rgb (0-255)
     note: str = ""  # why tracking gave nothing, if it did not
+    image_motion: float = float("nan")  # median image motion, tracking pixels per frame (0: a still camera)
 
     @property
     def num_frames(self) -> int:
@@ -98,6 +99,7 @@ class Track:
             observations=flat,
             points=self.points,
             note=np.array(self.note),
+            image_motion=np.array(self.image_motion),
         )
 
     @classmethod
@@ -111,6 +113,7 @@ class Track:
                 observations=list(np.split(data["observations"], splits)),
                 points=data["points"],
                 note=str(data["note"]),
+                image_motion=float(data["image_motion"]),
             )
 
     @classmethod
@@ -144,7 +147,8 @@ def track_frames(
     pycolmap.logging.minloglevel = 3  # COLMAP's own log is not for our users; failures are reported
 
     chunks = _chunk_ranges(num_frames, options.chunk_frames, options.chunk_overlap)
-    frames = iter(frames)
+    motion = _ImageMotion()
+    frames = (motion.add(frame) for frame in frames)
     track: Track | None = None
     size: tuple[int, int] | None = None
     carried: list[np.ndarray] = []  # frames shared with the next chunk
@@ -171,7 +175,41 @@ def track_frames(
     assert track is not None and size is not None
     if notes and not track.registered.any():
         track.note = "; ".join(notes)
+    track.image_motion = motion.median()
     return track
+
+
+class _ImageMotion:
+    """Median optical-flow displacement of a grid of points, every ``step`` frames: how much the
+    picture as a whole moves. A still camera filming a moving person measures near zero, where a
+    reconstruction of that person would claim camera motion."""
+
+    def __init__(self, step: int = 5) -> None:
+        self.step, self.count = step, 0
+        self.previous: np.ndarray | None = None
+        self.samples: list[float] = []
+
+    def add(self, frame: np.ndarray) -> np.ndarray:
+        if self.count % self.step == 0:
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            if self.previous is not None:
+                height, width = gray.shape
+                ys, xs = np.mgrid[0.1:0.9:12j, 0.1:0.9:16j]
+                grid = (
+                    np.stack([xs.ravel() * width, ys.ravel() * height], 1)
+                    .astype(np.float32)
+                    .reshape(-1, 1, 2)
+                )
+                moved, ok = _follow(self.previous, gray, grid, max_round_trip_px=1.0)
+                if ok.sum() >= 10:
+                    shift = np.linalg.norm(moved[ok] - grid.reshape(-1, 2)[ok], axis=1)
+                    self.samples.append(float(np.median(shift)) / self.step)
+            self.previous = gray
+        self.count += 1
+        return frame
+
+    def median(self) -> float:
+        return float(np.median(self.samples)) if self.samples else float("nan")
 
 
 def _chunk_ranges(num_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
