@@ -86,6 +86,7 @@ def report_clip(
         "clip": clip_name(path),
         "frames": num,
         "size": f"{reader.info.width}x{reader.info.height}",
+        "image_motion": f"{checks.value('image motion'):.4f}",
         "registered": f"{result.track.registered.mean():.2f}",
         "points_per_frame": f"{checks.value('points per frame'):.0f}",
         "reprojection_px": f"{checks.value('reprojection error'):.2f}",

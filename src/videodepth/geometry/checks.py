@@ -92,7 +92,14 @@ def check_track(
     low_fov, high_fov = thresholds.fov_range_deg
     fov = horizontal_fov_deg(track)
     rank = float(np.nanmedian(rank_per_frame)) if np.isfinite(rank_per_frame).any() else math.nan
+    motion = track.image_motion / track.size[1]
     checks = [
+        Check(
+            "image motion",
+            motion,
+            bool(np.isfinite(motion) and motion >= thresholds.min_image_motion),
+            f"needs {100 * thresholds.min_image_motion:.2f}% of the width per frame: a still camera has no parallax",
+        ),
         Check(
             "registered",
             float(registered.mean()),
