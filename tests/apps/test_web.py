@@ -162,3 +162,12 @@ def test_a_run_with_the_shipped_model_says_what_that_model_is(tmp_path, uploads,
     assert "**Warning:**" not in status
     _, _, status, _ = app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 3, 128, 4, "inferno")
     assert "**Warning:** 3 steps asked for, but this model scored worse with more than 2" in status
+
+
+def test_the_geometry_checkbox_runs_tracking_and_says_what_it_found(tmp_path, uploads, monkeypatch):
+    monkeypatch.setattr("videodepth.apps.web.upload_roots", lambda: [uploads])
+    app = WebApp(ServeConfig(work_root=tmp_path / "work"))
+    _, files, status, _ = app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 2, 128, 6,
+                                        "inferno", True)
+    assert "geometry: " in status and "tracking" in status  # used, or the check that failed, in one line
+    assert any(Path(f).name.endswith(".npz") for f in files)

@@ -46,16 +46,24 @@ def test_eval_on_an_empty_folder_is_a_clear_error(tiny_models, tmp_path, capsys)
 
 def test_bench_table_and_csv(tmp_path):
     m = Measurement(model="tiny", strategy="depthcrafter", height=64, width=128, frames=8, steps=1, device="cpu",
-                    seconds=2.0, encode_ms=1.5, denoise_ms=20.25, decode_ms=3.0, fps=4.0, peak_rss_mib=500.0,
+                    seconds=2.0, encode_ms=1.5, denoise_ms=20.25, decode_ms=3.0, tracking_ms=0.0, fusion_ms=0.0,
+                    fps=4.0, peak_rss_mib=500.0,
                     peak_vram_mib=None)
     table = markdown_table([m]).splitlines()
     assert table[0] == "| " + " | ".join(COLUMNS) + " |"
-    assert table[2] == "| tiny | depthcrafter | 64 | 128 | 8 | 1 | cpu | 1.5 | 20.2 | 3.0 | 4.0 | 2.0 | 500.0 | None |"
+    assert table[2] == "| tiny | depthcrafter | 64 | 128 | 8 | 1 | cpu | 1.5 | 20.2 | 3.0 | 0.0 | 0.0 | 4.0 | 2.0 | 500.0 | None |"
     slow = markdown_table([dataclasses.replace(m, fps=0.0256, encode_ms=10329.81)]).splitlines()[2]
     assert "| 10329.8 |" in slow and "| 0.026 |" in slow  # small rates keep two significant digits
     write_csv([m], tmp_path / "b.csv")
     with open(tmp_path / "b.csv", newline="") as handle:
         assert next(csv.DictReader(handle))["denoise_ms"] == "20.25"
+
+
+def test_bench_times_tracking_and_fusion_with_geometry(capsys):
+    assert main(["bench", "--model", "tiny", "--sizes", "64x128", "--lengths", "6", "--steps", "1", "--geometry"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny"))
+    tracking_ms, fusion_ms = (float(cell) for cell in row.split("|")[11:13])
+    assert tracking_ms > 0 and fusion_ms > 0
 
 
 def test_bench_command_measures_a_real_run(capsys):

@@ -163,7 +163,9 @@ def synthetic_track(num_frames: int = 6, points: int = 80, seed: int = 0) -> tup
         rows[:, 3], rows[:, 4], rows[:, 5] = 0.3, 10.0, 5
         observations.append(rows)
     K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
-    return Track((48, 64), K, c2w, observations, image_motion=2.0), rng.uniform(0, 1, (num_frames, 48, 64)).astype(np.float32)
+    return Track((48, 64), K, c2w, observations, image_motion=2.0), rng.uniform(
+        0, 1, (num_frames, 48, 64)
+    ).astype(np.float32)
 
 
 def prior_from_points(track: Track, sign: float) -> list[np.ndarray]:
@@ -335,3 +337,17 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.parametrize(("frames", "height", "width"), [(2, 64, 96), (6, 32, 600)])
+def test_too_short_or_extreme_videos_keep_the_learned_depth(frames, height, width, tmp_path, capsys):
+    """Two frames, or a 600x32 strip: one line says why the geometry was not used; exit 0."""
+    rng = np.random.default_rng(1)
+    clip = rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8)
+    video = write_test_video(tmp_path / "odd.mp4", clip)
+    code = main(
+        ["run", str(video), "--no-progress", "--geometry", "--out", str(tmp_path / "out"), "--save", "npz"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err
+    assert "geometry: not used (" in captured.out and (tmp_path / "out" / "odd.npz").is_file()

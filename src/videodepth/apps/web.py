@@ -208,15 +208,16 @@ class WebApp:
         return str(target)
 
     def run_depth(self, video: str | None, model: str, strategy: str, steps: float, max_res: float,
-                  frame_limit: float, cmap: str,
+                  frame_limit: float, cmap: str, geometry: bool = False,
                   progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
         try:
-            return self._run_depth(video, model, strategy, steps, max_res, frame_limit, cmap)
+            return self._run_depth(video, model, strategy, steps, max_res, frame_limit, cmap, bool(geometry))
         except VideoDepthError as error:
             raise _gradio_error(error) from None
 
     def _run_depth(self, video: str | None, model: str, strategy: str, steps: float, max_res: float,
-                   frame_limit: float, cmap: str) -> tuple[Any, ...]:
+                   frame_limit: float, cmap: str, geometry: bool = False) -> tuple[Any, ...]:
+        from videodepth.geometry import GeometryOptions
         from videodepth.inference.engine import RunSettings
         from videodepth.inference.runner import InputOptions, OutputOptions, run_video
         from videodepth.inference.strategies import STRATEGIES
@@ -236,20 +237,22 @@ class WebApp:
         settings = RunSettings.for_model(pipeline.config, strategy=strategy, steps=steps)
         report = run_video(
             pipeline, source, settings, InputOptions(max_res=max_res, process_length=frame_limit or None),
-            OutputOptions(out_dir=job / "depth", kinds=("sbs", "mp4", "npz", "exr"), cmap=cmap),
-            model_id=model, progress=True,
+            OutputOptions(out_dir=job / "depth", kinds=("sbs", "mp4", "npz", "exr") + (("cameras",) if geometry else ()),
+                          cmap=cmap),
+            model_id=model, progress=True, geometry=GeometryOptions() if geometry else None,
         )
         by_suffix = {path.name: path for path in report.outputs}
         sbs = next(p for n, p in by_suffix.items() if n.endswith("_sbs.mp4"))
         colour = next(p for n, p in by_suffix.items() if n.endswith("_depth.mp4"))
         npz = next(p for n, p in by_suffix.items() if n.endswith(".npz"))
-        exr = zip_folder(next(p for p in report.outputs if p.is_dir()), job / f"{source.stem}_exr.zip")
+        exr = zip_folder(next(p for n, p in by_suffix.items() if n.endswith("_exr")), job / f"{source.stem}_exr.zip")
+        cameras = [str(p) for n, p in by_suffix.items() if n.endswith("_cameras.json")]
         notice = pipeline.config.notice or pipeline.config.note
         status = f"**Done.** {report.summary()}" + (f"\n\n**Note:** {notice}" if notice else "")
         if warning := pipeline.config.steps_warning(settings.steps):
             status += f"\n\n**Warning:** {warning}"
         state = {"video": str(source), "npz": str(npz), "job": str(job), "frames": report.num_frames}
-        return str(sbs), [str(colour), str(npz), str(exr)], status, state
+        return str(sbs), [str(colour), str(npz), str(exr), *cameras], status, state
 
     def apply_effect(self, state: dict | None, effect: str, density: float, lo: float, hi: float, split: float,
                      softness: float, focus: float, aperture: float, stereo_mode: str, baseline: float,
@@ -327,6 +330,8 @@ class WebApp:
                                             label="Max resolution (longest side)")
                         frame_limit = gr.Number(0, precision=0, label="Frame limit (0 = all)")
                         cmap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
+                        geometry = gr.Checkbox(False, label="Use the camera's motion (track it and fuse its "
+                                                            "multi-view geometry; slower)", elem_id="geometry")
                         run_button = gr.Button("Run", variant="primary", elem_id="run-button")
                 result = gr.Video(label="Input | depth", elem_id="result-video", interactive=False)
                 downloads = gr.File(label="Downloads (depth mp4, npz, EXR zip)", file_count="multiple",
@@ -356,7 +361,7 @@ class WebApp:
             demo_button.click(self.load_demo, outputs=video, queue=False)
             run_button.click(
                 self.run_depth,
-                inputs=[video, model, strategy, steps, max_res, frame_limit, cmap],
+                inputs=[video, model, strategy, steps, max_res, frame_limit, cmap, geometry],
                 outputs=[result, downloads, status, state],
                 concurrency_id=JOB_CONCURRENCY_ID, concurrency_limit=1, api_name="depth",
             )

@@ -43,6 +43,8 @@ class Measurement:
     encode_ms: float
     denoise_ms: float
     decode_ms: float
+    tracking_ms: float
+    fusion_ms: float
     fps: float
     peak_rss_mib: float
     peak_vram_mib: float | None
@@ -87,6 +89,7 @@ def _child(job: dict) -> dict:
 
     from videodepth.inference.engine import RunSettings
     from videodepth.inference.pipeline import VideoDepthPipeline
+    from videodepth.geometry import GeometryOptions
     from videodepth.inference.runner import InputOptions, OutputOptions, run_video
 
     torch.manual_seed(0)
@@ -99,13 +102,15 @@ def _child(job: dict) -> dict:
             pipeline, job["video"], settings,
             InputOptions(max_res=max(job["height"], job["width"]), process_length=job["frames"]),
             OutputOptions(out_dir=Path(out), kinds=tuple(job["save"]), size="processed"), progress=False,
+            geometry=GeometryOptions() if job.get("geometry") else None,
         )
     per_frame = {k: 1000 * v / report.num_frames for k, v in report.stage_seconds.items()}
     return asdict(Measurement(
         model=job["model"], strategy=settings.strategy, height=report.size[0], width=report.size[1],
         frames=report.num_frames, steps=settings.steps, device=str(device), seconds=report.seconds,
         encode_ms=per_frame.get("encode", 0.0), denoise_ms=per_frame.get("denoise", 0.0),
-        decode_ms=per_frame.get("decode", 0.0), fps=report.num_frames / report.seconds,
+        decode_ms=per_frame.get("decode", 0.0), tracking_ms=per_frame.get("tracking", 0.0),
+        fusion_ms=per_frame.get("fusion", 0.0), fps=report.num_frames / report.seconds,
         peak_rss_mib=report.peak_rss_mib, peak_vram_mib=report.peak_vram_mib,
     ))
 
@@ -121,21 +126,25 @@ def measure(job: dict) -> Measurement:
 
 def run_grid(
     model: str, sizes: list[tuple[int, int]], lengths: list[int], strategy: str | None, steps: int | None,
-    device: str, save: tuple[str, ...], work: Path, progress=print,
+    device: str, save: tuple[str, ...], work: Path, progress=print, geometry: bool = False,
+    video: Path | None = None,
 ) -> list[Measurement]:
+    """Every (size, length) in a fresh process; on ``video`` (its first frames, resized) or on a
+    synthetic drifting texture; with ``geometry``, camera tracking and fusion are timed too."""
     results = []
     for height, width in sizes:
-        video = synthetic_video(work / f"bench_{height}x{width}.mp4", max(lengths), height, width)
+        source = video or synthetic_video(work / f"bench_{height}x{width}.mp4", max(lengths), height, width)
         for frames in lengths:
-            job = {"model": model, "video": str(video), "frames": frames, "height": height, "width": width,
-                   "strategy": strategy, "steps": steps, "device": device, "save": list(save)}
+            job = {"model": model, "video": str(source), "frames": frames, "height": height, "width": width,
+                   "strategy": strategy, "steps": steps, "device": device, "save": list(save),
+                   "geometry": geometry}
             results.append(measure(job))
             progress(format_row(results[-1]))
     return results
 
 
 COLUMNS = ("model", "strategy", "height", "width", "frames", "steps", "device", "encode_ms", "denoise_ms",
-           "decode_ms", "fps", "seconds", "peak_rss_mib", "peak_vram_mib")
+           "decode_ms", "tracking_ms", "fusion_ms", "fps", "seconds", "peak_rss_mib", "peak_vram_mib")
 
 
 def _cell(value) -> str:

@@ -155,6 +155,10 @@ def register_bench(subparsers) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save", default="npz,mp4", help="writers to include in the timing")
     parser.add_argument("--csv", type=Path, help="also write the results as CSV")
+    parser.add_argument("--geometry", action="store_true", help="also time camera tracking and fusion")
+    parser.add_argument("--video", type=Path,
+                        help="benchmark on this clip's first frames instead of a synthetic texture "
+                             "(geometry needs real parallax)")
     parser.add_argument("--check-memory", type=float, metavar="RATIO",
                         help="fail unless the peak RSS of the longest run is within RATIO of the shortest")
     parser.set_defaults(func=bench_command)
@@ -164,6 +168,8 @@ def bench_command(args: argparse.Namespace) -> int:
     from videodepth.eval.bench import markdown_table, parse_size, run_grid, write_csv
 
     sizes = [parse_size(s) for s in args.sizes.split(",")]
+    if args.video is not None and not args.video.exists():
+        raise InputError(f"no such video: {args.video}")
     try:
         lengths = sorted(int(n) for n in args.lengths.split(","))
     except ValueError:
@@ -171,7 +177,7 @@ def bench_command(args: argparse.Namespace) -> int:
     print(markdown_table([]))
     with tempfile.TemporaryDirectory() as work:
         results = run_grid(args.model, sizes, lengths, args.strategy, args.steps, args.device,
-                           tuple(args.save.split(",")), Path(work))
+                           tuple(args.save.split(",")), Path(work), geometry=args.geometry, video=args.video)
     if args.csv:
         write_csv(results, args.csv)
     if args.check_memory is not None:

@@ -159,7 +159,12 @@ def track_frames(
             size = size or chunk_frames[0].shape[:2]
             carried = chunk_frames[-options.chunk_overlap :] if chunk_index + 1 < len(chunks) else []
             folder = Path(scratch) / f"chunk{chunk_index:05d}"
-            part = _track_chunk(pycolmap, chunk_frames, folder, options)
+            try:
+                part = _track_chunk(pycolmap, chunk_frames, folder, options)
+            except Exception as error:  # a third-party failure must cost the geometry, never the run
+                part = Track.empty(
+                    len(chunk_frames), size, f"tracking failed ({type(error).__name__}: {error})"
+                )
             if progress:
                 progress(stop - start - (options.chunk_overlap if chunk_index else 0))
             if part.note:
