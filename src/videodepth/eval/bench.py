@@ -87,9 +87,9 @@ def _child(job: dict) -> dict:
     """Runs inside the fresh process; prints one JSON line."""
     import torch
 
+    from videodepth.geometry import GeometryOptions
     from videodepth.inference.engine import RunSettings
     from videodepth.inference.pipeline import VideoDepthPipeline
-    from videodepth.geometry import GeometryOptions
     from videodepth.inference.runner import InputOptions, OutputOptions, run_video
 
     torch.manual_seed(0)
