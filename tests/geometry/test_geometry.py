@@ -11,6 +11,7 @@ from tests.conftest import write_test_video
 from videodepth.cli import main
 from videodepth.data.render import render_clip
 from videodepth.data.scenes import SceneConfig
+from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
 from videodepth.geometry.checks import check_track
 from videodepth.geometry.export import _quaternion, cameras_document
@@ -35,18 +36,6 @@ def orbit_track(orbit_clip):
     return track_frames(iter(orbit_clip.rgb), orbit_clip.num_frames, TRACKING)
 
 
-def similarity_error(estimated: np.ndarray, truth: np.ndarray) -> float:
-    """Mean camera-centre error after the best similarity (Umeyama), relative to the path length."""
-    a, b = estimated - estimated.mean(0), truth - truth.mean(0)
-    u, singular, vt = np.linalg.svd(b.T @ a / len(a))
-    flip = np.diag([1, 1, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ flip @ vt
-    scale = np.trace(np.diag(singular) @ flip) / a.var(0).sum()
-    aligned = scale * a @ rotation.T
-    path = np.linalg.norm(np.diff(truth, axis=0), axis=1).sum()
-    return float(np.linalg.norm(aligned - b, axis=1).mean() / path)
-
-
 def point_depth_error(track: Track, depth: np.ndarray) -> float:
     """Median relative error of the points' depth against the truth, after one scale."""
     pairs = []
@@ -64,7 +53,7 @@ def point_depth_error(track: Track, depth: np.ndarray) -> float:
 
 def test_tracking_recovers_the_cameras_and_depth_of_a_rendered_scene(orbit_clip, orbit_track):
     assert orbit_track.registered.all()
-    assert similarity_error(orbit_track.c2w[:, :3, 3], orbit_clip.poses_c2w[:, :3, 3]) < 0.02
+    assert camera_path_error(orbit_track.c2w, orbit_clip.poses_c2w) < 0.02
     assert point_depth_error(orbit_track, orbit_clip.depth) < 0.1
     assert np.mean([len(o) for o in orbit_track.observations]) > 50
 

@@ -84,12 +84,14 @@ def evaluate_sequence(
     if options.single_frame_stride:
         return _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name)
     prediction, frames, seconds = predict_sequence(pipeline, sequence.rgb, settings, options.max_res)
-    geometry_note = ""
+    geometry_note, camera_error = "", float("nan")
     if options.geometry is not None:
         started = time.perf_counter()
         prediction, _, result = refine_in_memory(prediction, sequence.rgb, options.geometry)
         seconds += time.perf_counter() - started
         geometry_note = result.summary()
+        if sequence.poses_c2w is not None and result.used:
+            camera_error = camera_path_error(result.track.c2w, sequence.poses_c2w)
     if keep is not None:
         keep.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(keep, depth=prediction.astype(np.float16))
@@ -97,7 +99,23 @@ def evaluate_sequence(
     scores = evaluate_video(prediction, sequence.depth, max_depth, seq_len=seq_len, K=K, poses_c2w=poses)
     scores["flicker"] = flicker(frames, prediction) if len(frames) > 1 else float("nan")
     scores["ms_per_frame"] = 1000 * seconds / len(frames)
-    return {"sequence": name, "frames": len(frames), **scores, "geometry": geometry_note}
+    return {"sequence": name, "frames": len(frames), **scores, "camera_error": camera_error,
+            "geometry": geometry_note}
+
+
+def camera_path_error(estimated_c2w: np.ndarray, true_c2w: np.ndarray) -> float:
+    """Mean camera-centre error of the registered frames after the best similarity transform,
+    as a share of the true path's length (scale-free, as a reconstruction's units are)."""
+    from videodepth.geometry.tracking import umeyama
+
+    registered = np.isfinite(estimated_c2w[:, 0, 0])
+    if registered.sum() < 3:
+        return float("nan")
+    estimated, truth = estimated_c2w[registered, :3, 3], np.asarray(true_c2w, np.float64)[registered, :3, 3]
+    scale, rotation, translation = umeyama(estimated, truth)
+    path = np.linalg.norm(np.diff(truth, axis=0), axis=1).sum()
+    aligned = scale * estimated @ rotation.T + translation
+    return float(np.linalg.norm(aligned - truth, axis=1).mean() / max(path, 1e-12))
 
 
 def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name) -> dict:
@@ -130,7 +148,8 @@ def _done(csv_path: Path, key: str) -> set[str]:
 
 
 def _append(csv_path: Path, row: dict) -> None:
-    columns = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift", "geometry"]
+    columns = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift", "camera_error",
+               "geometry"]
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

@@ -519,10 +519,10 @@ def _similarity_from_shared(previous: Track, new: Track, start: int, shared: lis
     if sum(len(x) for x in source) < 10:
         return None
     source, target = np.concatenate(source), np.concatenate(target)
-    scale, rotation, translation = _umeyama(source, target)
+    scale, rotation, translation = umeyama(source, target)
     residual = np.linalg.norm(scale * source @ rotation.T + translation - target, axis=1)
     keep = residual <= np.quantile(residual, 0.8)
-    return _umeyama(source[keep], target[keep])
+    return umeyama(source[keep], target[keep])
 
 
 def _to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
@@ -534,7 +534,7 @@ def _to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
     return camera @ track.c2w[index, :3, :3].T + track.c2w[index, :3, 3]
 
 
-def _umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares similarity taking ``source`` points onto ``target`` (Umeyama 1991)."""
     mean_s, mean_t = source.mean(0), target.mean(0)
     s, t = source - mean_s, target - mean_t
