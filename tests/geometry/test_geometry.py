@@ -340,3 +340,26 @@ def test_too_short_or_extreme_videos_keep_the_learned_depth(frames, height, widt
     captured = capsys.readouterr()
     assert code == 0 and "Traceback" not in captured.err
     assert "geometry: not used (" in captured.out and (tmp_path / "out" / "odd.npz").is_file()
+
+
+def test_resume_reuses_a_finished_tracking(orbit_clip, tmp_path, monkeypatch, capsys):
+    from videodepth.inference import runner
+    from videodepth.io import read_depth_npz
+
+    video = write_test_video(tmp_path / "orbit.mp4", orbit_clip.rgb)
+    args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--save", "npz"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    real_refine = runner.refine_video
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "refine_video", interrupted)
+    assert main([*args, "--out", str(tmp_path / "parts")]) == 130
+    monkeypatch.setattr(runner, "refine_video", real_refine)
+    monkeypatch.setattr(runner, "track_frames", lambda *a, **k: pytest.fail("tracking ran again"))
+    assert main([*args, "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    assert "geometry: used on" in capsys.readouterr().out
+    assert np.array_equal(
+        read_depth_npz(tmp_path / "parts" / "orbit.npz"), read_depth_npz(tmp_path / "whole" / "orbit.npz")
+    )

@@ -31,4 +31,7 @@ class FrameBuffer:
         return np.frombuffer(data, dtype=np.float32).reshape(self.frame_shape)
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Idempotent, so that every path out of a job may close what it holds."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -241,8 +241,13 @@ def _refine_with_geometry(
         if cloud is not None:
             cloud.add(index, disparity, conf, rgb)
 
-    with tqdm(total=num_frames, desc="fusing", unit="frame", disable=not progress) as bar:
-        result = refine_video(track, learned.read, reader.frames(), emit, geometry, progress=bar.update)
+    try:
+        with tqdm(total=num_frames, desc="fusing", unit="frame", disable=not progress) as bar:
+            result = refine_video(track, learned.read, reader.frames(), emit, geometry, progress=bar.update)
+    except BaseException:
+        fused.close()
+        confidence.close()
+        raise
     result.seconds = {"tracking": tracking_seconds, **result.seconds}
     return result, fused, confidence, stats, cloud
 
