@@ -4,12 +4,14 @@ For every clip (a video or an image folder) the model predicts depth on the firs
 geometry pipeline tracks, checks and fuses them, and one CSV row records the registered share,
 every check's value, whether the geometry was used (or which check failed) and the seconds per
 frame of tracking and fusion. A contact sheet per clip (frame | learned | fused | confidence, at
-three moments) lets a person judge the depth by eye. Finished clips are skipped on a rerun.
+three moments, and a fifth column with what the reconstruction gives when its checks are ignored)
+lets a person judge both the depth and the checks by eye. Finished clips are skipped on a rerun.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ import numpy as np
 
 from videodepth.geometry import GeometryOptions
 from videodepth.geometry.checks import horizontal_fov_deg
-from videodepth.geometry.refine import refine_in_memory
+from videodepth.geometry.refine import fuse_in_memory, track_in_memory
 from videodepth.inference.engine import RunSettings, predict_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.io import VideoReader, atomic_file, colorize
@@ -79,7 +81,14 @@ def report_clip(
     started = time.perf_counter()
     learned = predict_in_memory(pipeline, frames, settings)
     model_seconds = time.perf_counter() - started
-    fused, confidence, result = refine_in_memory(learned, full, geometry)
+    track, tracking_seconds = track_in_memory(full, geometry)
+    fused, confidence, result = fuse_in_memory(track, learned, full, geometry)
+    result.seconds = {"tracking": tracking_seconds, **result.seconds}
+    unchecked = fused
+    if not result.used and track.registered.any():
+        unchecked, _, _ = fuse_in_memory(
+            track, learned, full, dataclasses.replace(geometry, enforce_checks=False)
+        )
     num = len(frames)
     checks = result.checks
     row = {
@@ -100,7 +109,7 @@ def report_clip(
         **{f"{k}_s_per_frame": f"{v / num:.2f}" for k, v in result.seconds.items()},
     }
     if sheet is not None:
-        write_contact_sheet(sheet, frames, learned, fused, confidence, options.sheet_width)
+        write_contact_sheet(sheet, frames, learned, fused, confidence, unchecked, options.sheet_width)
     return row
 
 

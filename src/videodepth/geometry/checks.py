@@ -63,7 +63,7 @@ class GeometryChecks:
 
 def _format(name: str, value: float) -> str:
     if name == "image motion":
-        return f"{100 * value:.2f}% of the width per frame"
+        return f"{100 * value:.2f}% of the width per frame" if np.isfinite(value) else "not measured"
     if name in ("registered", "rank agreement"):
         return f"{value:.2f}" if name == "rank agreement" else f"{100 * value:.0f}%"
     if name in ("triangulation angle", "field of view"):
@@ -97,7 +97,8 @@ def check_track(
         Check(
             "image motion",
             motion,
-            bool(np.isfinite(motion) and motion >= thresholds.min_image_motion),
+            # not measurable (too few frames, or motion too large to follow): other checks decide
+            bool(not np.isfinite(motion) or motion >= thresholds.min_image_motion),
             f"needs {100 * thresholds.min_image_motion:.2f}% of the width per frame: a still camera has no parallax",
         ),
         Check(

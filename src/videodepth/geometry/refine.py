@@ -39,6 +39,9 @@ class GeometryOptions:
     fusion: FusionOptions = field(default_factory=FusionOptions)
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
     neighbour_radius: int = 5  # frames whose points are borrowed, moved into each frame's camera
+    # False fuses even when a video-level check fails (for inspection: `geometry-report` shows
+    # what a rejected reconstruction would have given); frame-level checks still apply.
+    enforce_checks: bool = True
 
 
 @dataclass
@@ -53,7 +56,7 @@ class GeometryResult:
 
     @property
     def used(self) -> bool:
-        return self.checks.passed and self.alignment is not None
+        return self.alignment is not None
 
     def summary(self) -> str:
         """One line: what tracking found and whether (and where) the geometry was used."""
@@ -70,6 +73,8 @@ class GeometryResult:
         )
         if not self.used:
             return f"geometry: not used ({checks.first_failure}); learned depth kept [{measured}]; {timing}"
+        if not checks.passed:
+            measured += f", checks ignored: {checks.first_failure}"
         dropped = self.points_dropped / max(self.points_used + self.points_dropped, 1)
         return (
             f"geometry: used on {self.frames_used}/{num} frames [{measured}, {100 * dropped:.0f}% of points "
@@ -116,7 +121,8 @@ def refine_video(
     alignment, rank = align_to_points(track, learned, options)
     checks = check_track(track, rank, options.thresholds)
     result = GeometryResult(track, checks)
-    if checks.passed and alignment.scale > 0:
+    trusted = checks.passed or (not options.enforce_checks and track.registered.any())
+    if trusted and alignment.scale > 0:
         result.alignment = alignment
     elif checks.passed:
         checks.note = "the learned depth does not increase with the points' inverse depth"
@@ -139,6 +145,36 @@ def refine_video(
     return result
 
 
+def track_in_memory(frames: np.ndarray, options: GeometryOptions = GeometryOptions()) -> tuple[Track, float]:
+    """Track RGB frames uint8 [T, H, W, 3] held in memory (resized to the tracking size with their
+    aspect kept); returns the track and the seconds it took."""
+    import cv2
+
+    scale = min(1.0, options.tracking.max_side / max(frames.shape[1:3]))
+    track_size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
+    started = time.perf_counter()
+    tracking = dataclasses.replace(options.tracking, source_size=frames.shape[1:3])
+    resized = (cv2.resize(f, track_size, interpolation=cv2.INTER_AREA) for f in frames)
+    return track_frames(resized, len(frames), tracking), time.perf_counter() - started
+
+
+def fuse_in_memory(
+    track: Track, learned: np.ndarray, frames: np.ndarray, options: GeometryOptions = GeometryOptions()
+) -> tuple[np.ndarray, np.ndarray, GeometryResult]:
+    """Disparity and confidence [T, h, w] from a track and the model's disparity [T, h, w]."""
+    import cv2
+
+    height, width = learned.shape[1:]
+    guides = (cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames)
+    disparity = np.empty_like(learned, dtype=np.float32)
+    confidence = np.empty_like(learned, dtype=np.float32)
+
+    def keep(index: int, rgb: np.ndarray, value: np.ndarray, conf: np.ndarray) -> None:
+        disparity[index], confidence[index] = value, conf
+
+    return disparity, confidence, refine_video(track, lambda i: learned[i], guides, keep, options)
+
+
 def refine_in_memory(
     learned: np.ndarray, frames: np.ndarray, options: GeometryOptions = GeometryOptions()
 ) -> tuple[np.ndarray, np.ndarray, GeometryResult]:
@@ -147,24 +183,7 @@ def refine_in_memory(
     ``learned`` is the model's disparity [T, h, w] at the processing size; ``frames`` the RGB
     frames uint8 [T, H, W, 3] at any size (tracked with their aspect kept, fused at the
     processing size)."""
-    import cv2
-
-    num, height, width = learned.shape
-    scale = min(1.0, options.tracking.max_side / max(frames.shape[1:3]))
-    track_size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
-    started = time.perf_counter()
-    tracking = dataclasses.replace(options.tracking, source_size=frames.shape[1:3])
-    track = track_frames(
-        (cv2.resize(f, track_size, interpolation=cv2.INTER_AREA) for f in frames), num, tracking
-    )
-    tracking_seconds = time.perf_counter() - started
-    guides = (cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames)
-    disparity = np.empty_like(learned, dtype=np.float32)
-    confidence = np.empty_like(learned, dtype=np.float32)
-
-    def keep(index: int, rgb: np.ndarray, value: np.ndarray, conf: np.ndarray) -> None:
-        disparity[index], confidence[index] = value, conf
-
-    result = refine_video(track, lambda i: learned[i], guides, keep, options)
+    track, tracking_seconds = track_in_memory(frames, options)
+    disparity, confidence, result = fuse_in_memory(track, learned, frames, options)
     result.seconds = {"tracking": tracking_seconds, **result.seconds}
     return disparity, confidence, result

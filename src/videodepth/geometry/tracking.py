@@ -45,7 +45,9 @@ class TrackingOptions:
     intrinsics: tuple[float, float, float, float] | None = None
     source_size: tuple[int, int] | None = None  # (height, width) that ``intrinsics`` refer to
     good_registration: float = 0.8
-    threads: int = -1
+    threads: int = (
+        1  # one thread: pycolmap is then deterministic (several threads give other reconstructions)
+    )
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -147,7 +149,7 @@ def track_frames(
     pycolmap.logging.minloglevel = 3  # COLMAP's own log is not for our users; failures are reported
 
     chunks = _chunk_ranges(num_frames, options.chunk_frames, options.chunk_overlap)
-    motion = _ImageMotion()
+    motion = _ImageMotion(step=max(1, min(5, (num_frames - 1) // 2)))
     frames = (motion.add(frame) for frame in frames)
     track: Track | None = None
     size: tuple[int, int] | None = None
@@ -242,6 +244,7 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
     height, width = frames[0].shape[:2]
     if len(frames) < 2:
         return Track.empty(len(frames), (height, width), "one frame: nothing to triangulate")
+    pycolmap.set_random_seed(options.seed)  # COLMAP's generator is process-wide: reseed for every chunk
     stride = max(1, min(options.keyframe_stride, (len(frames) - 1) // 2))
     keyframes = sorted(set(range(0, len(frames), stride)) | {len(frames) - 1})
     images = folder / "images"
