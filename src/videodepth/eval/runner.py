@@ -90,7 +90,7 @@ def evaluate_sequence(
         prediction, _, result = refine_in_memory(prediction, sequence.rgb, options.geometry)
         seconds += time.perf_counter() - started
         geometry_note = result.summary()
-        if sequence.poses_c2w is not None and result.used:
+        if sequence.poses_c2w is not None:  # measured whether or not the checks let the geometry in
             camera_error = camera_path_error(result.track.c2w, sequence.poses_c2w)
     if keep is not None:
         keep.parent.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,9 @@ class TrackingOptions:
     intrinsics: tuple[float, float, float, float] | None = None
     source_size: tuple[int, int] | None = None  # (height, width) that ``intrinsics`` refer to
     good_registration: float = 0.8
+    # observations kept per frame (the best reprojecting): memory grows with the video's length
+    # by this many rows per frame, about 24 kB
+    max_points_per_frame: int = 1000
     threads: int = (
         1  # one thread: pycolmap is then deterministic (several threads give other reconstructions)
     )
@@ -275,7 +278,8 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
             break
     if best is None:
         return Track.empty(len(frames), (height, width), "no reconstruction (too little texture or motion)")
-    return _to_track(best, names, (height, width), _register_between_keyframes(pycolmap, best, frames, names))
+    extra = _register_between_keyframes(pycolmap, best, frames, names)
+    return _to_track(best, names, (height, width), extra, options.max_points_per_frame)
 
 
 def _intrinsics_guesses(width: int, height: int, options: TrackingOptions) -> list[list[float]]:
@@ -406,7 +410,11 @@ def _follow(
 
 
 def _to_track(
-    reconstruction, names: list[str], size: tuple[int, int], extra: dict[str, tuple[np.ndarray, list]]
+    reconstruction,
+    names: list[str],
+    size: tuple[int, int],
+    extra: dict[str, tuple[np.ndarray, list]],
+    max_points: int = 1000,
 ) -> Track:
     """Per-frame cameras and observations of the mapped frames and of those registered by PnP."""
     num = len(names)
@@ -456,7 +464,9 @@ def _to_track(
                 )
             )
         if rows:
-            observations[i] = np.array(rows, np.float32)
+            rows_array = np.array(rows, np.float32)
+            best = np.argsort(rows_array[:, OBS_ERROR], kind="stable")[:max_points]
+            observations[i] = rows_array[np.sort(best)]
     used = sorted(frames_of)
     points = (
         np.array(
