@@ -363,3 +363,23 @@ def test_resume_reuses_a_finished_tracking(orbit_clip, tmp_path, monkeypatch, ca
     assert np.array_equal(
         read_depth_npz(tmp_path / "parts" / "orbit.npz"), read_depth_npz(tmp_path / "whole" / "orbit.npz")
     )
+
+
+def test_geometry_report_writes_a_row_and_a_contact_sheet_per_clip(orbit_clip, tmp_path, capsys):
+    import csv
+
+    video = write_test_video(tmp_path / "orbit.mp4", orbit_clip.rgb)
+    out = tmp_path / "report"
+    assert (
+        main(["geometry-report", str(video), "--out", str(out), "--max-frames", "16", "--no-progress"]) == 0
+    )
+    with open(out / "geometry_report.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["clip"] for r in rows] == ["orbit"] and rows[0]["frames"] == "16"
+    assert rows[0]["used"] in ("yes", "no") and (rows[0]["used"] == "yes") == (rows[0]["reason"] == "")
+    assert (out / "orbit_sheet.png").stat().st_size > 10_000
+    assert main(["geometry-report", str(video), "--out", str(out), "--no-progress"]) == 0  # finished: skipped
+    with open(out / "geometry_report.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 1
+    assert main(["geometry-report", str(tmp_path / "missing.mp4"), "--out", str(out)]) == 2
+    assert "no such clip" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videodepth.eval.runner import append_csv_row
 from videodepth.geometry import GeometryOptions
 from videodepth.geometry.checks import horizontal_fov_deg
 from videodepth.geometry.refine import fuse_in_memory, track_in_memory
@@ -168,12 +169,7 @@ def run_report(
         if name in done:
             continue
         row = report_clip(pipeline, path, settings, geometry, options, out_dir / f"{name}_sheet.png")
-        new = not csv_path.exists()
-        with open(csv_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_csv_row(csv_path, COLUMNS, row)
         if progress:
             tqdm.write(f"{name}: {'used' if row['used'] == 'yes' else 'not used: ' + row['reason']}")
     return csv_path

@@ -147,9 +147,15 @@ def _done(csv_path: Path, key: str) -> set[str]:
         return {row["sequence"] for row in csv.DictReader(handle) if row.get("config") == key}
 
 
+COLUMNS = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift", "camera_error", "geometry"]
+
+
 def _append(csv_path: Path, row: dict) -> None:
-    columns = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift", "camera_error",
-               "geometry"]
+    append_csv_row(csv_path, COLUMNS, row)
+
+
+def append_csv_row(csv_path: Path, columns: list[str] | tuple[str, ...], row: dict) -> None:
+    """One row, flushed at once, with the header when the file is new: results survive a kill."""
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
