@@ -125,10 +125,12 @@ def write_contact_sheet(
     learned: np.ndarray,
     fused: np.ndarray,
     confidence: np.ndarray,
+    unchecked: np.ndarray,
     width: int = 1600,
 ) -> Path:
-    """Rows at the start, middle and end: frame | learned | fused | confidence (PNG)."""
+    """Rows at the start, middle and end: frame | learned | result | confidence | checks ignored (PNG)."""
     fused_unit = _robust_unit(fused)  # one range for the whole clip, as the outputs are normalised
+    unchecked_unit = _robust_unit(unchecked)
     rows = []
     for index in sorted({0, len(frames) // 2, len(frames) - 1}):
         tiles = [
@@ -136,6 +138,7 @@ def write_contact_sheet(
             colorize(learned[index]),
             colorize(fused_unit[index]),
             colorize(np.clip(confidence[index], 0, 1), "gray"),
+            colorize(unchecked_unit[index]),
         ]
         rows.append(np.concatenate(tiles, axis=1))
     image = np.concatenate(rows, axis=0)
