@@ -31,6 +31,7 @@ COLUMNS = (
     "clip",
     "frames",
     "size",
+    "image_motion",
     "registered",
     "points_per_frame",
     "reprojection_px",
