@@ -376,6 +376,7 @@ def test_geometry_report_writes_a_row_and_a_contact_sheet_per_clip(orbit_clip, t
     with open(out / "geometry_report.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["clip"] for r in rows] == ["orbit"] and rows[0]["frames"] == "16"
+    assert float(rows[0]["image_motion"]) > 0 and float(rows[0]["tracking_s_per_frame"]) > 0
     assert rows[0]["used"] in ("yes", "no") and (rows[0]["used"] == "yes") == (rows[0]["reason"] == "")
     assert (out / "orbit_sheet.png").stat().st_size > 10_000
     assert main(["geometry-report", str(video), "--out", str(out), "--no-progress"]) == 0  # finished: skipped

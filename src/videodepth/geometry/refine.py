@@ -121,11 +121,9 @@ def refine_video(
     alignment, rank = align_to_points(track, learned, options)
     checks = check_track(track, rank, options.thresholds)
     result = GeometryResult(track, checks)
-    trusted = checks.passed or (not options.enforce_checks and track.registered.any())
-    if trusted and alignment.scale > 0:
+    if checks.passed or (not options.enforce_checks and track.registered.any()):
+        # a zero slope (the model's depth says nothing about the points') leaves the points alone
         result.alignment = alignment
-    elif checks.passed:
-        checks.note = "the learned depth does not increase with the points' inverse depth"
     for index, rgb in enumerate(frames):
         prior = learned(index)
         if not result.used:
