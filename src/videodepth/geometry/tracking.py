@@ -13,7 +13,10 @@ normalised to [0, 1] so they can be used at any resolution.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
+import gc
 import logging
 import math
 import tempfile
@@ -182,11 +185,20 @@ def track_frames(
                     options, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]), source_size=size
                 )
             del chunk_frames
+            _release_memory()
     assert track is not None and size is not None
     if notes and not track.registered.any():
         track.note = "; ".join(notes)
     track.image_motion = motion.median()
     return track
+
+
+def _release_memory() -> None:
+    """Hand the memory of a finished chunk back to the system. COLMAP's allocations are freed but
+    glibc keeps them in its arenas, so without this the peak grows by about 20 MB per chunk."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class _ImageMotion:
