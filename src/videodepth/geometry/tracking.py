@@ -51,6 +51,9 @@ class TrackingOptions:
     # observations kept per frame (the best reprojecting): memory grows with the video's length
     # by this many rows per frame, about 24 kB
     max_points_per_frame: int = 1000
+    # below this image motion (share of the width per frame) mapping is not even tried: a clearly
+    # still camera, where every focal guess would fail slowly (half the checks' threshold)
+    still_camera_motion: float = 0.0003
     threads: int = (
         1  # one thread: pycolmap is then deterministic (several threads give other reconstructions)
     )
@@ -167,8 +170,17 @@ def track_frames(
             size = size or chunk_frames[0].shape[:2]
             carried = chunk_frames[-options.chunk_overlap :] if chunk_index + 1 < len(chunks) else []
             folder = Path(scratch) / f"chunk{chunk_index:05d}"
+            motion_so_far = motion.median() / chunk_frames[0].shape[1]
             try:
-                part = _track_chunk(pycolmap, chunk_frames, folder, options)
+                if motion_so_far < options.still_camera_motion:  # NaN (not measured) compares False
+                    part = Track.empty(
+                        len(chunk_frames),
+                        size,
+                        f"a still camera (image motion "
+                        f"{100 * motion_so_far:.2f}% of the width per frame): nothing to triangulate",
+                    )
+                else:
+                    part = _track_chunk(pycolmap, chunk_frames, folder, options)
             except Exception as error:  # a third-party failure must cost the geometry, never the run
                 part = Track.empty(
                     len(chunk_frames), size, f"tracking failed ({type(error).__name__}: {error})"
