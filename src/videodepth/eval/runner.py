@@ -150,10 +150,6 @@ def _done(csv_path: Path, key: str) -> set[str]:
 COLUMNS = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift", "camera_error", "geometry"]
 
 
-def _append(csv_path: Path, row: dict) -> None:
-    append_csv_row(csv_path, COLUMNS, row)
-
-
 def append_csv_row(csv_path: Path, columns: list[str] | tuple[str, ...], row: dict) -> None:
     """One row, flushed at once, with the header when the file is new: results survive a kill."""
     new = not csv_path.exists()
@@ -217,7 +213,7 @@ def run_eval(
             continue
         keep = prediction_path(out_dir, key, name) if index < options.keep_predictions else None
         row = evaluate_sequence(pipeline, path, settings, options, name, keep)
-        _append(csv_path, {"config": key, "label": options.label, "dataset": dataset, **row})
+        append_csv_row(csv_path, COLUMNS, {"config": key, "label": options.label, "dataset": dataset, **row})
     summary = summarise([r for r in read_results(csv_path) if r["config"] == key])
     (out_dir / "summary.md").write_text(markdown(summarise(read_results(csv_path))) + "\n")
     return summary

@@ -91,12 +91,9 @@ class Track:
         return np.isfinite(self.c2w[:, 0, 0])
 
     def K_at(self, size: tuple[int, int]) -> np.ndarray:
-        """Intrinsics for frames resized to ``size`` (height, width)."""
-        sy, sx = size[0] / self.size[0], size[1] / self.size[1]
-        scale = np.diag([sx, sy, 1.0])
-        K = scale @ self.K
-        # pixel centres: COLMAP's principal point is in continuous coordinates (pixel corner = 0)
-        return K
+        """Intrinsics for frames resized to ``size`` (height, width). COLMAP's principal point is in
+        continuous coordinates (pixel corner = 0), so plain scaling is exact."""
+        return np.diag([size[1] / self.size[1], size[0] / self.size[0], 1.0]) @ self.K
 
     def save(self, path: Path) -> None:
         counts = np.array([len(o) for o in self.observations], np.int64)
@@ -139,10 +136,10 @@ class Track:
 
 
 def focal_from_fov(width: int, height: int, fov_deg: float) -> float:
-    """Focal length (pixels) giving a horizontal field of view of ``fov_deg`` degrees, or, for very
-    wide frames, that field of view across the diagonal's 16:9 equivalent so that a 1408x376
+    """Focal length (pixels) giving a horizontal field of view of ``fov_deg`` degrees; for frames
+    wider than 2.2:1 the field of view spans a 16:9 crop of their height, so that a 1408x376
     driving frame is not given a 150-degree lens."""
-    reference = min(width, 16 / 9 * height * 1.0) if width > 2.2 * height else width
+    reference = min(width, 16 / 9 * height) if width > 2.2 * height else width
     return 0.5 * reference / math.tan(math.radians(fov_deg) / 2)
 
 

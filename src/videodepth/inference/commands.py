@@ -12,7 +12,7 @@ from videodepth.errors import InputError, VideoDepthError
 from videodepth.geometry import GEOMETRY_KINDS, GeometryOptions, TrackingOptions
 from videodepth.inference.engine import RunSettings
 from videodepth.inference.pipeline import VideoDepthPipeline
-from videodepth.inference.runner import InputOptions, OutputOptions, run_video
+from videodepth.inference.runner import InputOptions, OutputOptions, check_geometry_kinds, run_video
 from videodepth.inference.strategies import STRATEGIES
 from videodepth.io import COLORMAPS, WRITER_KINDS
 from videodepth.models.bundle import SVD_HUB_ID, DepthModel
@@ -171,8 +171,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not videos:
         raise InputError("no input: give one or more videos, or --demo")
     geometry = geometry_from_args(args)
-    if geometry is None and (wanted := [k for k in args.save if k in GEOMETRY_KINDS]):
-        raise InputError(f"--save {','.join(wanted)} needs --geometry")
+    check_geometry_kinds(args.save, geometry)  # before the model loads
     pipeline = load_pipeline(args)
     settings = settings_from_args(args, pipeline)
     inputs = InputOptions(

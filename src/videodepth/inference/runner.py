@@ -130,8 +130,7 @@ def run_video(
     own multi-view geometry (tracked once; ``resume`` reuses a finished tracking)."""
     video = Path(video)
     inputs, outputs = inputs or InputOptions(), outputs or OutputOptions()
-    if geometry is None and (wanted := [k for k in outputs.kinds if k in GEOMETRY_KINDS]):
-        raise InputError(f"--save {','.join(wanted)} needs --geometry")
+    check_geometry_kinds(outputs.kinds, geometry)
     started = time.perf_counter()
     out_dir = ensure_writable_dir(outputs.out_dir)
     multiple = max(64, pipeline.size_multiple)
@@ -202,6 +201,12 @@ def run_video(
         peak_vram_mib=torch.cuda.max_memory_allocated() / 2**20 if pipeline.device.type == "cuda" else None,
         resumed_from_frame=resumed_from, geometry=geometry_result,
     )
+
+
+def check_geometry_kinds(kinds: tuple[str, ...], geometry: GeometryOptions | None) -> None:
+    """Cameras, point clouds and confidence maps exist only with geometry."""
+    if geometry is None and (wanted := [k for k in kinds if k in GEOMETRY_KINDS]):
+        raise InputError(f"--save {','.join(wanted)} needs --geometry")
 
 
 def _track_video(video: Path, inputs: InputOptions, num_frames: int, work: Path, geometry: GeometryOptions,
@@ -298,7 +303,8 @@ def _write_outputs(
     depth_kinds = [k for k in outputs.kinds if k not in GEOMETRY_KINDS]
     writers = MultiWriter(make_writers(outputs.out_dir, stem, depth_kinds, reader.fps, size=size,
                                        cmap=outputs.cmap, num_frames=num_frames))
-    if confidence is not None and "conf" in outputs.kinds:  # confidence in [0, 1] as 16-bit PNGs
+    with_confidence = confidence is not None and "conf" in outputs.kinds
+    if with_confidence:  # confidence in [0, 1] as 16-bit PNGs, the last writer
         writers.writers.append(Png16Writer(geometry_output_path(outputs.out_dir, stem, "conf"), size))
     try:
         for index in tqdm(range(num_frames), desc="writing", unit="frame", disable=not progress):
@@ -311,7 +317,7 @@ def _write_outputs(
                 if rgb.shape[:2] != size:
                     rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
             depth = np.clip(depth, 0.0, 1.0)
-            if confidence is None or "conf" not in outputs.kinds:
+            if not with_confidence:
                 writers.write(index, depth, rgb)
             else:
                 conf = cv2.resize(confidence.read(index), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
