@@ -132,8 +132,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "not found" in err
     assert main(["data", "render", "--out", str(tmp_path), "--families", "moon", "--clips", "1"]) == 2
     assert "unknown scene families: moon" in capsys.readouterr().err
-    assert main(["data", "render", "--out", str(tmp_path), "--look-up", "1.5", "--clips", "1"]) == 2
-    assert "look-up is a probability in [0, 1], got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # refused when parsed, before anything is rendered
+        main(["data", "render", "--out", str(tmp_path), "--look-up", "1.5", "--clips", "1"])
+    assert "--look-up: must be a number >= 0 and <= 1, got 1.5" in capsys.readouterr().err
 
 
 def test_cli_render_looks_up_when_asked(tmp_path):

@@ -7,6 +7,15 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from videodepth.argtypes import (
+    finite_float,
+    float_in,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from videodepth.errors import InputError
 from videodepth.io import COLORMAPS
 
@@ -43,36 +52,36 @@ def _effect_options(effect: str, parser: argparse.ArgumentParser) -> list[str]:
         names.append(name)
 
     def add_depth_range() -> None:  # how fog and point clouds turn disparity in [0, 1] into depth
-        add("--near", type=float, help="depth of disparity 1")
-        add("--far", type=float, help="depth of disparity 0")
+        add("--near", type=finite_float, help="depth of disparity 1")
+        add("--far", type=finite_float, help="depth of disparity 0")
 
     if effect == "fog":
-        add("--density", type=float, help="fog per depth unit: opacity = 1 - exp(-density * depth)")
+        add("--density", type=non_negative_float, help="fog per depth unit: opacity = 1 - exp(-density * depth)")
         add("--color", type=_color, help="fog colour R,G,B in 0-255")
         add_depth_range()
     elif effect == "slice":
-        add("--lo", type=float, help="lowest disparity kept")
-        add("--hi", type=float, help="highest disparity kept")
+        add("--lo", type=finite_float, help="lowest disparity kept")
+        add("--hi", type=finite_float, help="highest disparity kept")
         add("--background", choices=["transparent", "black"],
             help="what replaces the dropped pixels in PNG frames (videos are always black)")
     elif effect == "matte":
-        add("--split", type=float, help="disparity that separates foreground from background")
-        add("--softness", type=float, help="width of the soft edge in disparity (0 = hard)")
+        add("--split", type=finite_float, help="disparity that separates foreground from background")
+        add("--softness", type=non_negative_float, help="width of the soft edge in disparity (0 = hard)")
     elif effect == "refocus":
-        add("--focus", type=float, help="disparity in focus")
-        add("--aperture", type=float, help="blur radius in pixels per unit of disparity from focus")
-        add("--max-radius", type=int, help="largest blur radius in pixels")
-        add("--levels", type=int, help="number of discrete blur radii")
+        add("--focus", type=finite_float, help="disparity in focus")
+        add("--aperture", type=non_negative_float, help="blur radius in pixels per unit of disparity from focus")
+        add("--max-radius", type=non_negative_int, help="largest blur radius in pixels")
+        add("--levels", type=positive_int, help="number of discrete blur radii")
     elif effect == "stereo":
-        add("--baseline-px", type=float, help="parallax in pixels between disparity 0 and 1 (default 3%% of width)")
+        add("--baseline-px", type=finite_float, help="parallax in pixels between disparity 0 and 1 (default 3%% of width)")
         add("--mode", choices=["sbs", "anaglyph", "left-right"],
             help="sbs: left | right; anaglyph: red-cyan; left-right: two outputs NAME_left, NAME_right")
-        add("--convergence", type=float, help="disparity on the screen plane")
+        add("--convergence", type=finite_float, help="disparity on the screen plane")
     elif effect == "pointcloud":
-        add("--fov", dest="fov_deg", type=float, help="horizontal field of view in degrees")
+        add("--fov", dest="fov_deg", type=float_in(0.0, 179.0, exclusive_min=True), help="horizontal field of view in degrees")
         add_depth_range()
-        add("--stride", type=int, help="keep every n-th pixel in each direction")
-        add("--preview-frame", type=int, help="frame shown in preview.png")
+        add("--stride", type=positive_int, help="keep every n-th pixel in each direction")
+        add("--preview-frame", type=non_negative_int, help="frame shown in preview.png")
     elif effect == "colormap":
         add("--sbs", dest="side_by_side", action="store_true", default=None, help="input | depth side by side")
     else:
@@ -101,16 +110,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, action="append", required=True,
                         help="output: NAME.mp4 for a video, a folder name for PNG frames (repeatable)")
     group = parser.add_argument_group("frames and depth")
-    group.add_argument("--max-res", type=int, help="cap the longest side of the output (default: original size)")
-    group.add_argument("--process-length", type=int, help="use only the first N frames of video and depth")
+    group.add_argument("--max-res", type=int_at_least(16), help="cap the longest side of the output (default: original size)")
+    group.add_argument("--process-length", type=positive_int, help="use only the first N frames of video and depth")
     group.add_argument("--normalize", default="video", choices=["video", "none"],
                        help="video: one min-max map to [0,1] for the whole video; none: depth is already "
                             "disparity in [0,1]")
-    group.add_argument("--clip-percent", type=float, default=0.0,
+    group.add_argument("--clip-percent", type=float_in(0.0, 49.0), default=0.0,
                        help="with --normalize video: map the P-th and (100-P)-th percentiles to 0 and 1")
     group.add_argument("--cmap", default="inferno", choices=COLORMAPS, help="colour map of depth pictures")
     group.add_argument("--no-progress", action="store_true")
-    group.add_argument("--model-max-res", type=int, help="without --depth: the model's processing size")
+    group.add_argument("--model-max-res", type=int_at_least(64), help="without --depth: the model's processing size")
     add_model_arguments(parser)
     add_sampling_arguments(parser)
 
@@ -184,12 +193,12 @@ def _register_serve(subparsers) -> None:
     parser.add_argument("--model", type=Path,
                         help="a local model folder offered next to the shipped model (chosen by the operator)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted")
-    parser.add_argument("--max-seconds", type=float, default=20.0, help="longest video accepted")
-    parser.add_argument("--max-res-limit", type=int, default=1024, help="largest processing size a client may ask")
-    parser.add_argument("--queue-size", type=int, default=16, help="jobs waiting at most; more are refused")
-    parser.add_argument("--job-ttl", type=float, default=3600.0,
+    parser.add_argument("--port", type=int_at_least(1), default=7860)
+    parser.add_argument("--max-upload-mb", type=positive_float, default=50.0, help="largest upload accepted")
+    parser.add_argument("--max-seconds", type=positive_float, default=20.0, help="longest video accepted")
+    parser.add_argument("--max-res-limit", type=positive_int, default=1024, help="largest processing size a client may ask")
+    parser.add_argument("--queue-size", type=positive_int, default=16, help="jobs waiting at most; more are refused")
+    parser.add_argument("--job-ttl", type=positive_float, default=3600.0,
                         help="seconds a job's files are kept for download (all are removed at shutdown)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.set_defaults(func=serve_command)

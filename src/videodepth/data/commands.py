@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videodepth.argtypes import frame_size
+from videodepth.argtypes import float_in, frame_size, non_negative_int, positive_int
 from videodepth.errors import InputError
 
 
@@ -15,45 +15,45 @@ def register(subparsers) -> None:
 
     render = sub.add_parser("render", help="render training shards (one .npz per clip)")
     render.add_argument("--out", required=True, type=Path, help="folder for the shards")
-    render.add_argument("--clips", type=int, default=10)
-    render.add_argument("--frames", type=int, default=50)
+    render.add_argument("--clips", type=positive_int, default=10)
+    render.add_argument("--frames", type=positive_int, default=50)
     render.add_argument("--size", type=frame_size, default=(320, 640), help="HxW, default 320x640")
     render.add_argument("--families", default="all", help="comma-separated, or 'all'")
     render.add_argument("--label", choices=("fine", "realistic"), default="fine")
-    render.add_argument("--seed", type=int, default=0, help="base seed (training split)")
-    render.add_argument("--look-up", type=float, default=0.0, metavar="P",
+    render.add_argument("--seed", type=non_negative_int, default=0, help="base seed (training split)")
+    render.add_argument("--look-up", type=float_in(0.0, 1.0), default=0.0, metavar="P",
                         help="probability that a clip's camera pitches up 10-50 degrees (default 0)")  # fmt: skip
     render.set_defaults(func=_render)
 
     bench = sub.add_parser("synthbench", help="generate the SynthBench benchmark (45 clips, RGB-D folders)")
     bench.add_argument("--out", required=True, type=Path)
     bench.add_argument("--size", type=frame_size, default=(256, 448), help="HxW, default 256x448")
-    bench.add_argument("--workers", type=int, default=1)
-    bench.add_argument("--max-frames", type=int, default=None, help="cap clip length (quick looks only)")
-    bench.add_argument("--clips-per-family", type=int, default=9, help="the first N clips of each family (default all 9)")
+    bench.add_argument("--workers", type=positive_int, default=1)
+    bench.add_argument("--max-frames", type=positive_int, default=None, help="cap clip length (quick looks only)")
+    bench.add_argument("--clips-per-family", type=positive_int, default=9, help="the first N clips of each family (default all 9)")
     bench.set_defaults(func=_synthbench)
 
     sheet = sub.add_parser("contact-sheet", help="PNG grid of RGB and depth for one clip per family")
     sheet.add_argument("--out", required=True, type=Path)
-    sheet.add_argument("--seed", type=int, default=0)
-    sheet.add_argument("--frames", type=int, default=24)
+    sheet.add_argument("--seed", type=non_negative_int, default=0)
+    sheet.add_argument("--frames", type=positive_int, default=24)
     sheet.add_argument("--label", choices=("fine", "realistic"), default="fine")
-    sheet.add_argument("--clips-per-family", type=int, default=1)
+    sheet.add_argument("--clips-per-family", type=positive_int, default=1)
     sheet.add_argument("--from", dest="source", type=Path, default=None,
                        help="show sequences from this folder (any supported layout) instead of rendering")  # fmt: skip
     sheet.set_defaults(func=_contact_sheet)
 
     speed = sub.add_parser("bench", help="measure rendering and loader throughput (frames/s)")
     speed.add_argument("--size", type=frame_size, default=(320, 640))
-    speed.add_argument("--clip-len", type=int, default=24)
-    speed.add_argument("--items", type=int, default=10)
-    speed.add_argument("--workers", type=int, default=2)
+    speed.add_argument("--clip-len", type=positive_int, default=24)
+    speed.add_argument("--items", type=positive_int, default=10)
+    speed.add_argument("--workers", type=positive_int, default=2)
     speed.set_defaults(func=_bench)
 
     convert = sub.add_parser("convert", help="convert benchmark sequences to the RGB-D folder layout")
     convert.add_argument("source", type=Path, help="a sequence or a folder of sequences (any supported layout)")
     convert.add_argument("--out", required=True, type=Path)
-    convert.add_argument("--max-frames", type=int, default=None)
+    convert.add_argument("--max-frames", type=positive_int, default=None)
     convert.add_argument("--kitti-raw-root", type=Path, default=None)
     convert.set_defaults(func=_convert)
 
@@ -62,8 +62,8 @@ def register(subparsers) -> None:
     shards.add_argument("--out", required=True, type=Path, help="folder for the shards")
     shards.add_argument("--label", choices=("fine", "realistic"), required=True,
                         help="fine: exact depth (holes are sky); realistic: sensor or stereo depth with holes")
-    shards.add_argument("--frames", type=int, default=48, help="frames per shard (default 48)")
-    shards.add_argument("--max-frames", type=int, default=None, help="read at most this many frames per sequence")
+    shards.add_argument("--frames", type=positive_int, default=48, help="frames per shard (default 48)")
+    shards.add_argument("--max-frames", type=positive_int, default=None, help="read at most this many frames per sequence")
     shards.add_argument("--kitti-raw-root", type=Path, default=None)
     shards.set_defaults(func=_shards)
 

@@ -6,6 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from videodepth.argtypes import int_at_least, non_negative_int, positive_float, positive_int
 from videodepth.errors import InputError
 
 
@@ -27,8 +28,8 @@ def register_geometry_report(subparsers) -> None:
     )
     parser.add_argument("clips", type=Path, nargs="+", help="videos or image folders")
     parser.add_argument("--out", type=Path, default=Path("geometry_report"))
-    parser.add_argument("--max-frames", type=int, default=60, help="frames per clip (from the start)")
-    parser.add_argument("--max-res", type=int, default=448)
+    parser.add_argument("--max-frames", type=positive_int, default=60, help="frames per clip (from the start)")
+    parser.add_argument("--max-res", type=int_at_least(64), default=448)
     parser.add_argument("--no-progress", action="store_true")
     add_model_arguments(parser)
     add_sampling_arguments(parser)
@@ -65,10 +66,10 @@ def register_ablations(subparsers) -> None:
     parser.add_argument("roots", type=Path, nargs="+", help="dataset folders (e.g. SynthBench, RGB-D folders)")
     parser.add_argument("--out", type=Path, default=Path("ablations"))
     parser.add_argument("--report", type=Path, help="write the tables and figures into this Markdown file, between its ablation markers (the rest of the file is kept)")
-    parser.add_argument("--max-res", type=int, default=448)
-    parser.add_argument("--max-frames", type=int)
-    parser.add_argument("--limit", type=int, help="only the first N sequences of each dataset")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-res", type=int_at_least(64), default=448)
+    parser.add_argument("--max-frames", type=positive_int)
+    parser.add_argument("--limit", type=positive_int, help="only the first N sequences of each dataset")
+    parser.add_argument("--seed", type=non_negative_int, default=42)
     add_model_arguments(parser)
     parser.set_defaults(func=ablations_command)
 
@@ -113,9 +114,9 @@ def register_eval(subparsers) -> None:
                         help="sintel, scannet, kitti, bonn, nyu (max depth and length of the protocol) or auto")
     parser.add_argument("--out", type=Path, default=Path("eval_results"))
     parser.add_argument("--label", default="", help="name of this configuration in the tables")
-    parser.add_argument("--max-res", type=int, default=448)
-    parser.add_argument("--max-frames", type=int)
-    parser.add_argument("--limit", type=int, help="only the first N sequences")
+    parser.add_argument("--max-res", type=int_at_least(64), default=448)
+    parser.add_argument("--max-frames", type=positive_int)
+    parser.add_argument("--limit", type=positive_int, help="only the first N sequences")
     parser.add_argument("--no-progress", action="store_true")
     add_model_arguments(parser)
     add_sampling_arguments(parser)
@@ -151,7 +152,7 @@ def register_bench(subparsers) -> None:
     parser.add_argument("--sizes", default="256x448", help="comma-separated HEIGHTxWIDTH list")
     parser.add_argument("--lengths", default="32", help="comma-separated frame counts")
     parser.add_argument("--strategy")
-    parser.add_argument("--steps", type=int)
+    parser.add_argument("--steps", type=positive_int)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save", default="npz,mp4", help="writers to include in the timing")
     parser.add_argument("--csv", type=Path, help="also write the results as CSV")
@@ -159,7 +160,7 @@ def register_bench(subparsers) -> None:
     parser.add_argument("--video", type=Path,
                         help="benchmark on this clip's first frames instead of a synthetic texture "
                              "(geometry needs real parallax)")
-    parser.add_argument("--check-memory", type=float, metavar="RATIO",
+    parser.add_argument("--check-memory", type=positive_float, metavar="RATIO",
                         help="fail unless the peak RSS of the longest run is within RATIO of the shortest")
     parser.set_defaults(func=bench_command)
 

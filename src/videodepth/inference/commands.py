@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 import torch
 
+from videodepth.argtypes import (
+    finite_float,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from videodepth.errors import InputError, VideoDepthError
 from videodepth.geometry import GEOMETRY_KINDS, GeometryOptions, TrackingOptions
 from videodepth.inference.engine import RunSettings
@@ -28,7 +37,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="family of a published UNet checkpoint (auto: from its name)")
     group.add_argument("--base", default=SVD_HUB_ID,
                        help="SVD img2vid-xt folder or hub id that published UNets plug into")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    group.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
     group.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
                        help="auto: float16 on GPU, float32 on CPU")
     group.add_argument("--cpu-offload", action="store_true",
@@ -38,20 +47,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampling (defaults come from the model)")
     group.add_argument("--strategy", choices=STRATEGIES, help="long-video strategy")
-    group.add_argument("--steps", type=int, help="denoising steps")
-    group.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = off)")
-    group.add_argument("--window", type=int, help="frames per window")
-    group.add_argument("--overlap", type=int, help="depthcrafter: frames shared by consecutive windows")
-    group.add_argument("--context", type=int, help="chronodepth/replacement/naive: context frames per window")
-    group.add_argument("--sigma-epsilon", type=float, help="chronodepth: noise label of the context (c_noise)")
+    group.add_argument("--steps", type=positive_int, help="denoising steps")
+    group.add_argument("--guidance", type=non_negative_float, help="classifier-free guidance scale (1 = off)")
+    group.add_argument("--window", type=positive_int, help="frames per window")
+    group.add_argument("--overlap", type=non_negative_int, help="depthcrafter: frames shared by consecutive windows")
+    group.add_argument("--context", type=non_negative_int, help="chronodepth/replacement/naive: context frames per window")
+    group.add_argument("--sigma-epsilon", type=finite_float, help="chronodepth: noise label of the context (c_noise)")
     group.add_argument("--no-noise-init", dest="noise_init", action="store_false", default=None,
                        help="depthcrafter ablation: start overlaps from pure noise")
     group.add_argument("--blend", choices=["linear", "average"], help="depthcrafter: how overlaps are merged")
-    group.add_argument("--seed", type=int, default=42)
+    group.add_argument("--seed", type=non_negative_int, default=42)
     group.add_argument("--noise", choices=["frame", "reference"], default="frame",
                        help="frame: noise keyed by frame index (streams and resumes exactly); "
                             "reference: the references' draw order (parity checks)")
-    group.add_argument("--decode-chunk-size", type=int)
+    group.add_argument("--decode-chunk-size", type=positive_int, help="frames decoded at once")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,6 +72,10 @@ def resolve_device(name: str) -> torch.device:
         raise InputError(f"unknown device '{name}'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda asked for, but this PyTorch build sees no CUDA GPU")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("--device mps asked for, but this machine has no Apple GPU (MPS)")
     return device
 
 
@@ -130,8 +143,20 @@ def geometry_from_args(args: argparse.Namespace) -> GeometryOptions | None:
 
 
 def _optional_positive(text: str) -> float | None:
-    value = float(text)
-    return None if value <= 0 else value
+    """A positive frame rate, or -1 (keep the input's)."""
+    value = finite_float(text)
+    if value == -1:
+        return None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 or -1 (keep), got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``; whether it exists is checked before loading."""
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        return text
+    raise argparse.ArgumentTypeError(f"choose auto, cpu, cuda, cuda:N or mps, got {text!r}")
 
 
 def register(subparsers) -> None:
@@ -145,10 +170,10 @@ def register(subparsers) -> None:
     add_sampling_arguments(parser)
     add_geometry_arguments(parser)
     group = parser.add_argument_group("input")
-    group.add_argument("--max-res", type=int, help="longest side for processing (rounded to multiples of 64)")
+    group.add_argument("--max-res", type=int_at_least(64), help="longest side for processing (rounded to multiples of 64)")
     group.add_argument("--target-fps", type=_optional_positive, help="subsample to this frame rate (-1: keep)")
-    group.add_argument("--process-length", type=int, help="process at most this many frames (-1: all)")
-    group.add_argument("--fps", type=float, default=24.0, help="frame rate of image folders")
+    group.add_argument("--process-length", type=int_at_least(1, special={-1: "all"}), help="process at most this many frames (-1: all)")
+    group.add_argument("--fps", type=positive_float, default=24.0, help="frame rate of image folders")
     group = parser.add_argument_group("output")
     group.add_argument("--out", type=Path, default=Path("outputs"), help="output folder")
     group.add_argument("--save", type=_parse_kinds, default=("mp4", "npz"),

@@ -10,6 +10,7 @@ After every window the whole carry-over state is small enough to checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from videodepth.diffusion.samplers import BeforeStep, sample_euler
 from videodepth.diffusion.schedules import sampling_schedule
 from videodepth.errors import InputError
 from videodepth.inference.pipeline import Conditioning, VideoDepthPipeline
-from videodepth.inference.strategies import Strategy, Window, make_strategy
+from videodepth.inference.strategies import STRATEGIES, Strategy, Window, make_strategy
 from videodepth.models.config import DepthModelConfig, SamplingDefaults
 
 DepthSink = Callable[[int, np.ndarray], None]  # (first frame index, depth [n, H, W] in [0, 1])
@@ -36,6 +37,24 @@ class RunSettings(SamplingDefaults):
     noise: str = "frame"
     noise_init: bool = True
     blend: str = "linear"
+
+    def __post_init__(self) -> None:
+        """Every setting checked here, so that the CLI, the web UI and Python callers get one clear line."""
+        at_least = {"steps": 1, "window": 1, "overlap": 0, "context": 0, "decode_chunk_size": 1, "seed": 0}
+        for name, minimum in at_least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise InputError(f"{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
+        if not math.isfinite(self.guidance) or self.guidance < 0:
+            raise InputError(f"guidance must be a finite number >= 0 (1 = off), got {self.guidance!r}")
+        if not math.isfinite(self.sigma_epsilon):
+            raise InputError(f"sigma-epsilon must be a finite number, got {self.sigma_epsilon!r}")
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy '{self.strategy}'; choose from {', '.join(STRATEGIES)}")
+        if self.noise not in ("frame", "reference"):
+            raise InputError(f"unknown noise source '{self.noise}'; use frame or reference")
+        if self.blend not in ("linear", "average"):
+            raise InputError(f"unknown blend '{self.blend}'; use linear or average")
 
     @classmethod
     def for_model(cls, config: DepthModelConfig, **overrides) -> RunSettings:

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from videodepth.argtypes import frame_size
+from videodepth.argtypes import frame_size, int_at_least, non_negative_int, positive_int
 from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
 
 
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     train.add_argument("config", type=Path, help="stage config, e.g. configs/depthcrafter/stage1.yaml")
     train.add_argument("--out", type=Path, default=None, help="run folder (default: the config's `out`)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
-    train.add_argument("--steps", type=int, default=None, help="override the number of optimisation steps")
+    train.add_argument("--steps", type=positive_int, default=None, help="override the number of optimisation steps")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config field, e.g. --set optim.lr=3e-5 (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to CSV)")
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
                                                "with its EMA weights, like the model/ a finished run writes.")
     export.add_argument("run", type=Path, help="run folder (holds config.yaml and checkpoints/)")
     export.add_argument("--out", type=Path, required=True, help="model folder to write")
-    export.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    export.add_argument("--step", type=non_negative_int, default=None, help="checkpoint step (default: the latest)")
     export.set_defaults(func=_export)
 
     score = subparsers.add_parser("train-eval", help="score a model folder on SynthBench clips",
@@ -41,13 +41,13 @@ def register(subparsers) -> None:
                                               "(DepthCrafter protocol).")
     score.add_argument("model", type=Path)
     score.add_argument("--synthbench", type=Path, required=True)
-    score.add_argument("--clips", type=int, default=15)
-    score.add_argument("--frames", type=int, default=48)
-    score.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    score.add_argument("--clips", type=positive_int, default=15)
+    score.add_argument("--frames", type=positive_int, default=48)
+    score.add_argument("--steps", type=positive_int, default=None, help="denoising steps (default: the model's)")
     score.add_argument("--strategy", default=None)
-    score.add_argument("--window", type=int, default=None)
-    score.add_argument("--overlap", type=int, default=None)
-    score.add_argument("--context", type=int, default=None)
+    score.add_argument("--window", type=positive_int, default=None)
+    score.add_argument("--overlap", type=non_negative_int, default=None)
+    score.add_argument("--context", type=non_negative_int, default=None)
     score.add_argument("--input-size", default=None, metavar="HxW", type=frame_size,
                        help="resize frames to this size before inference (default: as stored)")
     score.add_argument("--blank-input", action="store_true",
@@ -62,8 +62,8 @@ def register(subparsers) -> None:
                     "training shards of its relative depth (fine label), one per --frames frames.")
     label.add_argument("videos", nargs="+", type=Path, help="video files or folders of images")
     label.add_argument("--out", required=True, type=Path, help="folder for the shards")
-    label.add_argument("--frames", type=int, default=48, help="frames per shard (default 48)")
-    label.add_argument("--max-res", type=int, default=None, help="longest side (default: the teacher's max_res)")
+    label.add_argument("--frames", type=positive_int, default=48, help="frames per shard (default 48)")
+    label.add_argument("--max-res", type=int_at_least(64), default=None, help="longest side (default: the teacher's max_res)")
     add_model_arguments(label)
     add_sampling_arguments(label)
     label.set_defaults(func=_pseudo_label)
