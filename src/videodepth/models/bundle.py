@@ -169,16 +169,35 @@ def resolve(source: str | Path, what: str, parts: tuple[str, ...] = ()) -> Path:
         return Path(snapshot_download(str(source), allow_patterns=patterns, local_files_only=True))
     except Exception:
         pass
+    include = " ".join(f"'{p}'" for p in patterns) if patterns else ""
+    fetch_hint = (f"fetch it with `hf download {source} {'--include ' + include + ' ' if include else ''}"
+                  f"--local-dir models/{str(source).split('/')[-1]}` and pass that folder")
+    if not _hub_reachable():  # fail at once instead of after the hub client's retries
+        raise CheckpointError(f"{what} '{source}' is not on this machine and the hub cannot be reached; {fetch_hint}")
     try:
         return Path(snapshot_download(str(source), allow_patterns=patterns))
     except Exception as error:
-        include = " ".join(f"'{p}'" for p in patterns) if patterns else ""
-        local = f"models/{str(source).split('/')[-1]}"
         raise CheckpointError(
-            f"{what} '{source}' is not on this machine and could not be downloaded "
-            f"({type(error).__name__}); fetch it with `huggingface-cli download {source} "
-            f"{'--include ' + include + ' ' if include else ''}--local-dir {local}` and pass that folder"
+            f"{what} '{source}' is not on this machine and could not be downloaded ({type(error).__name__}); "
+            f"{fetch_hint}"
         ) from None
+
+
+def _hub_reachable(timeout_s: float = 2.0) -> bool:
+    """A TCP connect to the hub endpoint, so that an offline machine is told so in seconds."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def is_hub_id(source: str) -> bool:
