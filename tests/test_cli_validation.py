@@ -94,12 +94,10 @@ def test_special_values_keep_their_meaning():
 def test_mps_without_an_apple_gpu_is_one_line_before_any_model(capsys, monkeypatch):
     import torch
 
-    from videodepth.inference import commands
+    from videodepth.models import default
 
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    monkeypatch.setattr(
-        commands, "load_default_model", lambda: pytest.fail("model loaded before the device check")
-    )
+    monkeypatch.setattr(default, "load_default_model", lambda: pytest.fail("model loaded before the device check"))
     assert main(["run", "--demo", "--device", "mps", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "videodepth: error: --device mps asked for, but this machine has no Apple GPU (MPS)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from videodepth import __version__
@@ -50,19 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_libraries() -> None:
-    """Library chatter (deprecation notes, fallback notices) is not for our users."""
-    import logging
+    """Library chatter (deprecation notes, fallback notices) is not for our users.
 
-    for name in ("transformers", "diffusers", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from diffusers.utils import logging as diffusers_logging
-        from transformers.utils import logging as transformers_logging
-
-        diffusers_logging.set_verbosity_error()
-        transformers_logging.set_verbosity_error()
-    except ImportError:
-        pass
+    Set through the libraries' own environment variables, so that nothing heavy is imported
+    here; a user's explicit setting wins."""
+    for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY", "HF_HUB_VERBOSITY"):
+        os.environ.setdefault(variable, "error")
 
 
 def main(argv: list[str] | None = None) -> int:

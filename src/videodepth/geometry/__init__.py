@@ -5,8 +5,9 @@ Dependencies point one way: tracking <- checks, fusion <- refine <- export; noth
 imports the inference package, so any model's output can be refined.
 """
 
+from videodepth.choices import GEOMETRY_KINDS
 from videodepth.geometry.checks import CheckThresholds, GeometryChecks, check_track
-from videodepth.geometry.export import GEOMETRY_KINDS, PointCloudBuilder, geometry_output_path, write_cameras
+from videodepth.geometry.export import PointCloudBuilder, geometry_output_path, write_cameras
 from videodepth.geometry.fusion import Alignment, FusionOptions, fuse_frame
 from videodepth.geometry.refine import GeometryOptions, GeometryResult, refine_video
 from videodepth.geometry.tracking import Track, TrackingOptions, track_frames

@@ -16,8 +16,6 @@ import numpy as np
 from videodepth.geometry.tracking import Track
 from videodepth.io.atomic import atomic_dir, atomic_file
 
-GEOMETRY_KINDS: tuple[str, ...] = ("cameras", "ply", "conf")
-
 
 def geometry_output_path(out_dir: Path, stem: str, kind: str) -> Path:
     names = {"cameras": f"{stem}_cameras.json", "ply": f"{stem}_points.ply", "conf": f"{stem}_conf"}

@@ -6,8 +6,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from videodepth.argtypes import (
     finite_float,
@@ -17,17 +16,27 @@ from videodepth.argtypes import (
     positive_float,
     positive_int,
 )
+from videodepth.choices import COLORMAPS, DTYPE_NAMES, GEOMETRY_KINDS, STRATEGIES, SVD_HUB_ID, WRITER_KINDS
 from videodepth.errors import InputError, VideoDepthError
-from videodepth.geometry import GEOMETRY_KINDS, GeometryOptions, TrackingOptions
-from videodepth.inference.engine import RunSettings
-from videodepth.inference.pipeline import VideoDepthPipeline
-from videodepth.inference.runner import InputOptions, OutputOptions, check_geometry_kinds, run_video
-from videodepth.inference.strategies import STRATEGIES
-from videodepth.io import COLORMAPS, WRITER_KINDS
-from videodepth.models.bundle import SVD_HUB_ID, DepthModel
-from videodepth.models.default import load_default_model
+from videodepth.inference.options import (
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_OUTPUT_SIDE,
+    InputOptions,
+    OutputOptions,
+    check_geometry_kinds,
+    check_input,
+    output_names,
+    output_stem,
+)
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# torch, diffusers and the pipeline are imported where they are used, so that parsing
+# arguments (and every argument error) takes a fraction of a second.
+if TYPE_CHECKING:
+    import torch
+
+    from videodepth.geometry import GeometryOptions
+    from videodepth.inference.engine import RunSettings
+    from videodepth.inference.pipeline import VideoDepthPipeline
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +47,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--base", default=SVD_HUB_ID,
                        help="SVD img2vid-xt folder or hub id that published UNets plug into")
     group.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
+    group.add_argument("--dtype", default="auto", choices=["auto", *DTYPE_NAMES],
                        help="auto: float16 on GPU, float32 on CPU")
     group.add_argument("--cpu-offload", action="store_true",
                        help="keep models in RAM and move each to the GPU only while it runs")
@@ -64,6 +73,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -80,8 +91,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
+    import torch
+
+    from videodepth.inference.pipeline import VideoDepthPipeline
+    from videodepth.models.bundle import DepthModel
+    from videodepth.models.default import load_default_model
+
     device = resolve_device(args.device)
-    dtype = DTYPES.get(args.dtype, torch.float16 if device.type == "cuda" else torch.float32)
+    auto = torch.float16 if device.type == "cuda" else torch.float32
+    dtype = auto if args.dtype == "auto" else getattr(torch, args.dtype)
     if args.cpu_offload and device.type == "cpu":
         raise InputError("--cpu-offload needs a GPU device")
     model = DepthModel.from_pretrained(args.model, args.family, args.base, dtype) if args.model else load_default_model()
@@ -94,6 +112,8 @@ def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
 
 
 def settings_from_args(args: argparse.Namespace, pipeline: VideoDepthPipeline) -> RunSettings:
+    from videodepth.inference.engine import RunSettings
+
     settings = RunSettings.for_model(
         pipeline.config, strategy=args.strategy, steps=args.steps, guidance=args.guidance, window=args.window,
         overlap=args.overlap, context=args.context, sigma_epsilon=args.sigma_epsilon, seed=args.seed,
@@ -139,6 +159,8 @@ def geometry_from_args(args: argparse.Namespace) -> GeometryOptions | None:
         raise InputError("--intrinsics needs --geometry")
     if not args.geometry:
         return None
+    from videodepth.geometry import GeometryOptions, TrackingOptions
+
     return GeometryOptions(tracking=TrackingOptions(intrinsics=args.intrinsics))
 
 
@@ -174,13 +196,19 @@ def register(subparsers) -> None:
     group.add_argument("--target-fps", type=_optional_positive, help="subsample to this frame rate (-1: keep)")
     group.add_argument("--process-length", type=int_at_least(1, special={-1: "all"}), help="process at most this many frames (-1: all)")
     group.add_argument("--fps", type=positive_float, default=24.0, help="frame rate of image folders")
+    group.add_argument("--max-frames", type=positive_int, default=DEFAULT_MAX_FRAMES,
+                       help="refuse inputs with more frames to process than this (a guard against runaway jobs)")
     group = parser.add_argument_group("output")
     group.add_argument("--out", type=Path, default=Path("outputs"), help="output folder")
     group.add_argument("--save", type=_parse_kinds, default=("mp4", "npz"),
                        help=f"comma-separated outputs from {','.join(OUTPUT_KINDS)} "
                             "(cameras, ply and conf need --geometry)")
     group.add_argument("--cmap", default="inferno", choices=COLORMAPS)
+    group.add_argument("--npz-float16", action="store_true",
+                       help="store the npz depth as float16: half the size, precision 5e-4")
     group.add_argument("--output-size", default="original", choices=["original", "processed"])
+    group.add_argument("--max-output-side", type=int_at_least(64), default=DEFAULT_MAX_OUTPUT_SIDE,
+                       help="refuse outputs larger than this many pixels on a side")
     group.add_argument("--resume", action="store_true", help="continue an interrupted run from its last window")
     group.add_argument("--keep-work", action="store_true", help="keep the raw prediction buffer")
     group.add_argument("--no-progress", action="store_true")
@@ -188,30 +216,32 @@ def register(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    videos = list(args.videos)
-    if args.demo:
-        from videodepth.data.demo import demo_video
-
-        videos.append(demo_video())
+    videos = _unique_inputs([*args.videos, *([_demo_video()] if args.demo else [])])
     if not videos:
         raise InputError("no input: give one or more videos, or --demo")
     geometry = geometry_from_args(args)
-    check_geometry_kinds(args.save, geometry)  # before the model loads
-    pipeline = load_pipeline(args)
-    settings = settings_from_args(args, pipeline)
+    check_geometry_kinds(args.save, geometry)
     inputs = InputOptions(
-        max_res=args.max_res or pipeline.config.max_res, target_fps=args.target_fps,
+        max_res=args.max_res or InputOptions.max_res, target_fps=args.target_fps,
         process_length=None if args.process_length is None or args.process_length < 0 else args.process_length,
-        folder_fps=args.fps,
+        folder_fps=args.fps, max_frames=args.max_frames,
     )
     outputs = OutputOptions(out_dir=args.out, kinds=args.save, cmap=args.cmap, size=args.output_size,
-                            keep_work=args.keep_work)
-    failures = 0
-    for video in videos:
+                            keep_work=args.keep_work, max_side=args.max_output_side,
+                            npz_float16=args.npz_float16)
+    jobs, failures = _checked_jobs(videos, inputs, outputs)  # before the model loads
+    if not jobs:
+        return 1
+    from videodepth.inference.runner import run_video
+
+    pipeline = load_pipeline(args)
+    settings = settings_from_args(args, pipeline)
+    inputs.max_res = args.max_res or pipeline.config.max_res
+    for video, name in jobs:
         try:
             report = run_video(pipeline, video, settings, inputs, outputs, resume=args.resume,
                                model_id=str(args.model or "default"), progress=not args.no_progress,
-                               geometry=geometry)
+                               geometry=geometry, name=name)
         except VideoDepthError as error:
             if len(videos) == 1:
                 raise
@@ -223,3 +253,40 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"  wrote {path}")
         pipeline.timer.seconds.clear()
     return 1 if failures else 0
+
+
+def _demo_video() -> Path:
+    from videodepth.data.demo import demo_video
+
+    return demo_video()
+
+
+def _unique_inputs(videos: list[Path]) -> list[Path]:
+    """Each input once (the same file given twice is processed once)."""
+    unique: dict[Path, Path] = {}
+    for video in videos:
+        key = video.resolve()
+        if key in unique:
+            print(f"note: {video} is given more than once; processing it once", file=sys.stderr)
+        unique.setdefault(key, video)
+    return list(unique.values())
+
+
+def _checked_jobs(videos: list[Path], inputs: InputOptions,
+                  outputs: OutputOptions) -> tuple[list[tuple[Path, str]], int]:
+    """(input, output name) of every input that passes the header checks; one bad input of
+    several is reported and skipped, a single bad input is the error."""
+    jobs, failures = [], 0
+    for video, name in zip(videos, output_names(videos), strict=True):
+        try:
+            check_input(video, inputs, outputs)
+        except VideoDepthError as error:
+            if len(videos) == 1:
+                raise
+            print(f"videodepth: error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        if name != output_stem(video):
+            print(f"note: outputs of {video} are named {name} (another input has the same name)", file=sys.stderr)
+        jobs.append((video, name))
+    return jobs, failures

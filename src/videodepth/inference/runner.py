@@ -38,27 +38,19 @@ from videodepth.geometry import (
 )
 from videodepth.inference.buffer import FrameBuffer
 from videodepth.inference.engine import RunSettings, run_windows
+from videodepth.inference.options import (
+    InputOptions,
+    OutputOptions,
+    check_geometry_kinds,
+    check_limits,
+    open_reader,
+    output_size,
+    output_stem,
+)
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.io import MultiWriter, Png16Writer, VideoReader, ensure_writable_dir, make_writers
 
 WORK_FOLDER = ".videodepth-work"
-
-
-@dataclass
-class OutputOptions:
-    out_dir: Path = Path("outputs")
-    kinds: tuple[str, ...] = ("mp4", "npz")
-    cmap: str = "inferno"
-    size: str = "original"  # or "processed"
-    keep_work: bool = False
-
-
-@dataclass
-class InputOptions:
-    max_res: int = 448
-    target_fps: float | None = None
-    process_length: int | None = None
-    folder_fps: float = 24.0
 
 
 @dataclass
@@ -74,14 +66,28 @@ class JobReport:
     resumed_from_frame: int = 0
     geometry: GeometryResult | None = None
 
+    @property
+    def processed_frames(self) -> int:
+        """Frames predicted by this run (a resumed run skips those an earlier one finished)."""
+        return self.num_frames - self.resumed_from_frame
+
     def summary(self) -> str:
-        per_frame = {k: 1000 * v / max(self.num_frames, 1) for k, v in self.stage_seconds.items()}
+        processed = max(self.processed_frames, 1)
+        per_frame = {k: 1000 * v / processed for k, v in self.stage_seconds.items()}
+        # Tracking and fusion always cover the whole video.
+        per_frame.update({k: 1000 * v / max(self.num_frames, 1) for k, v in self.stage_seconds.items()
+                          if k in ("tracking", "fusion")})
         names = ("encode", "denoise", "decode") + (("tracking", "fusion") if self.geometry else ())
         stages = " / ".join(f"{k} {per_frame.get(k, 0.0):.1f}" for k in names)
         vram = f", peak VRAM {self.peak_vram_mib:.0f} MiB" if self.peak_vram_mib is not None else ""
+        size = f"{self.size[1]}x{self.size[0]}"
+        if self.resumed_from_frame:
+            done = f"resumed from frame {self.resumed_from_frame}: {self.processed_frames} of {self.num_frames} frames"
+        else:
+            done = f"{self.num_frames} frames"
         line = (
-            f"{self.video.name}: {self.num_frames} frames at {self.size[1]}x{self.size[0]} in {self.seconds:.1f} s "
-            f"({self.num_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame {' / '.join(names)}: "
+            f"{self.video}: {done} at {size} in {self.seconds:.1f} s "
+            f"({self.processed_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame {' / '.join(names)}: "
             f"{stages}; peak RAM {self.peak_rss_mib:.0f} MiB{vram}"
         )
         return f"{line}\n  {self.geometry.summary()}" if self.geometry else line
@@ -125,22 +131,25 @@ def run_video(
     model_id: str = "",
     progress: bool = True,
     geometry: GeometryOptions | None = None,
+    name: str | None = None,
 ) -> JobReport:
-    """Depth files for one video. With ``geometry``, the learned depth is refined by the video's
-    own multi-view geometry (tracked once; ``resume`` reuses a finished tracking)."""
+    """Depth files for one video, named ``name`` (default: the video's stem). With ``geometry``,
+    the learned depth is refined by the video's own multi-view geometry (tracked once;
+    ``resume`` reuses a finished tracking)."""
     video = Path(video)
     inputs, outputs = inputs or InputOptions(), outputs or OutputOptions()
     check_geometry_kinds(outputs.kinds, geometry)
     started = time.perf_counter()
     out_dir = ensure_writable_dir(outputs.out_dir)
     multiple = max(64, pipeline.size_multiple)
-    reader = VideoReader(video, max_res=inputs.max_res, target_fps=inputs.target_fps,
-                         process_length=inputs.process_length, multiple=multiple, folder_fps=inputs.folder_fps)
+    reader = open_reader(video, inputs, multiple)
+    check_limits(reader, inputs, outputs)
     num_frames = count_frames(reader)
     if num_frames < 1:
         raise InputError(f"{video}: no frames to process")
+    check_limits(reader, inputs, outputs, num_frames)
     height, width = reader.size
-    stem = video.stem if video.is_file() else video.name
+    stem = name or output_stem(video)
 
     work = out_dir / WORK_FOLDER / stem
     fingerprint = _fingerprint(video, settings, inputs, model_id, geometry)
@@ -203,12 +212,6 @@ def run_video(
     )
 
 
-def check_geometry_kinds(kinds: tuple[str, ...], geometry: GeometryOptions | None) -> None:
-    """Cameras, point clouds and confidence maps exist only with geometry."""
-    if geometry is None and (wanted := [k for k in kinds if k in GEOMETRY_KINDS]):
-        raise InputError(f"--save {','.join(wanted)} needs --geometry")
-
-
 def _track_video(video: Path, inputs: InputOptions, num_frames: int, work: Path, geometry: GeometryOptions,
                  resume: bool, progress: bool) -> tuple[Track, float]:
     """Camera tracking of the whole video, saved in the work folder so that ``--resume`` reuses it."""
@@ -262,7 +265,7 @@ def _write_geometry_files(result: GeometryResult, cloud: PointCloudBuilder | Non
     """Cameras and the point cloud, written only when the geometry passed its checks."""
     if not result.used:
         return []
-    size = (reader.info.height, reader.info.width) if outputs.size == "original" else reader.size
+    size = output_size(reader, outputs)
     written: list[Path] = []
     if "cameras" in outputs.kinds:
         written += write_cameras(outputs.out_dir, stem, result.track, size)
@@ -287,12 +290,7 @@ def _write_outputs(
     confidence: FrameBuffer | None = None,
 ) -> list[Path]:
     """Pass 2: one normalisation for the whole video, streamed to every writer."""
-    if outputs.size == "original":
-        size = (reader.info.height, reader.info.width)
-    elif outputs.size == "processed":
-        size = reader.size
-    else:
-        raise InputError(f"unknown output size '{outputs.size}'; use original or processed")
+    size = output_size(reader, outputs)
     lo, span = stats["lo"], max(stats["hi"] - stats["lo"], 1e-12)
     needs_rgb = "sbs" in outputs.kinds
     rgb_frames = None
@@ -302,7 +300,8 @@ def _write_outputs(
         rgb_frames = rgb_reader.frames()
     depth_kinds = [k for k in outputs.kinds if k not in GEOMETRY_KINDS]
     writers = MultiWriter(make_writers(outputs.out_dir, stem, depth_kinds, reader.fps, size=size,
-                                       cmap=outputs.cmap, num_frames=num_frames))
+                                       cmap=outputs.cmap, num_frames=num_frames,
+                                       npz_float16=outputs.npz_float16))
     with_confidence = confidence is not None and "conf" in outputs.kinds
     if with_confidence:  # confidence in [0, 1] as 16-bit PNGs, the last writer
         writers.writers.append(Png16Writer(geometry_output_path(outputs.out_dir, stem, "conf"), size))

@@ -24,6 +24,7 @@ from typing import ClassVar, Protocol
 
 import torch
 
+from videodepth.choices import STRATEGIES
 from videodepth.diffusion.preconditioning import sigma_from_c_noise
 from videodepth.diffusion.samplers import BeforeStep
 from videodepth.errors import InputError
@@ -196,7 +197,6 @@ class NaiveWindows(SlidingWindows):
         return x[:, -len(window.emits) :]
 
 
-STRATEGIES = ("depthcrafter", "chronodepth", "replacement", "naive", "single")
 
 
 def make_strategy(

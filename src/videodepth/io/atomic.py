@@ -2,13 +2,15 @@
 
 Everything is first written to a hidden sibling (``.name.partial-<pid><suffix>``) in the same
 folder, so the final ``os.replace`` is a rename on one filesystem. The real suffix is kept at the
-end because encoders (PyAV, OpenCV, OpenEXR) choose the format from it.
+end because encoders (PyAV, OpenCV, OpenEXR) choose the format from it. The pid in the name lets
+a later run tell what a killed one left behind from what a running one is writing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -44,6 +46,30 @@ def partial_name(path: Path, tag: str = "partial") -> Path:
     return path.with_name(f".{path.stem}.{tag}-{os.getpid()}{path.suffix}")
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but is not ours to signal
+        return True
+    return True
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Remove the temporary siblings of ``path`` that runs killed before they finished left
+    behind (those of a process still running are kept). Returns what was removed."""
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(?:partial|old)-(\d+){re.escape(path.suffix)}")
+    removed = []
+    with contextlib.suppress(OSError):
+        for candidate in path.parent.iterdir():
+            match = pattern.fullmatch(candidate.name)
+            if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))):
+                _remove(candidate)
+                removed.append(candidate)
+    return removed
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -58,6 +84,7 @@ class PendingFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         ensure_writable_dir(self.path.parent)
+        remove_stale_partials(self.path)
         self.tmp = partial_name(self.path)
         _remove(self.tmp)
 
@@ -83,6 +110,7 @@ class PendingDir:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         ensure_writable_dir(self.path.parent)
+        remove_stale_partials(self.path)
         self.tmp = partial_name(self.path)
         _remove(self.tmp)
         try:

@@ -12,6 +12,7 @@ from functools import cache
 
 import numpy as np
 
+from videodepth.choices import COLORMAPS
 from videodepth.errors import InputError
 
 # Our name -> matplotlib's name.
@@ -23,7 +24,7 @@ _MATPLOTLIB_NAMES = {
     "magma": "magma",
     "viridis": "viridis",
 }
-COLORMAPS: tuple[str, ...] = tuple(_MATPLOTLIB_NAMES)
+assert tuple(_MATPLOTLIB_NAMES) == COLORMAPS, "videodepth.choices.COLORMAPS and this table disagree"
 
 
 def check_colormap(name: str) -> str:

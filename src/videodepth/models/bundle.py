@@ -24,12 +24,12 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
 from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
+from videodepth.choices import SVD_HUB_ID
 from videodepth.errors import CheckpointError
 from videodepth.models.config import CONFIG_NAME, FAMILY_CONFIGS, DepthModelConfig
 from videodepth.models.detail_encoder import DetailEncoder
 from videodepth.models.unet import VideoDepthUNet
 
-SVD_HUB_ID = "stabilityai/stable-video-diffusion-img2vid-xt"
 PUBLISHED_UNETS = {"depthcrafter": "tencent/DepthCrafter", "chronodepth": "jhshao/ChronoDepth-v1"}
 VAE_CLASSES = {"AutoencoderKL": AutoencoderKL, "AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder}
 SVD_PARTS = ("vae", "scheduler", "image_encoder", "feature_extractor")

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
+from videodepth.choices import SVD_HUB_ID
 from videodepth.errors import InputError
-from videodepth.models.bundle import SVD_HUB_ID
 
 
 @dataclass
