@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 
 def frame_size(text: str) -> tuple[int, int]:
@@ -65,3 +66,10 @@ non_negative_int = int_at_least(0)
 positive_float = float_in(0.0, exclusive_min=True)
 non_negative_float = float_in(0.0)
 finite_float = float_in()
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``; whether it exists is checked before loading."""
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        return text
+    raise argparse.ArgumentTypeError(f"choose auto, cpu, cuda, cuda:N or mps, got {text!r}")

@@ -14,12 +14,15 @@ from videodepth.apps.web import (
     ServeConfig,
     WebApp,
     check_int,
+    check_job_size,
     check_upload,
+    job_frames,
+    job_output_size,
     safe_stem,
     zip_folder,
 )
 from videodepth.errors import InputError
-from videodepth.io import RgbVideoWriter
+from videodepth.io import RgbVideoWriter, VideoInfo
 
 FPS = 12
 
@@ -171,3 +174,86 @@ def test_the_geometry_checkbox_runs_tracking_and_says_what_it_found(tmp_path, up
                                         "inferno", True)
     assert "geometry: " in status and "tracking" in status  # used, or the check that failed, in one line
     assert any(Path(f).name.endswith(".npz") for f in files)
+
+
+@pytest.fixture(autouse=True)
+def restore_gradio_temp_dir(monkeypatch):
+    """WebApp points Gradio's temporary folder into its own root; undo that after each test."""
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+
+
+def test_the_server_not_the_client_bounds_the_frames(tmp_path):
+    with RgbVideoWriter(tmp_path / "fast.mp4", 1000) as writer:  # 40 frames in 0.04 s: short, but many
+        for index in range(40):
+            writer.write_rgb(index, np.full((64, 128, 3), index, np.uint8))
+    info = check_upload(str(tmp_path / "fast.mp4"), ServeConfig(), [tmp_path])
+    config = ServeConfig(max_frames=30)
+    with pytest.raises(InputError, match="the video has 40 frames; this server processes at most 30"):
+        job_frames(info, 0, config)
+    with pytest.raises(InputError, match="at most 30"):
+        job_frames(info, 35, config)
+    assert job_frames(info, 20, config) == 20 and job_frames(info, 0, ServeConfig()) == 40
+
+
+def test_outputs_of_large_inputs_are_capped_and_big_jobs_refused_before_they_start(tmp_path):
+    from dataclasses import replace
+
+    upload = tmp_path / "big.mp4"
+    upload.write_bytes(b"x" * 1000)
+    big = VideoInfo(path=upload, width=7680, height=4320, fps=24.0, num_frames=2, duration_s=0.1,
+                    pix_fmt="yuv420p", has_alpha=False, is_grayscale=False)
+    assert job_output_size(big, ServeConfig()) == "processed"
+    assert job_output_size(replace(big, width=1920, height=1080), ServeConfig()) == "original"
+    assert check_job_size(big, 2, 448, False, ServeConfig()) < 10  # written at 448x256, not at 8K
+    with pytest.raises(InputError, match=r"this job would write about \d+ MB; this server allows 50 MB per job"):
+        check_job_size(replace(big, width=1920, height=1080, num_frames=600), 600, 1024, True,
+                       ServeConfig(max_job_mb=50))
+
+
+def test_gradio_files_live_in_the_server_root_and_go_with_it(tmp_path):
+    from videodepth.apps.web import upload_roots
+
+    app = WebApp(ServeConfig(work_root=tmp_path / "work"))
+    assert upload_roots() == [(tmp_path / "work" / "gradio").resolve()]
+    (tmp_path / "work" / "gradio").mkdir()
+    (tmp_path / "work" / "gradio" / "upload.mp4").write_bytes(b"x")
+    app.jobs.remove_all()
+    assert not (tmp_path / "work").exists()
+
+
+def test_the_steps_default_comes_from_the_model(tmp_path):
+    app = WebApp(ServeConfig(work_root=tmp_path / "work"))
+    assert app.pipelines.default_steps("shipped model") == 2
+    demo = app.build()
+    sliders = [c for c in demo.config["components"] if c["props"].get("label", "").startswith("Denoising steps")]
+    assert [s["props"]["value"] for s in sliders] == [2]
+
+
+def test_a_refused_request_is_one_log_line(tmp_path, uploads, monkeypatch, caplog):
+    import gradio as gr
+
+    monkeypatch.setattr("videodepth.apps.web.upload_roots", lambda: [uploads])
+    app = WebApp(ServeConfig(work_root=tmp_path / "work"))
+    with caplog.at_level("WARNING", logger="videodepth.serve"), pytest.raises(gr.Error) as error:
+        app.run_depth(str(uploads / "notes.mp4"), "shipped model", "depthcrafter", 2, 448, 0, "inferno")
+    assert error.value.print_exception is False  # Gradio prints no traceback for it
+    assert [(r.getMessage().count("\n"), r.exc_info) for r in caplog.records] == [(0, None)]
+    assert "refused a request: notes.mp4 is not a readable video" in caplog.records[0].getMessage()
+
+
+def test_launch_prints_one_line_and_no_share_hint(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    app = WebApp(ServeConfig(work_root=tmp_path / "work", port=port))
+    demo = app.launch(block=False)
+    try:
+        printed = capsys.readouterr().out
+    finally:
+        demo.close()
+        app.jobs.remove_all()
+    assert printed.strip().splitlines() == [
+        f"videodepth serve: listening on http://127.0.0.1:{port}/ (Ctrl-C to stop; job files in {app.jobs.root})"]
+    assert "share" not in printed

@@ -65,9 +65,10 @@ def count_frames(path: Path) -> int:
 
 
 @pytest.fixture()
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
     """The web app on a free local port with a tiny random model; yields its URL."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)  # the app points it into its own root
     from videodepth.apps.web import ServeConfig, WebApp
     from videodepth.models.architectures import random_model
 

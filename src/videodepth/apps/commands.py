@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from videodepth.argtypes import (
+    device_name,
     finite_float,
     float_in,
     int_at_least,
@@ -197,10 +198,16 @@ def _register_serve(subparsers) -> None:
     parser.add_argument("--max-upload-mb", type=positive_float, default=50.0, help="largest upload accepted")
     parser.add_argument("--max-seconds", type=positive_float, default=20.0, help="longest video accepted")
     parser.add_argument("--max-res-limit", type=positive_int, default=1024, help="largest processing size a client may ask")
+    parser.add_argument("--max-frames", type=positive_int, default=600,
+                        help="frames one job may process, whatever the client asks")
+    parser.add_argument("--max-output-side", type=int_at_least(64), default=1920,
+                        help="inputs larger than this get outputs at the processing size")
+    parser.add_argument("--max-job-mb", type=positive_float, default=2048.0,
+                        help="files one job may write; larger jobs are refused before they start")
     parser.add_argument("--queue-size", type=positive_int, default=16, help="jobs waiting at most; more are refused")
     parser.add_argument("--job-ttl", type=positive_float, default=3600.0,
                         help="seconds a job's files are kept for download (all are removed at shutdown)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
     parser.set_defaults(func=serve_command)
 
 
@@ -215,7 +222,8 @@ def serve_command(args: argparse.Namespace) -> int:
     config = ServeConfig(
         model=args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
         max_seconds=args.max_seconds, max_res_limit=args.max_res_limit, queue_size=args.queue_size,
-        job_ttl_s=args.job_ttl, device=args.device,
+        job_ttl_s=args.job_ttl, device=args.device, max_frames=args.max_frames,
+        max_output_side=args.max_output_side, max_job_mb=args.max_job_mb,
     )
     serve(config)
     return 0

@@ -4,17 +4,23 @@ Safety rules for a public demo, each enforced here:
 
 * the client never names a file: the only paths this code opens come from Gradio's own upload
   folder (checked by :func:`check_upload`), the server's job folders, or the operator's ``--model``;
-* uploads are limited in size (by Gradio before they land, and again here) and in duration;
+* uploads are limited in size (by Gradio before they land, and again here), in duration and in
+  frames (the server's limit, not the client's); outputs are capped in resolution, and a job whose
+  files would exceed the per-job budget is refused before it starts;
 * one job at a time per worker (every job event shares one concurrency group of size 1), with a
   bounded queue;
-* each job gets its own folder under a per-server temporary root; folders older than the TTL are
-  removed when the next job starts, and the whole root at shutdown;
+* each job gets its own folder under a per-server temporary root, which also holds Gradio's
+  uploads and cached copies; folders older than the TTL are removed when the next job starts, and
+  the whole root at shutdown;
+* a refused request is one line in the server log, never a traceback;
 * it binds to 127.0.0.1 unless the operator passes ``--host``.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
+import logging
 import os
 import re
 import shutil
@@ -36,6 +42,12 @@ from videodepth.io import COLORMAPS, VideoInfo, probe
 SHIPPED_MODEL = "shipped model"
 JOB_CONCURRENCY_ID = "videodepth-job"
 EFFECT_NAMES = ("fog", "slice", "matte", "refocus", "stereo", "pointcloud")
+# Bytes a job writes per output pixel and frame: the npz (float32 at most), the EXR frames and
+# their zip (float32 each), both mp4s; plus 4 per processing pixel for the raw prediction buffer
+# and 8 more with geometry (fused depth, confidence). Measured: 9.7 per output pixel on 8K input.
+BYTES_PER_OUTPUT_PIXEL = 13.0
+BYTES_PER_PROCESSING_PIXEL = 4.0
+logger = logging.getLogger("videodepth.serve")
 
 
 @dataclass
@@ -46,6 +58,9 @@ class ServeConfig:
     max_upload_mb: float = 50.0
     max_seconds: float = 20.0
     max_res_limit: int = 1024
+    max_frames: int = 600  # frames one job may process, whatever the client asks
+    max_output_side: int = 1920  # larger inputs get outputs at the processing size
+    max_job_mb: float = 2048.0  # files one job may write
     queue_size: int = 16
     job_ttl_s: float = 3600.0
     device: str = "auto"
@@ -88,6 +103,35 @@ def check_upload(path: str | os.PathLike[str] | None, config: ServeConfig, roots
             f"the video is {info.duration_s:.1f} s long; this server accepts at most {config.max_seconds:g} s"
         )
     return info
+
+
+def job_frames(info: VideoInfo, frame_limit: int, config: ServeConfig) -> int:
+    """Frames a job will process: the client's limit (0 = all), within the server's."""
+    frames = info.num_frames if frame_limit == 0 else min(frame_limit, info.num_frames)
+    if frames > config.max_frames:
+        raise InputError(f"the video has {info.num_frames} frames; this server processes at most "
+                         f"{config.max_frames}: set the frame limit to {config.max_frames} or less")
+    return frames
+
+
+def job_output_size(info: VideoInfo, config: ServeConfig) -> str:
+    """``original`` when the input fits the server's output cap, else ``processed``."""
+    return "original" if max(info.width, info.height) <= config.max_output_side else "processed"
+
+
+def check_job_size(info: VideoInfo, frames: int, max_res: int, geometry: bool, config: ServeConfig) -> float:
+    """Refuse a job whose files would exceed the per-job budget; return the estimate in MB."""
+    from videodepth.io import processing_size
+
+    processing = processing_size(info.height, info.width, max_res)
+    output = (info.height, info.width) if job_output_size(info, config) == "original" else processing
+    per_frame = (BYTES_PER_OUTPUT_PIXEL * output[0] * output[1]
+                 + BYTES_PER_PROCESSING_PIXEL * (3 if geometry else 1) * processing[0] * processing[1])
+    estimate_mb = (frames * per_frame + info.path.stat().st_size) / 2**20
+    if estimate_mb > config.max_job_mb:
+        raise InputError(f"this job would write about {estimate_mb:.0f} MB; this server allows "
+                         f"{config.max_job_mb:g} MB per job: lower the max resolution or the frame limit")
+    return estimate_mb
 
 
 def check_int(value: Any, name: str, low: int, high: int) -> int:
@@ -162,6 +206,18 @@ class Pipelines:
     def choices(self) -> list[str]:
         return [SHIPPED_MODEL] + ([self.config.model.name] if self.config.model else [])
 
+    def default_steps(self, choice: str) -> int:
+        """The sampling steps a model's own config asks for (2 for the shipped one), read
+        without loading its weights."""
+        from videodepth.models.config import CONFIG_NAME
+        from videodepth.models.default import DEFAULT_MODEL_DIR
+
+        folder = DEFAULT_MODEL_DIR if choice == SHIPPED_MODEL else self.config.model
+        try:
+            return int(json.loads((Path(folder) / CONFIG_NAME).read_text())["steps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 5  # a published layout without our config: the papers' setting
+
     def get(self, choice: str) -> Any:
         from videodepth.inference.commands import resolve_device
         from videodepth.inference.pipeline import VideoDepthPipeline
@@ -185,6 +241,8 @@ class Pipelines:
 
 
 def _gradio_error(error: VideoDepthError) -> Exception:
+    """The client sees the message; the server log gets one line, no traceback."""
+    logger.warning("refused a request: %s", error)
     return gr.Error(str(error), print_exception=False)
 
 
@@ -195,6 +253,8 @@ class WebApp:
         self.config = config
         self.jobs = JobFolders(config.work_root, config.job_ttl_s)
         self.pipelines = Pipelines(config)
+        # Gradio's uploads and the copies it serves live in our root, so they go when we go.
+        os.environ["GRADIO_TEMP_DIR"] = str(self.jobs.root / "gradio")
 
     # -- handlers ----------------------------------------------------------------------------
     def load_demo(self) -> str:
@@ -223,12 +283,14 @@ class WebApp:
         from videodepth.inference.strategies import STRATEGIES
         from videodepth.io import check_colormap
 
-        check_upload(video, self.config, upload_roots())
+        info = check_upload(video, self.config, upload_roots())
         if strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
         steps = check_int(steps, "steps", 1, 50)
         max_res = check_int(max_res, "max resolution", 64, self.config.max_res_limit)
-        frame_limit = check_int(frame_limit, "frame limit", 0, 100_000)
+        frame_limit = check_int(frame_limit, "frame limit", 0, self.config.max_frames)
+        frames = job_frames(info, frame_limit, self.config)
+        check_job_size(info, frames, max_res, geometry, self.config)
         cmap = check_colormap(cmap)
         pipeline = self.pipelines.get(model)
         job = self.jobs.new()
@@ -236,9 +298,10 @@ class WebApp:
         shutil.copyfile(video, source)
         settings = RunSettings.for_model(pipeline.config, strategy=strategy, steps=steps)
         report = run_video(
-            pipeline, source, settings, InputOptions(max_res=max_res, process_length=frame_limit or None),
+            pipeline, source, settings,
+            InputOptions(max_res=max_res, process_length=frames, max_frames=self.config.max_frames),
             OutputOptions(out_dir=job / "depth", kinds=("sbs", "mp4", "npz", "exr") + (("cameras",) if geometry else ()),
-                          cmap=cmap),
+                          cmap=cmap, size=job_output_size(info, self.config), max_side=self.config.max_output_side),
             model_id=model, progress=True, geometry=GeometryOptions() if geometry else None,
         )
         by_suffix = {path.name: path for path in report.outputs}
@@ -325,10 +388,12 @@ class WebApp:
                     with gr.Column():
                         model = gr.Dropdown(self.pipelines.choices, value=SHIPPED_MODEL, label="Model")
                         strategy = gr.Dropdown(list(STRATEGIES), value="depthcrafter", label="Strategy")
-                        steps = gr.Slider(1, 25, value=5, step=1, label="Denoising steps")
+                        steps = gr.Slider(1, 25, value=self.pipelines.default_steps(SHIPPED_MODEL), step=1,
+                                          label="Denoising steps", info="default: what the chosen checkpoint asks for")
                         max_res = gr.Slider(64, config.max_res_limit, value=min(448, config.max_res_limit), step=64,
                                             label="Max resolution (longest side)")
-                        frame_limit = gr.Number(0, precision=0, label="Frame limit (0 = all)")
+                        frame_limit = gr.Number(0, precision=0, minimum=0, maximum=config.max_frames,
+                                                label=f"Frame limit (0 = all; this server: at most {config.max_frames})")
                         cmap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
                         geometry = gr.Checkbox(False, label="Use the camera's motion (track it and fuse its "
                                                             "multi-view geometry; slower)", elem_id="geometry")
@@ -359,6 +424,7 @@ class WebApp:
                 effect_status = gr.Markdown()
 
             demo_button.click(self.load_demo, outputs=video, queue=False)
+            model.change(self.pipelines.default_steps, inputs=model, outputs=steps, queue=False)
             run_button.click(
                 self.run_depth,
                 inputs=[video, model, strategy, steps, max_res, frame_limit, cmap, geometry],
@@ -380,9 +446,14 @@ class WebApp:
         atexit.register(self.jobs.remove_all)
         demo.launch(
             server_name=self.config.host, server_port=self.config.port,
-            max_file_size=int(self.config.max_upload_mb * 2**20), prevent_thread_lock=not block,
-            show_error=True, quiet=not block, ssr_mode=False, inbrowser=False, share=False,
+            max_file_size=int(self.config.max_upload_mb * 2**20), prevent_thread_lock=True,
+            show_error=True, quiet=True, ssr_mode=False, inbrowser=False, share=False,
         )
+        # Our own line instead of Gradio's banner, which suggests a public share link.
+        print(f"videodepth serve: listening on {demo.local_url} (Ctrl-C to stop; job files in {self.jobs.root})",
+              flush=True)
+        if block:
+            demo.block_thread()
         return demo
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from videodepth.argtypes import (
+    device_name,
     finite_float,
     int_at_least,
     non_negative_float,
@@ -172,13 +172,6 @@ def _optional_positive(text: str) -> float | None:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number > 0 or -1 (keep), got {text}")
     return value
-
-
-def device_name(text: str) -> str:
-    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``; whether it exists is checked before loading."""
-    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
-        return text
-    raise argparse.ArgumentTypeError(f"choose auto, cpu, cuda, cuda:N or mps, got {text!r}")
 
 
 def register(subparsers) -> None:
