@@ -155,10 +155,10 @@ def test_svd_recipes_run_a_step_on_a_tiny_svd(tmp_path, tiny_shards, tiny_svd, r
 def test_hub_ids_offline_name_what_to_download(monkeypatch, tmp_path, tiny_shards):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(CheckpointError, match="huggingface-cli download stabilityai/stable-video-diffusion-img2vid-xt"):
+    with pytest.raises(CheckpointError, match="hf download stabilityai/stable-video-diffusion-img2vid-xt"):
         Trainer(_svd_config(tmp_path / "a", tiny_shards, "stabilityai/stable-video-diffusion-img2vid-xt",
                             "depthcrafter"), show_progress=False)
     values = tiny_config_values(tiny_shards, tmp_path / "run")
     values["model"] = {"init": "tencent/DepthCrafter"}
-    with pytest.raises(CheckpointError, match="huggingface-cli download tencent/DepthCrafter"):
+    with pytest.raises(CheckpointError, match="hf download tencent/DepthCrafter"):
         Trainer(load_config(write_config(tmp_path / "c.yaml", values)), show_progress=False)

@@ -208,6 +208,7 @@ def _register_serve(subparsers) -> None:
     parser.add_argument("--job-ttl", type=positive_float, default=3600.0,
                         help="seconds a job's files are kept for download (all are removed at shutdown)")
     parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: one per available core)")
     parser.set_defaults(func=serve_command)
 
 
@@ -223,7 +224,7 @@ def serve_command(args: argparse.Namespace) -> int:
         model=args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
         max_seconds=args.max_seconds, max_res_limit=args.max_res_limit, queue_size=args.queue_size,
         job_ttl_s=args.job_ttl, device=args.device, max_frames=args.max_frames,
-        max_output_side=args.max_output_side, max_job_mb=args.max_job_mb,
+        max_output_side=args.max_output_side, max_job_mb=args.max_job_mb, threads=args.threads,
     )
     serve(config)
     return 0

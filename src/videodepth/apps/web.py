@@ -64,6 +64,7 @@ class ServeConfig:
     queue_size: int = 16
     job_ttl_s: float = 3600.0
     device: str = "auto"
+    threads: int | None = None  # CPU threads (None: videodepth.threads' default)
     work_root: Path | None = None  # default: a fresh folder in the system temp directory
 
 
@@ -464,6 +465,9 @@ def serve(config: ServeConfig) -> None:
         raise InputError(f"--model must be a local model folder, got {config.model}")
     if config.max_upload_mb <= 0 or config.max_seconds <= 0:
         raise InputError("--max-upload-mb and --max-seconds must be positive")
+    from videodepth.threads import set_threads
+
+    set_threads(config.threads)
     app = WebApp(config)
     # A service manager stops us with SIGTERM: turn it into a normal exit so the job files go too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -91,7 +91,9 @@ def _child(job: dict) -> dict:
     from videodepth.inference.engine import RunSettings
     from videodepth.inference.pipeline import VideoDepthPipeline
     from videodepth.inference.runner import InputOptions, OutputOptions, run_video
+    from videodepth.threads import set_threads
 
+    set_threads(job.get("threads"))
     torch.manual_seed(0)
     device = torch.device(job["device"])
     dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -127,7 +129,7 @@ def measure(job: dict) -> Measurement:
 def run_grid(
     model: str, sizes: list[tuple[int, int]], lengths: list[int], strategy: str | None, steps: int | None,
     device: str, save: tuple[str, ...], work: Path, progress=print, geometry: bool = False,
-    video: Path | None = None,
+    video: Path | None = None, threads: int | None = None,
 ) -> list[Measurement]:
     """Every (size, length) in a fresh process; on ``video`` (its first frames, resized) or on a
     synthetic drifting texture; with ``geometry``, camera tracking and fusion are timed too."""
@@ -137,7 +139,7 @@ def run_grid(
         for frames in lengths:
             job = {"model": model, "video": str(source), "frames": frames, "height": height, "width": width,
                    "strategy": strategy, "steps": steps, "device": device, "save": list(save),
-                   "geometry": geometry}
+                   "geometry": geometry, "threads": threads}
             results.append(measure(job))
             progress(format_row(results[-1]))
     return results

@@ -154,6 +154,7 @@ def register_bench(subparsers) -> None:
     parser.add_argument("--strategy")
     parser.add_argument("--steps", type=positive_int)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: one per available core)")
     parser.add_argument("--save", default="npz,mp4", help="writers to include in the timing")
     parser.add_argument("--csv", type=Path, help="also write the results as CSV")
     parser.add_argument("--geometry", action="store_true", help="also time camera tracking and fusion")
@@ -178,7 +179,8 @@ def bench_command(args: argparse.Namespace) -> int:
     print(markdown_table([]))
     with tempfile.TemporaryDirectory() as work:
         results = run_grid(args.model, sizes, lengths, args.strategy, args.steps, args.device,
-                           tuple(args.save.split(",")), Path(work), geometry=args.geometry, video=args.video)
+                           tuple(args.save.split(",")), Path(work), geometry=args.geometry, video=args.video,
+                           threads=args.threads)
     if args.csv:
         write_csv(results, args.csv)
     if args.check_memory is not None:
