@@ -51,6 +51,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="auto: float16 on GPU, float32 on CPU")
     group.add_argument("--cpu-offload", action="store_true",
                        help="keep models in RAM and move each to the GPU only while it runs")
+    group.add_argument("--threads", type=positive_int,
+                       help="CPU threads for torch and OpenCV (default: one per available core)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +98,9 @@ def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
     from videodepth.inference.pipeline import VideoDepthPipeline
     from videodepth.models.bundle import DepthModel
     from videodepth.models.default import load_default_model
+    from videodepth.threads import set_threads
 
+    set_threads(getattr(args, "threads", None))
     device = resolve_device(args.device)
     auto = torch.float16 if device.type == "cuda" else torch.float32
     dtype = auto if args.dtype == "auto" else getattr(torch, args.dtype)
