@@ -12,7 +12,7 @@ import math
 import pytest
 
 from videodepth.cli import build_parser, main
-from videodepth.inference.engine import RunSettings
+from videodepth.inference.settings import RunSettings
 
 
 def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from videodepth.apps import effects
-from videodepth.apps.depthvideo import PERCENTILE_SAMPLE_BUDGET, measure_range, open_depth
+from videodepth.apps.depthvideo import PERCENTILE_SAMPLE_BUDGET, measure_range
 from videodepth.apps.fx import EFFECTS, FxOptions, make_effect, run_effect
 from videodepth.cli import main
 from videodepth.errors import InputError
 from videodepth.io import NpzWriter, Png16Writer, VideoReader
+from videodepth.io.depthfiles import open_depth
 
 T, H, W, FPS = 5, 48, 96, 12
 

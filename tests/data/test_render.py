@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from videodepth.data.degrade import realistic_depth, stereo_occlusions
-from videodepth.data.geometry import Primitive
-from videodepth.data.raycast import FrameRenderer, Scene, cloud_density
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import FAMILIES, SceneConfig, build_scene, look_at
-from videodepth.data.textures import plain_texture
 from videodepth.errors import InputError
+from videodepth.synth.degrade import realistic_depth, stereo_occlusions
+from videodepth.synth.geometry import Primitive
+from videodepth.synth.raycast import FrameRenderer, Scene, cloud_density
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import FAMILIES, SceneConfig, build_scene, look_at
+from videodepth.synth.textures import plain_texture
 
 H, W = 48, 64
 K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])

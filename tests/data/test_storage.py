@@ -8,17 +8,19 @@ import torch
 
 from videodepth.cli import main
 from videodepth.data.dataset import (
-    ProceduralDataset,
-    SameLengthBatchSampler,
-    ShardDataset,
+    ItemKey,
+    StepBatchSampler,
+    StepKeyedShards,
+    crop_and_resize,
     normalised_disparity,
+    step_loader,
 )
 from videodepth.data.readers import list_sequences, read_sequence
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import SceneConfig
 from videodepth.data.shards import read_shard, write_shard
-from videodepth.data.synthbench import BENCH_SEED_BASE, is_benchmark_seed, synthbench_spec, training_seed
 from videodepth.errors import InputError
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import SceneConfig
+from videodepth.synth.synthbench import BENCH_SEED_BASE, is_benchmark_seed, synthbench_spec, training_seed
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_truncated_or_garbage_shard_names_the_file(tmp_path, clip):
     with pytest.raises(InputError, match="corrupt or truncated shard .*garbage.npz"):
         read_shard(garbage)
     with pytest.raises(InputError, match="broken.npz"):
-        ShardDataset([broken], size=(32, 48))[0]
+        StepKeyedShards([broken], (32, 48))[ItemKey(0, 0, 0, 0, 1)]
 
 
 def test_normalised_disparity_hand_computed():
@@ -61,12 +63,12 @@ def test_normalised_disparity_hand_computed():
 
 def test_shard_dataset_shapes_ranges_and_variable_length(tmp_path, clip):
     write_shard(clip, tmp_path / "s.npz")
-    ds = ShardDataset(tmp_path, size=(32, 48), min_len=1, max_len=6, seed=1)
+    ds = StepKeyedShards([tmp_path], (32, 48), seed=1)
+    sampler = StepBatchSampler(0, 8, batch_size=1, grad_accum=1, min_len=1, max_len=6, seed=1)
     lengths = set()
-    for i in range(8):
-        ds.set_epoch(i)
-        item = ds[0]
-        T = item["length"]
+    for step in range(8):
+        T = sampler.length_at(step, 0)
+        item = ds[ItemKey(step, 0, 0, 0, T)]
         lengths.add(T)
         assert item["rgb"].shape == (T, 3, 32, 48) and item["rgb"].dtype == torch.float32
         assert item["rgb"].min() >= -1 and item["rgb"].max() <= 1
@@ -74,28 +76,36 @@ def test_shard_dataset_shapes_ranges_and_variable_length(tmp_path, clip):
         valid = item["valid"]
         assert item["disparity"][valid].min() == pytest.approx(-1) and item["disparity"][valid].max() == pytest.approx(1)
         assert (item["disparity"][~valid] == -1).all()
-        assert item["K"].shape == (3, 3) and item["poses_c2w"].shape == (T, 4, 4)
+        assert item["weight"].shape == (T, 1, 32, 48) and item["weight"].dtype == torch.float32
     assert len(lengths) > 1
-    fixed = ds[(0, 4)]
-    assert fixed["length"] == 4
 
 
 def test_crop_keeps_intrinsics_consistent(tmp_path, clip):
+    shard = read_shard(write_shard(clip, tmp_path / "s.npz"))
+    view = crop_and_resize(shard, (48, 80), np.random.default_rng(0), max_zoom=1.0)
+    np.testing.assert_allclose(view["K_frames"][0], clip.K, rtol=1e-6)  # no zoom, full frame: unchanged
+    np.testing.assert_array_equal(view["depth"], clip.depth)
+
+
+def test_same_length_batches_and_dataloader(tmp_path, clip):
     write_shard(clip, tmp_path / "s.npz")
-    item = ShardDataset(tmp_path, size=(48, 80), min_len=6, max_len=6, max_zoom=1.0)[0]
-    np.testing.assert_allclose(item["K"].numpy(), clip.K, rtol=1e-6)  # no zoom, full frame: unchanged
-    np.testing.assert_array_equal(item["depth"][:, 0].numpy(), clip.depth)
-
-
-def test_same_length_batches_and_dataloader(tmp_path):
-    ds = ProceduralDataset(num_items=4, size=(32, 48), min_len=1, max_len=3, families=("tabletop",))
-    sampler = SameLengthBatchSampler(ds, batch_size=2, seed=3)
+    ds = StepKeyedShards([tmp_path], (32, 48))
+    sampler = StepBatchSampler(0, 2, batch_size=2, grad_accum=1, min_len=1, max_len=3, seed=3)
     batches = list(sampler)
-    assert len(batches) == 2 and all(len({T for _, T in b}) == 1 for b in batches)
-    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler)
-    batch = next(iter(loader))
-    T = batches[0][0][1]
+    assert len(batches) == 2 and all(len({key.length for key in b}) == 1 for b in batches)
+    batch = next(iter(step_loader(ds, sampler, workers=0)))
+    T = batches[0][0].length
     assert batch["rgb"].shape == (2, T, 3, 32, 48) and batch["valid"].dtype == torch.bool
+
+
+def test_procedural_dataset_batches_one_length_per_batch():
+    from videodepth.synth.dataset import ProceduralDataset
+
+    ds = ProceduralDataset(num_items=4, size=(32, 48), min_len=1, max_len=3, families=("tabletop",))
+    keys = [[(0, 2), (1, 2)], [(2, 3), (3, 3)]]  # (index, T) keys fix T; ds[i] draws it
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_sampler=keys)))
+    assert batch["rgb"].shape == (2, 2, 3, 32, 48) and batch["valid"].dtype == torch.bool
+    assert 1 <= ds[0]["length"] <= 3 and ds[(1, 3)]["K_frames"].shape == (3, 3, 3)
 
 
 def test_seed_split_is_disjoint():
@@ -110,7 +120,7 @@ def test_seed_split_is_disjoint():
 
 
 def test_cli_synthbench_and_contact_sheet(tmp_path, capsys, monkeypatch):
-    import videodepth.data.synthbench as sb
+    import videodepth.synth.synthbench as sb
 
     one_clip = [sb.BenchClip("tabletop_00", "tabletop", BENCH_SEED_BASE, 3, "orbit")]
     monkeypatch.setattr(sb, "synthbench_spec", lambda clips_per_family=1: one_clip)
@@ -150,8 +160,8 @@ def test_cli_render_looks_up_when_asked(tmp_path):
 
 
 def test_rgbd_sequences_become_training_shards(tmp_path, clip, capsys):
+    from videodepth.data.dataset import ItemKey, StepKeyedShards
     from videodepth.data.readers import write_rgbd_folder
-    from videodepth.training.data import ItemKey, StepKeyedShards
 
     folder = write_rgbd_folder(clip, tmp_path / "real" / "kitchen")
     sequence = read_sequence(folder)

@@ -9,9 +9,9 @@ import pytest
 
 from videodepth.cli import main
 from videodepth.data.readers import write_rgbd_folder
-from videodepth.data.render import render_clip
 from videodepth.eval.ablations import REPORT_BEGIN, REPORT_END, ablations, write_report
 from videodepth.models.bundle import DepthModel
+from videodepth.synth.render import render_clip
 
 
 @pytest.fixture(scope="module")

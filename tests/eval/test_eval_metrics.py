@@ -117,3 +117,17 @@ def test_user_errors_are_one_line_input_errors():
         m.delta(gt, gt, gt > 0, 4)
     with pytest.raises(InputError, match=r"must have shape \[T, H, W\]"):
         m.fit_scale_shift(np.ones(3), np.ones(3), np.ones(3, bool))
+
+
+def test_row_variance_share_tells_a_layout_from_depth():
+    from videodepth.eval.metrics import row_variance_share
+
+    rows = np.linspace(0, 1, 32)[None, :, None] * np.ones((3, 32, 48))
+    assert row_variance_share(rows) == pytest.approx(1.0)
+    columns = np.swapaxes(np.linspace(0, 1, 48)[None, :, None] * np.ones((3, 48, 32)), 1, 2)
+    assert row_variance_share(columns) == pytest.approx(0.0, abs=1e-12)
+    # a separable sum: the rows explain their own part of the variance, (n + 1) / 12 (n - 1) for n steps
+    mixed = rows + columns
+    var_rows, var_columns = 33 / (12 * 31), 49 / (12 * 47)
+    assert row_variance_share(mixed) == pytest.approx(var_rows / (var_rows + var_columns))
+    assert np.isnan(row_variance_share(np.zeros((2, 4, 4))))

@@ -9,8 +9,8 @@ import pytest
 
 from videodepth.cli import main
 from videodepth.data.readers import write_rgbd_folder
-from videodepth.data.render import render_clip
 from videodepth.eval.bench import COLUMNS, Measurement, markdown_table, write_csv
+from videodepth.synth.render import render_clip
 
 
 @pytest.fixture(scope="module")

@@ -77,8 +77,8 @@ def test_tae_rejects_bad_shapes():
 
 def test_a_zooming_clip_is_scored_with_its_own_intrinsics_per_frame():
     from videodepth.data.clip import clip_to_sequence
-    from videodepth.data.render import render_clip
-    from videodepth.data.scenes import SceneConfig
+    from videodepth.synth.render import render_clip
+    from videodepth.synth.scenes import SceneConfig
 
     clip = render_clip(SceneConfig("tabletop", camera_motion="zoom"), 7, 8, 48, 64)
     sequence = clip_to_sequence(clip)

@@ -9,8 +9,6 @@ import pytest
 
 from tests.conftest import write_test_video
 from videodepth.cli import main
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import SceneConfig
 from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
 from videodepth.geometry.checks import check_track
@@ -18,6 +16,8 @@ from videodepth.geometry.export import _quaternion, cameras_document
 from videodepth.geometry.fusion import fit_alignment
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.geometry.tracking import OBS_DEPTH, _chunk_ranges, _join, observations_near
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import SceneConfig
 
 SIZE = (128, 224)
 TRACKING = TrackingOptions(max_side=224, threads=1)

@@ -16,7 +16,7 @@ from videodepth.diffusion.preconditioning import (
     denoised_from_output,
     sigma_from_c_noise,
 )
-from videodepth.diffusion.samplers import sample_euler
+from videodepth.diffusion.samplers import euler_step, sample_euler, sample_euler_prescaled, sampler_for
 from videodepth.diffusion.schedules import sampling_schedule, svd_scheduler
 
 
@@ -46,9 +46,58 @@ def test_euler_sampler_matches_diffusers_scheduler(steps, prescale):
         x_in = x if prescale else c_in(sigma) * x
         return denoised_from_output(fake_network(x_in, c_noise(sigma)), x, sigma)
 
-    ours = sample_euler(denoise, x0.clone(), schedule.sigmas, prescale_state=prescale)
+    ours = sampler_for(prescale)(denoise, x0.clone(), schedule.sigmas)
     reference = diffusers_loop(x0.clone(), steps, prescale)
     assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-5)
+
+
+def euler_loop_as_it_was(denoise, x, sigmas, before_step=None, prescale_state=False):
+    """The single Euler loop with a pre-scaling flag that both samplers replace, re-typed here."""
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        if before_step is not None:
+            x = before_step(x, i)
+        if prescale_state:
+            x = x * c_in(sigma)
+        x = euler_step(x, denoise(x, i, sigma), sigma, sigma_next)
+    return x
+
+
+@pytest.mark.parametrize("prescale", [False, True])
+@pytest.mark.parametrize("with_before_step", [False, True])
+def test_each_sampler_gives_the_numbers_of_the_flagged_loop(prescale, with_before_step):
+    schedule = sampling_schedule(svd_scheduler(), 5)
+    x0 = torch.randn(1, 4, 4, 6, 6, generator=torch.Generator().manual_seed(3)) * schedule.init_noise_sigma
+    anchor = torch.randn(1, 2, 4, 6, 6, generator=torch.Generator().manual_seed(4))
+    seen: list[list[torch.Tensor]] = [[], []]
+
+    def toy_denoiser(calls):
+        def denoise(x, step, sigma):
+            calls.append(x.clone())
+            return torch.tanh(0.3 * x + 0.05 * step) * sigma / (1 + sigma)
+
+        return denoise
+
+    def before_step(x, step):
+        x = x.clone()
+        x[:, :2] = anchor + 0.1 * step
+        return x
+
+    hook = before_step if with_before_step else None
+    sample = sampler_for(prescale)
+    assert sample is (sample_euler_prescaled if prescale else sample_euler)
+    ours = sample(toy_denoiser(seen[0]), x0.clone(), schedule.sigmas, hook)
+    theirs = euler_loop_as_it_was(toy_denoiser(seen[1]), x0.clone(), schedule.sigmas, hook, prescale_state=prescale)
+    assert torch.equal(ours, theirs)
+    # the denoiser sees the same latents: for the pre-scaled sampler, x * c_in(sigma)
+    assert len(seen[0]) == len(seen[1]) == 5 and all(torch.equal(a, b) for a, b in zip(*seen, strict=True))
+
+
+def test_sampler_for_reads_a_model_config_or_the_flag():
+    from videodepth.models.config import DepthModelConfig, chronodepth_config, depthcrafter_config
+
+    assert sampler_for(chronodepth_config()) is sample_euler_prescaled is sampler_for(True)
+    assert sampler_for(depthcrafter_config()) is sample_euler is sampler_for(DepthModelConfig()) is sampler_for(False)
 
 
 def test_sampler_with_an_oracle_denoiser_lands_on_the_clean_sample():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import moving_frames
-from videodepth.inference import engine
-from videodepth.inference.engine import RunSettings, run_windows
+from videodepth.inference import windows
 from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.inference.settings import RunSettings
 from videodepth.models.architectures import random_model
 
 
@@ -23,20 +23,20 @@ def test_frames_are_pulled_lazily_and_released(strategy, monkeypatch):
             pulled.append(index)
             yield frames[index]
 
-    original_get = engine.ConditionCache.get
+    original_get = windows.ConditionCache.get
 
     def recording_get(self, window_frames):
         result = original_get(self, window_frames)
         cached.append(len(self.latents))
         return result
 
-    monkeypatch.setattr(engine.ConditionCache, "get", recording_get)
+    monkeypatch.setattr(windows.ConditionCache, "get", recording_get)
 
     def sink(start, depth):
         emitted.append((start, len(depth), len(pulled)))
 
     settings = RunSettings(strategy=strategy, steps=1, window=6, overlap=2, context=3, decode_chunk_size=4)
-    run_windows(pipeline, open_frames, len(frames), (32, 64), settings, sink, progress=False)
+    pipeline.run(open_frames, len(frames), (32, 64), settings, sink, progress=False)
 
     assert pulled == list(range(40))  # every frame decoded exactly once, in order
     assert max(cached) <= settings.window + settings.decode_chunk_size
@@ -56,6 +56,6 @@ def test_frame_keyed_results_do_not_depend_on_decode_grouping_of_input():
     def sink(start, depth):
         collected[start : start + len(depth)] = depth
 
-    run_windows(pipeline, lambda s: (f for f in frames[s:]), len(frames), (32, 64), settings, sink, progress=False)
+    pipeline.run(lambda s: (f for f in frames[s:]), len(frames), (32, 64), settings, sink, progress=False)
     normalised = (collected - collected.min()) / (collected.max() - collected.min())
     assert np.abs(normalised - whole).max() < 1e-6

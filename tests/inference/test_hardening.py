@@ -98,7 +98,7 @@ def test_speed_of_a_resumed_run_counts_processed_frames():
 
 @pytest.fixture
 def no_model_loading(monkeypatch):
-    monkeypatch.setattr(commands, "load_pipeline", lambda args: pytest.fail("model loaded before the check"))
+    monkeypatch.setattr(commands, "pipeline_from_args", lambda args: pytest.fail("model loaded before the check"))
 
 
 @pytest.mark.parametrize(

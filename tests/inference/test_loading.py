@@ -96,3 +96,29 @@ def test_folder_that_is_no_model(tmp_path):
         DepthModel.from_pretrained(tmp_path)
     with pytest.raises(CheckpointError, match="no such folder"):
         DepthModel.from_pretrained(tmp_path / "absent")
+
+
+def test_one_policy_builds_every_pipeline(monkeypatch):
+    """load_pipeline: a loaded model or the shipped one, float32 on the CPU, the threads asked
+    for, the model's note said once (or not at all), offload refused without a GPU."""
+    from videodepth.errors import InputError
+    from videodepth.loading import load_pipeline, resolve_dtype
+
+    threads = torch.get_num_threads()
+    said: list[str] = []
+    try:
+        model = random_model("videodepth", seed=4)
+        model.config.note = "a tiny random model"
+        pipeline = load_pipeline(model, device="cpu", threads=1, say=said.append)
+        assert pipeline.model is model and pipeline.dtype == torch.float32 and pipeline.device.type == "cpu"
+        assert torch.get_num_threads() == 1 and said == ["note: a tiny random model"]
+        assert load_pipeline(model, device="cpu", threads=2, say=None) and torch.get_num_threads() == 2
+        assert said == ["note: a tiny random model"]
+        with pytest.raises(InputError, match="--cpu-offload needs a GPU"):
+            load_pipeline(model, device="cpu", cpu_offload=True, say=None)
+        assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
+        assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+        with pytest.raises(InputError, match="unknown dtype"):
+            resolve_dtype("float8", torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)

@@ -11,6 +11,7 @@ import pytest
 
 from videodepth.cli import main
 from videodepth.inference import runner
+from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.io import read_depth_npz, read_exr_folder, read_png16_folder
 
 
@@ -47,7 +48,7 @@ def test_strategies_and_processed_size(tiny_models, tiny_video, tmp_path):
 
 def interrupt_after_checkpoints(monkeypatch, count: int) -> None:
     """Make the next run stop (as on Ctrl-C) right after its ``count``-th checkpoint."""
-    original = runner.run_windows
+    original = VideoDepthPipeline.run
 
     def interrupted(*args, checkpoint=None, **kwargs):
         saved = []
@@ -60,7 +61,7 @@ def interrupt_after_checkpoints(monkeypatch, count: int) -> None:
 
         return original(*args, checkpoint=save_then_maybe_stop, **kwargs)
 
-    monkeypatch.setattr(runner, "run_windows", interrupted)
+    monkeypatch.setattr(VideoDepthPipeline, "run", interrupted)
 
 
 def test_more_steps_than_the_model_was_measured_to_benefit_from_are_warned_about(

@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import SceneConfig
 from videodepth.data.shards import write_shard
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import SceneConfig
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from videodepth.data.dataset import jitter_colour
+from videodepth.data.dataset import ItemKey, StepKeyedShards, jitter_colour
 from videodepth.data.shards import read_shard
 from videodepth.errors import InputError
 from videodepth.training.config import load_config
-from videodepth.training.data import ItemKey, StepKeyedShards
 
 from .conftest import tiny_config_values, write_config
 
@@ -94,3 +93,21 @@ def test_holes_follow_the_label_of_each_clip(tmp_path, tiny_shards):
         same = StepKeyedShards([folder], (32, 64), invalid="far" if fine else "fill_and_mask")[key]
         assert torch.equal(item["disparity"], same["disparity"])
         assert item["valid"].all() if fine else torch.equal(item["valid"], same["valid"])
+
+
+def test_the_invalid_policy_is_one_weight_map_per_item(tmp_path, tiny_shards):
+    # "far": every pixel counts; "fill_and_mask": only valid ones (holes filled); "by_label": per clip.
+    key = ItemKey(step=0, micro=0, rank=0, slot=0, length=3)
+    for shard in sorted(tiny_shards.glob("*.npz")):
+        folder = tmp_path / shard.stem
+        folder.mkdir()
+        (folder / shard.name).symlink_to(shard)
+        far, masked, by_label = (StepKeyedShards([folder], (32, 64), invalid=mode, flip=True)[key]
+                                 for mode in ("far", "fill_and_mask", "by_label"))
+        assert far["weight"].dtype == torch.float32 and far["weight"].shape == far["valid"].shape
+        assert (far["weight"] == 1).all()
+        assert torch.equal(masked["weight"], masked["valid"].float())
+        fine = read_shard(shard, slice(0, 1)).label == "fine"
+        assert torch.equal(by_label["weight"], (far if fine else masked)["weight"])
+        if not fine:  # realistic clips have holes: they are filled and weigh nothing
+            assert not masked["valid"].all() and (masked["disparity"][~masked["valid"]] > -1).any()

@@ -58,3 +58,58 @@ def test_a_family_without_a_published_start_is_refused(tmp_path):
     path.write_text("model: {init: designed, family: depthcrafter}\n")
     with pytest.raises(InputError, match="model.family applies to model.init svd"):
         load_config(path)
+
+
+def test_a_misspelt_inference_key_fails_at_load(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inference: {stpes: 4}\n")
+    with pytest.raises(InputError, match=r"^c.yaml.inference: unknown key\(s\) stpes; known: strategy, steps, "):
+        load_config(path)
+    path.write_text("inference: {seed: 4}\n")  # a run setting, but not one a saved model keeps
+    with pytest.raises(InputError, match=r"^c.yaml.inference: unknown key\(s\) seed;"):
+        load_config(path)
+    path.write_text("{}")
+    with pytest.raises(InputError, match=r"unknown key\(s\) windw"):
+        load_config(path, ["inference.windw=3"])
+    with pytest.raises(InputError, match="inference: expected a mapping, got int"):
+        load_config(path, ["inference=3"])
+
+
+@pytest.mark.parametrize(
+    "inference, message",
+    [
+        ("{steps: 0}", ": steps must be an integer >= 1, got 0"),
+        ("{strategy: zigzag}", ": unknown strategy 'zigzag'; choose one of depthcrafter, chronodepth, "),
+        ("{window: 0}", ": window must be an integer >= 1, got 0"),
+        ("{sigma_epsilon: .nan}", ": sigma-epsilon must be a finite number, got nan"),
+        ("{guidance: high}", ".guidance: expected a number, got 'high'"),
+        ("{strategy: depthcrafter, window: 8, overlap: 8}", r": --overlap must be in \[0, window\) but is 8 with window 8"),
+        ("{strategy: chronodepth, window: 4, context: 4}", r": --context must be in \[0, window\) but is 4 with window 4"),
+    ],
+)
+def test_a_bad_inference_value_fails_at_load(tmp_path, inference, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"inference: {inference}\n")
+    with pytest.raises(InputError, match=f"^c.yaml.inference{message}"):
+        load_config(path)
+
+
+def test_inference_values_are_checked_against_the_starting_models_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    # a random model's defaults (window 24): an overlap of 30 cannot work ...
+    path.write_text("inference: {overlap: 30}\n")
+    with pytest.raises(InputError, match="but is 30 with window 24"):
+        load_config(path)
+    # ... but DepthCrafter's window is 110, and a ChronoDepth model uses no overlap at all
+    path.write_text("model: {init: svd, family: depthcrafter}\ninference: {overlap: 30}\n")
+    assert load_config(path).inference == {"overlap": 30}
+    path.write_text("model: {init: svd, family: chronodepth}\ninference: {overlap: 30, max_res: 512}\n")
+    assert load_config(path).inference == {"overlap": 30, "max_res": 512}
+    from videodepth.models.config import DepthModelConfig
+
+    folder = tmp_path / "previous_stage"
+    folder.mkdir()
+    DepthModelConfig(window=8, overlap=2).save(folder)
+    path.write_text(f"model: {{init: {folder}}}\ninference: {{overlap: 10}}\n")
+    with pytest.raises(InputError, match="but is 10 with window 8"):
+        load_config(path)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from videodepth.data.dataset import fill_invalid_nearest
 from videodepth.diffusion.preconditioning import c_in, c_noise, c_out, c_skip
+from videodepth.models.config import DepthModelConfig
+from videodepth.models.denoiser import Conditioning, Denoiser, align_scale_shift
 from videodepth.training.objective import (
-    align_scale_shift,
-    denoising_loss,
     draw_sigmas,
-    fill_invalid_nearest,
     latent_cell_weights,
 )
 
@@ -27,6 +28,13 @@ class ConstantNetwork(torch.nn.Module):
     def forward(self, sample, timestep, encoder_hidden_states, added_time_ids, return_dict=True):
         self.calls.append((sample, timestep))
         return (self.output_fn(sample),)
+
+
+def denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, weight=None, scale_shift_weight=0.0):
+    """The denoiser's training loss around a toy network in place of the UNet."""
+    model = SimpleNamespace(unet=net, detail_encoder=None, config=DepthModelConfig())
+    cond = Conditioning(rgb, tokens)
+    return Denoiser(model).loss(x0, cond, sigma, noise, weight, scale_shift_weight)
 
 
 def _inputs(sigma):

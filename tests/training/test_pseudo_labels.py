@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from videodepth.cli import main
-from videodepth.data.dataset import normalised_disparity
+from videodepth.data.dataset import ItemKey, StepKeyedShards, normalised_disparity
 from videodepth.data.shards import read_shard
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.io.video import VideoReader
 from videodepth.models.bundle import DepthModel
-from videodepth.training.data import ItemKey, StepKeyedShards
 
 
 def test_each_shard_holds_the_teachers_depth_of_its_frames(tiny_models, tiny_video, tmp_path, capsys):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import SceneConfig
 from videodepth.eval.metrics import evaluate_video
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.models.bundle import DepthModel
 from videodepth.models.default import DEFAULT_MODEL_DIR, load_default_model
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import SceneConfig
 
 # Recorded with the committed weights (docs/TRAINING.md, "The shipped model (model card)").
 # Session 9 changed only the decoder's padding to replicate (the corner sample was the bright rim).

@@ -6,7 +6,7 @@ import json
 
 from videodepth.cli import main
 from videodepth.data.readers import write_rgbd_folder
-from videodepth.data.render import render_clip
+from videodepth.synth.render import render_clip
 
 
 def test_train_eval_reports_metrics_and_the_blank_input_control(tiny_models, tmp_path, capsys):

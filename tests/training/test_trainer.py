@@ -157,16 +157,16 @@ def test_user_errors(tmp_path, tiny_shards, capsys):
 
 
 def test_sigma_max_fraction_trains_at_the_models_own_sampling_sigma_max(tmp_path, tiny_shards, monkeypatch):
-    import videodepth.training.trainer as trainer_module
+    from videodepth.models.denoiser import Denoiser
 
     seen = []
-    real_loss = trainer_module.denoising_loss
+    real_loss = Denoiser.loss
 
-    def recording_loss(module, x0, rgb_latents, sigma, *args, **kwargs):
+    def recording_loss(self, x0, cond, sigma, *args, **kwargs):
         seen.append(sigma.clone())
-        return real_loss(module, x0, rgb_latents, sigma, *args, **kwargs)
+        return real_loss(self, x0, cond, sigma, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "denoising_loss", recording_loss)
+    monkeypatch.setattr(Denoiser, "loss", recording_loss)
     values = tiny_config_values(tiny_shards, tmp_path / "run", steps=2, objective={"sigma_max_fraction": 1.0})
     trainer = Trainer(load_config(write_config(tmp_path / "c.yaml", values)), tmp_path / "run", show_progress=False)
     trainer.model.scheduler.register_to_config(sigma_max=321.0)  # whatever the model's sampler starts at

@@ -102,7 +102,7 @@ EFFECT_HELP = {
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
+    from videodepth.arguments import add_model_arguments, add_sampling_arguments
 
     parser.add_argument("video", type=Path, help="input video (or folder of images)")
     parser.add_argument("--depth", type=Path,
@@ -163,9 +163,9 @@ def fx_command(args: argparse.Namespace) -> int:
     if args.depth is not None:
         report = run_effect(effect, args.video, args.depth, args.out, options, progress=not args.no_progress)
     else:
-        from videodepth.inference.commands import load_pipeline, settings_from_args
+        from videodepth.arguments import pipeline_from_args, settings_from_args
 
-        pipeline = load_pipeline(args)
+        pipeline = pipeline_from_args(args)
         settings = settings_from_args(args, pipeline)
         with predicted_depth(args.video, pipeline, settings, args.model_max_res, options.process_length,
                              progress=not args.no_progress) as npz:

@@ -24,17 +24,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from videodepth.apps import effects
-from videodepth.apps.depthvideo import (
-    DepthRange,
-    DepthVideo,
-    Normalization,
-    fit_to,
-    measure_range,
-    open_depth,
-)
+from videodepth.apps.depthvideo import DepthRange, Normalization, fit_to, measure_range
 from videodepth.apps.pointcloud import backproject, pointcloud_preview, write_ply
 from videodepth.errors import InputError, OutputError
 from videodepth.io import PendingDir, RgbVideoWriter, VideoReader, check_colormap, colorize
+from videodepth.io.depthfiles import DepthVideo, open_depth
 
 # --------------------------------------------------------------------------------------------- effects
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from videodepth.apps.effects import (
     disparity_to_depth,
 )
 from videodepth.errors import InputError, OutputError
+from videodepth.io.atomic import atomic_file
 
 PLY_VERTEX = np.dtype(
     [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
@@ -85,7 +85,7 @@ def write_ply(
     """Write a binary little-endian PLY (x, y, z float32; red, green, blue uchar); return the point count.
 
     ``points``/``colors`` are ``[H, W, 3]`` or ``[N, 3]``; ``mask`` (same leading shape) selects points.
-    The file appears atomically: it is written to a temporary file in the same folder and renamed.
+    The file appears atomically (``videodepth.io.atomic_file``).
     """
     flat_points, flat_colors = _flatten_cloud(points, colors, mask)
     vertices = np.empty(len(flat_points), dtype=PLY_VERTEX)
@@ -102,18 +102,11 @@ def write_ply(
     target = Path(path)
     if not target.parent.is_dir():
         raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
-    temp_name = None
     try:
-        with tempfile.NamedTemporaryFile(
-            "wb", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-        ) as handle:
-            temp_name = handle.name
+        with atomic_file(target) as temporary, open(temporary, "wb") as handle:
             handle.write(header.encode("ascii"))
             handle.write(vertices.tobytes())
-        os.replace(temp_name, target)
-    except OSError as error:
-        if temp_name is not None and os.path.exists(temp_name):
-            os.unlink(temp_name)
+    except OSError as error:  # atomic_file has already removed the temporary file
         raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
     return len(vertices)
 

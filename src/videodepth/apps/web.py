@@ -220,21 +220,15 @@ class Pipelines:
             return 5  # a published layout without our config: the papers' setting
 
     def get(self, choice: str) -> Any:
-        from videodepth.inference.commands import resolve_device
-        from videodepth.inference.pipeline import VideoDepthPipeline
-        from videodepth.models.bundle import DepthModel
-        from videodepth.models.default import load_default_model
+        from videodepth.loading import load_pipeline
 
         if choice not in self.choices:
             raise InputError(f"unknown model {choice!r}; choose one of: {', '.join(self.choices)}")
         with self._lock:
             if choice not in self._loaded:
-                device = resolve_device(self.config.device)
-                if choice == SHIPPED_MODEL:
-                    model = load_default_model()
-                else:
-                    model = DepthModel.from_pretrained(self.config.model)
-                self._loaded[choice] = VideoDepthPipeline(model, device)
+                model = None if choice == SHIPPED_MODEL else self.config.model
+                self._loaded[choice] = load_pipeline(model, device=self.config.device, threads=self.config.threads,
+                                                     say=None)
             return self._loaded[choice]
 
 
@@ -260,7 +254,7 @@ class WebApp:
     # -- handlers ----------------------------------------------------------------------------
     def load_demo(self) -> str:
         """Copy the built-in demo clip into the server's folder (Gradio then serves its own copy)."""
-        from videodepth.data.demo import demo_video
+        from videodepth.synth.demo import demo_video
 
         target = self.jobs.root / "examples" / "demo.mp4"
         if not target.exists():
@@ -279,8 +273,8 @@ class WebApp:
     def _run_depth(self, video: str | None, model: str, strategy: str, steps: float, max_res: float,
                    frame_limit: float, cmap: str, geometry: bool = False) -> tuple[Any, ...]:
         from videodepth.geometry import GeometryOptions
-        from videodepth.inference.engine import RunSettings
         from videodepth.inference.runner import InputOptions, OutputOptions, run_video
+        from videodepth.inference.settings import RunSettings
         from videodepth.inference.strategies import STRATEGIES
         from videodepth.io import check_colormap
 

@@ -69,7 +69,7 @@ def register(subparsers) -> None:
 
 
 def _families(text: str) -> tuple[str, ...]:
-    from videodepth.data.scenes import FAMILIES
+    from videodepth.synth.scenes import FAMILIES
 
     if text == "all":
         return FAMILIES
@@ -81,10 +81,10 @@ def _families(text: str) -> tuple[str, ...]:
 
 
 def _render(args) -> int:
-    from videodepth.data.render import render_clip
-    from videodepth.data.scenes import SceneConfig
     from videodepth.data.shards import write_shard
-    from videodepth.data.synthbench import training_seed
+    from videodepth.synth.render import render_clip
+    from videodepth.synth.scenes import SceneConfig
+    from videodepth.synth.synthbench import training_seed
 
     families = _families(args.families)
     for i in range(args.clips):
@@ -97,7 +97,7 @@ def _render(args) -> int:
 
 
 def _synthbench(args) -> int:
-    from videodepth.data.synthbench import generate_synthbench
+    from videodepth.synth.synthbench import generate_synthbench
 
     paths = generate_synthbench(args.out, *args.size, workers=args.workers, max_frames=args.max_frames,
                                 clips_per_family=args.clips_per_family, progress=lambda name: print(f"done {name}", flush=True))  # fmt: skip
@@ -110,8 +110,8 @@ def _contact_sheet(args) -> int:
 
     from videodepth.data.preview import contact_sheet, save_png
     from videodepth.data.readers import list_sequences, read_sequence
-    from videodepth.data.render import render_clip
-    from videodepth.data.scenes import FAMILIES
+    from videodepth.synth.render import render_clip
+    from videodepth.synth.scenes import FAMILIES
 
     rows = []
     if args.source is not None:
@@ -131,7 +131,7 @@ def _contact_sheet(args) -> int:
 
 
 def _bench(args) -> int:
-    from videodepth.data.bench import run_benchmark
+    from videodepth.synth.bench import run_benchmark
 
     run_benchmark(*args.size, clip_len=args.clip_len, items=args.items, workers=args.workers)
     return 0

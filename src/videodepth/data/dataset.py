@@ -1,34 +1,37 @@
-"""PyTorch datasets of variable-length sub-clips, from shards or rendered on the fly.
+"""The training dataset: sub-clips of shards in batches keyed by training step.
 
-Each item is a dict:
+Every batch is a pure function of (seed, step, micro-step, process rank): which shards, the
+clip length, the sub-clip start and the random crop are all drawn from generators seeded by
+that key. Resuming at step s therefore needs no sampler or worker state, only s.
+
+Each item of :class:`StepKeyedShards` is a dict:
 - ``rgb`` float32 [T, 3, H, W] in [-1, 1];
 - ``disparity`` float32 [T, 1, H, W]: 1 / depth, min-max normalised to [-1, 1] over the valid
-  pixels of the sub-clip (near = +1); invalid pixels are set to -1 (the far end) and must be
-  masked with ``valid`` in the loss;
-- ``depth`` float32 [T, 1, H, W] metres, 0 = invalid; ``valid`` bool [T, 1, H, W];
-- ``K`` float32 [3, 3] (of the first frame, after crop/resize), ``K_frames`` [T, 3, 3],
-  ``poses_c2w`` float32 [T, 4, 4]; ``length`` int.
+  pixels of the sub-clip (near = +1); invalid pixels are -1 (the far end), or the nearest valid
+  value where the invalid-pixel policy fills them;
+- ``valid`` bool [T, 1, H, W];
+- ``weight`` float32 [T, 1, H, W]: the invalid-pixel policy applied once, here: 1 where the pixel
+  counts in the loss, 0 where it does not (all ones for "far").
 
-Batching: T varies per item, so either use batch size 1 or :class:`SameLengthBatchSampler`,
-which draws one T per batch through the dataset's ``sample_length`` hook and indexes the
-dataset with ``(index, T)`` keys.
+All clips of a batch share one length (:class:`StepBatchSampler`); :func:`to_item` also gives
+the depth, intrinsics and poses, for datasets that need them (``synth.dataset``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from scipy import ndimage
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from videodepth.data.clip import Clip
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import FAMILIES, SceneConfig
 from videodepth.data.shards import list_shards, read_shard
-from videodepth.data.synthbench import training_seed
 from videodepth.errors import InputError
 
 
@@ -103,57 +106,7 @@ def to_item(rgb: np.ndarray, depth: np.ndarray, K_frames: np.ndarray, poses: np.
     }
 
 
-class _SubClipDataset(Dataset):
-    """Shared sub-clip logic: ``ds[i]`` draws T with ``sample_length``; ``ds[(i, T)]`` fixes T."""
-
-    def __init__(self, size: tuple[int, int], min_len: int, max_len: int, seed: int):
-        if not 1 <= min_len <= max_len:
-            raise InputError(f"clip length range must satisfy 1 <= min_len <= max_len, got [{min_len}, {max_len}]")
-        self.size = tuple(size)
-        self.min_len, self.max_len = min_len, max_len
-        self.seed = seed
-        self.epoch = 0
-        self.sample_length: Callable[[np.random.Generator], int] = lambda rng: int(rng.integers(self.min_len, self.max_len + 1))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, index])
-
-    def _key(self, key) -> tuple[int, int | None]:
-        return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), None)
-
-
-class ShardDataset(_SubClipDataset):
-    """Sub-clips of pre-rendered shards (or of any sequence that ``read_shard`` can load)."""
-
-    def __init__(self, root: str | Path | Sequence[Path], size=(320, 640), min_len=1, max_len=25, seed=0, max_zoom=1.25):
-        super().__init__(size, min_len, max_len, seed)
-        self.paths = list_shards(root) if isinstance(root, str | Path) else [Path(p) for p in root]
-        if not self.paths:
-            raise InputError(f"no shards (*.npz) found in {root}")
-        self.max_zoom = max_zoom
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, key) -> dict:
-        index, length = self._key(key)
-        rng = self._rng(index)
-        length = length if length is not None else self.sample_length(rng)
-        path = self.paths[index % len(self.paths)]
-        total = read_shard_length(path)
-        length = min(length, total)
-        start = int(rng.integers(0, total - length + 1))
-        clip = read_shard(path, slice(start, start + length))
-        view = crop_and_resize(clip, self.size, rng, self.max_zoom)
-        return to_item(view["rgb"], view["depth"], view["K_frames"], clip.poses_c2w)
-
-
 def read_shard_length(path: Path) -> int:
-    import json
-
     try:
         with np.load(path, allow_pickle=False) as data:
             return int(json.loads(bytes(data["meta"]).decode())["shape"][0])
@@ -161,56 +114,128 @@ def read_shard_length(path: Path) -> int:
         raise InputError(f"corrupt or truncated shard {path}: {type(error).__name__}: {error}") from error
 
 
-class ProceduralDataset(_SubClipDataset):
-    """Renders a fresh clip per item (training seeds only), at exactly the training size.
+def fill_invalid_nearest(disparity: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Replace invalid pixels by the value of the nearest valid pixel of the same frame.
 
-    ``label``: "fine", "realistic" or "mixed" (half and half, decided per item).
+    ``disparity`` and ``valid`` are [N, 1, H, W]; frames without any valid pixel are left as they
+    are. Holes then encode as smooth continuations instead of a jump to the far end.
+    """
+    out = disparity.clone()
+    for i in range(len(disparity)):
+        mask = valid[i, 0].cpu().numpy()
+        if mask.all() or not mask.any():
+            continue
+        _, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
+        frame = disparity[i, 0].cpu().numpy()
+        out[i, 0] = torch.from_numpy(np.ascontiguousarray(frame[rows, cols])).to(out)
+    return out
+
+
+def apply_invalid_policy(disparity: torch.Tensor, valid: torch.Tensor, invalid: str,
+                         label: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``TrainConfig.objective.invalid`` for one clip: (disparity, valid, weight), all [T, 1, H, W].
+
+    "far": invalid pixels stay at -1 (the far end) and count in the loss (weight all ones);
+    "fill_and_mask": nearest-valid fill, weight = valid; "by_label": "far" for a fine-label clip
+    (its only holes are sky; its ``valid`` becomes all ones) and "fill_and_mask" otherwise.
+    """
+    mode = invalid if invalid != "by_label" else ("far" if label == "fine" else "fill_and_mask")
+    if mode == "fill_and_mask":
+        return fill_invalid_nearest(disparity, valid), valid, valid.float()
+    if invalid == "by_label":
+        valid = torch.ones_like(valid)  # the loss mask of a clip whose holes are kept as far
+    return disparity, valid, torch.ones_like(disparity, dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    step: int
+    micro: int
+    rank: int
+    slot: int
+    length: int
+
+
+class StepKeyedShards(Dataset):
+    """Sub-clips of training shards, indexed by :class:`ItemKey`."""
+
+    def __init__(self, roots: list[str | Path], size: tuple[int, int], seed: int = 0, max_zoom: float = 1.25,
+                 invalid: str = "far", colour_jitter: float = 0.0, flip: bool = False,
+                 vertical_flip: float = 0.0):
+        self.paths = sorted({p for root in roots for p in list_shards(root)})
+        if not self.paths:
+            raise InputError(f"no training shards (*.npz) found in {', '.join(map(str, roots)) or '(none given)'}")
+        self.size, self.seed, self.max_zoom, self.invalid = tuple(size), seed, max_zoom, invalid
+        self.colour_jitter, self.flip, self.vertical_flip = colour_jitter, flip, vertical_flip
+        self._lengths: dict[Path, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _total(self, path: Path) -> int:
+        if path not in self._lengths:
+            self._lengths[path] = read_shard_length(path)
+        return self._lengths[path]
+
+    def __getitem__(self, key: ItemKey) -> dict:
+        rng = np.random.default_rng([self.seed, key.step, key.micro, key.rank, key.slot, 1])
+        path = self.paths[int(rng.integers(len(self.paths)))]
+        total = self._total(path)
+        length = min(key.length, total)
+        start = int(rng.integers(0, total - length + 1))
+        clip = read_shard(path, slice(start, start + length))
+        view = crop_and_resize(clip, self.size, rng, self.max_zoom)
+        # Augmentations draw from their own generator so that turning them on leaves the clip,
+        # length and crop of every step unchanged.
+        augment = np.random.default_rng([self.seed, key.step, key.micro, key.rank, key.slot, 3])
+        rgb = jitter_colour(view["rgb"], augment, self.colour_jitter)
+        item = to_item(rgb, view["depth"], view["K_frames"], clip.poses_c2w)
+        disparity, valid, weight = apply_invalid_policy(item["disparity"], item["valid"], self.invalid, clip.label)
+        tensors = (item["rgb"], disparity, valid, weight)
+        if self.flip and augment.random() < 0.5:
+            # A mirrored scene is as plausible as the original; relative depth is unchanged.
+            tensors = tuple(t.flip(-1) for t in tensors)
+        if self.vertical_flip and augment.random() < self.vertical_flip:
+            # An upside-down clip is not a plausible view; it is there to break the "ground is
+            # near at the bottom, far at the top" layout every rendered camera shows, so the
+            # network has to read depth from the image rather than from the row.
+            tensors = tuple(t.flip(-2) for t in tensors)
+        return dict(zip(("rgb", "disparity", "valid", "weight"), tensors, strict=True))
+
+
+class StepBatchSampler(Sampler):
+    """Batches of keys for steps ``start .. total-1``, ``grad_accum`` micro-batches per step.
+
+    All clips of a micro-batch share one length, uniform in [min_len, max_len] (the same on every
+    process, so DDP ranks do equal work). Clips shorter than the drawn length are cut by the
+    dataset, so a batch may only shrink when a shard is shorter than ``max_len``.
     """
 
-    def __init__(self, num_items: int = 10000, size=(320, 640), min_len=1, max_len=25, seed=0,
-                 families: Sequence[str] = FAMILIES, label: str = "fine"):  # fmt: skip
-        super().__init__(size, min_len, max_len, seed)
-        if label not in ("fine", "realistic", "mixed"):
-            raise InputError(f"unknown label style {label!r}; choose fine, realistic or mixed")
-        unknown = set(families) - set(FAMILIES)
-        if unknown:
-            raise InputError(f"unknown scene families: {', '.join(sorted(unknown))}")
-        self.num_items, self.families, self.label = num_items, tuple(families), label
+    def __init__(self, start: int, total: int, batch_size: int, grad_accum: int, min_len: int, max_len: int,
+                 seed: int = 0, rank: int = 0):
+        self.start, self.total = start, total
+        self.batch_size, self.grad_accum = batch_size, grad_accum
+        self.min_len, self.max_len, self.seed, self.rank = min_len, max_len, seed, rank
 
     def __len__(self) -> int:
-        return self.num_items
+        return max(0, self.total - self.start) * self.grad_accum
 
-    def __getitem__(self, key) -> dict:
-        index, length = self._key(key)
-        rng = self._rng(index)
-        length = length if length is not None else self.sample_length(rng)
-        label = self.label if self.label != "mixed" else ("fine" if rng.random() < 0.5 else "realistic")
-        family = self.families[index % len(self.families)]
-        clip = render_clip(SceneConfig(family), training_seed(self.seed, self.epoch, index), length, *self.size, label=label)
-        K_frames = clip.K_frames if clip.K_frames is not None else np.repeat(clip.K[None], length, 0)
-        return to_item(clip.rgb, np.where(clip.valid, clip.depth, 0), K_frames, clip.poses_c2w)
+    def length_at(self, step: int, micro: int) -> int:
+        rng = np.random.default_rng([self.seed, step, micro, 2])
+        return int(rng.integers(self.min_len, self.max_len + 1))
+
+    def __iter__(self) -> Iterator[list[ItemKey]]:
+        for step in range(self.start, self.total):
+            for micro in range(self.grad_accum):
+                length = self.length_at(step, micro)
+                yield [ItemKey(step, micro, self.rank, slot, length) for slot in range(self.batch_size)]
 
 
-class SameLengthBatchSampler(Sampler):
-    """Yields batches of ``(index, T)`` keys sharing one T drawn by ``dataset.sample_length``."""
+def _collate(items: list[dict]) -> dict:
+    length = min(item["rgb"].shape[0] for item in items)
+    return {key: torch.stack([item[key][:length] for item in items]) for key in items[0]}
 
-    def __init__(self, dataset: _SubClipDataset, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
-        self.dataset, self.batch_size, self.shuffle, self.seed, self.drop_last = dataset, batch_size, shuffle, seed, drop_last
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.dataset)) if self.shuffle else np.arange(len(self.dataset))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            if self.drop_last and len(chunk) < self.batch_size:
-                return
-            length = self.dataset.sample_length(rng)
-            yield [(int(i), length) for i in chunk]
+def step_loader(dataset: StepKeyedShards, sampler: StepBatchSampler, workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
+                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -30,6 +29,7 @@ import numpy as np
 
 from videodepth.data.clip import Clip, Sequence, clip_to_sequence
 from videodepth.errors import InputError, OutputError
+from videodepth.io import atomic_dir, read_png16
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DPT_TAG = 202021.25
@@ -60,15 +60,6 @@ def read_rgb(path: Path) -> np.ndarray:
     if image is None:
         raise InputError(f"cannot read image {path}")
     return image[..., ::-1].copy()
-
-
-def read_png16(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"cannot read depth image {path}")
-    if image.dtype != np.uint16:
-        raise InputError(f"depth image {path} is {image.dtype}, expected a 16-bit PNG")
-    return image
 
 
 def read_dpt(path: Path) -> np.ndarray:
@@ -116,37 +107,32 @@ def write_rgbd_folder(sequence: Sequence | Clip, path: str | Path, image_format:
     """Write the RGB-D folder layout atomically (a temporary folder renamed into place)."""
     sequence = clip_to_sequence(sequence) if isinstance(sequence, Clip) else sequence
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     scale = depth_scale_for(sequence.max_depth)
     try:
-        shutil.rmtree(temporary, ignore_errors=True)
-        (temporary / "rgb").mkdir(parents=True)
-        (temporary / "depth").mkdir()
-        if sequence.moving_mask is not None:
-            (temporary / "mask").mkdir()
-        for i in range(sequence.num_frames):
-            cv2.imwrite(str(temporary / "rgb" / f"{i:06d}.{image_format}"), sequence.rgb[i][..., ::-1])
-            millis = np.round(np.where(sequence.depth[i] > 0, sequence.depth[i], 0) * scale)
-            cv2.imwrite(str(temporary / "depth" / f"{i:06d}.png"), np.where(millis > 65535, 0, millis).astype(np.uint16))
+        with atomic_dir(path) as temporary:
+            (temporary / "rgb").mkdir()
+            (temporary / "depth").mkdir()
             if sequence.moving_mask is not None:
-                cv2.imwrite(str(temporary / "mask" / f"{i:06d}.png"), sequence.moving_mask[i].astype(np.uint8) * 255)
-        meta = {
-            "name": sequence.name,
-            "K": None if sequence.K is None else np.asarray(sequence.K, float).tolist(),
-            "poses_c2w": None if sequence.poses_c2w is None else np.asarray(sequence.poses_c2w, float).tolist(),
-            "depth_scale": scale,
-            "max_depth": float(sequence.max_depth),
-            "fps": float(sequence.fps),
-            "frames": sequence.num_frames,
-            "source": sequence.source,
-            **{k: v for k, v in sequence.extra.items() if isinstance(v, str | int | float | list | dict)},
-        }
-        (temporary / "meta.json").write_text(json.dumps(meta, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
-    except OSError as error:
-        shutil.rmtree(temporary, ignore_errors=True)
+                (temporary / "mask").mkdir()
+            for i in range(sequence.num_frames):
+                cv2.imwrite(str(temporary / "rgb" / f"{i:06d}.{image_format}"), sequence.rgb[i][..., ::-1])
+                millis = np.round(np.where(sequence.depth[i] > 0, sequence.depth[i], 0) * scale)
+                cv2.imwrite(str(temporary / "depth" / f"{i:06d}.png"), np.where(millis > 65535, 0, millis).astype(np.uint16))
+                if sequence.moving_mask is not None:
+                    cv2.imwrite(str(temporary / "mask" / f"{i:06d}.png"), sequence.moving_mask[i].astype(np.uint8) * 255)
+            meta = {
+                "name": sequence.name,
+                "K": None if sequence.K is None else np.asarray(sequence.K, float).tolist(),
+                "poses_c2w": None if sequence.poses_c2w is None else np.asarray(sequence.poses_c2w, float).tolist(),
+                "depth_scale": scale,
+                "max_depth": float(sequence.max_depth),
+                "fps": float(sequence.fps),
+                "frames": sequence.num_frames,
+                "source": sequence.source,
+                **{k: v for k, v in sequence.extra.items() if isinstance(v, str | int | float | list | dict)},
+            }
+            (temporary / "meta.json").write_text(json.dumps(meta, indent=1))
+    except OSError as error:  # atomic_dir has already removed the temporary folder
         raise OutputError(f"cannot write sequence folder {path}: {error.strerror or error}") from error
     return path
 

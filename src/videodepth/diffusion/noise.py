@@ -99,3 +99,29 @@ class ReferenceOrderNoise:
     def load_state_dict(self, state: dict) -> None:
         self.main.set_state(state["main"])
         self.posterior_generator.set_state(state["posterior"])
+
+
+class GeneratorNoise:
+    """Every draw in call order from one generator, whatever the frame: training's noise, keyed
+    by the step through the generator it is given (see videodepth.data.dataset)."""
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def rgb_augmentation(self, frame: int, shape: Shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator)
+
+    def posterior(self, frame: int, shape: Shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator)
+
+    def initial_latents(self, frames: range, shape: Shape) -> torch.Tensor:
+        return torch.randn((1, len(frames), *shape), generator=self.generator)
+
+    def renoise(self, frames: range, step: int, shape: Shape) -> torch.Tensor:
+        return torch.randn((1, len(frames), *shape), generator=self.generator)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -28,8 +28,8 @@ from videodepth.eval.runner import (
     sequence_name,
     summarise,
 )
-from videodepth.inference.engine import RunSettings
 from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.inference.settings import RunSettings
 from videodepth.io import atomic_file, resize_rgb
 
 REPORT_BEGIN = "<!-- BEGIN videodepth ablations (generated; edits inside are overwritten) -->"

@@ -71,16 +71,14 @@ def synthetic_video(path: Path, frames: int, height: int, width: int, fps: int =
 
 
 def _load_model(name: str):
+    """A random model of a published layout (speed does not depend on weights), or a real one."""
+    from videodepth.loading import load_model
     from videodepth.models.architectures import random_model
-    from videodepth.models.bundle import DepthModel
-    from videodepth.models.default import load_default_model
 
-    if name == "default":
-        return load_default_model()
     if name in RANDOM_MODELS:
         family, size = RANDOM_MODELS[name]
         return random_model(family, size)
-    return DepthModel.from_pretrained(name)
+    return load_model(None if name == "default" else name)
 
 
 def _child(job: dict) -> dict:
@@ -88,16 +86,12 @@ def _child(job: dict) -> dict:
     import torch
 
     from videodepth.geometry import GeometryOptions
-    from videodepth.inference.engine import RunSettings
-    from videodepth.inference.pipeline import VideoDepthPipeline
     from videodepth.inference.runner import InputOptions, OutputOptions, run_video
-    from videodepth.threads import set_threads
+    from videodepth.inference.settings import RunSettings
+    from videodepth.loading import load_pipeline
 
-    set_threads(job.get("threads"))
     torch.manual_seed(0)
-    device = torch.device(job["device"])
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
-    pipeline = VideoDepthPipeline(_load_model(job["model"]), device, dtype)
+    pipeline = load_pipeline(_load_model(job["model"]), device=job["device"], threads=job.get("threads"), say=None)
     settings = RunSettings.for_model(pipeline.config, strategy=job["strategy"], steps=job["steps"])
     with tempfile.TemporaryDirectory() as out:
         report = run_video(
@@ -109,7 +103,7 @@ def _child(job: dict) -> dict:
     per_frame = {k: 1000 * v / report.num_frames for k, v in report.stage_seconds.items()}
     return asdict(Measurement(
         model=job["model"], strategy=settings.strategy, height=report.size[0], width=report.size[1],
-        frames=report.num_frames, steps=settings.steps, device=str(device), seconds=report.seconds,
+        frames=report.num_frames, steps=settings.steps, device=str(pipeline.device), seconds=report.seconds,
         encode_ms=per_frame.get("encode", 0.0), denoise_ms=per_frame.get("denoise", 0.0),
         decode_ms=per_frame.get("decode", 0.0), tracking_ms=per_frame.get("tracking", 0.0),
         fusion_ms=per_frame.get("fusion", 0.0), fps=report.num_frames / report.seconds,

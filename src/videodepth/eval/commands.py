@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def register_geometry_report(subparsers) -> None:
-    from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
+    from videodepth.arguments import add_model_arguments, add_sampling_arguments
 
     parser = subparsers.add_parser(
         "geometry-report", help="what camera tracking and fusion give on each clip (CSV + contact sheets)",
@@ -37,16 +37,16 @@ def register_geometry_report(subparsers) -> None:
 
 
 def geometry_report_command(args: argparse.Namespace) -> int:
+    from videodepth.arguments import pipeline_from_args, settings_from_args
     from videodepth.eval.geometry_report import ReportOptions, run_report
     from videodepth.geometry import GeometryOptions
-    from videodepth.inference.commands import load_pipeline, settings_from_args
 
     missing = [str(p) for p in args.clips if not p.exists()]
     if missing:
         raise InputError(f"no such clip: {missing[0]}")
     if args.max_frames < 1:
         raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
-    pipeline = load_pipeline(args)
+    pipeline = pipeline_from_args(args)
     settings = settings_from_args(args, pipeline)
     options = ReportOptions(max_frames=args.max_frames, max_res=args.max_res)
     csv_path = run_report(pipeline, args.clips, settings, GeometryOptions(), options, args.out,
@@ -56,7 +56,7 @@ def geometry_report_command(args: argparse.Namespace) -> int:
 
 
 def register_ablations(subparsers) -> None:
-    from videodepth.inference.commands import add_model_arguments
+    from videodepth.arguments import add_model_arguments
 
     parser = subparsers.add_parser(
         "ablations", help="reproduce the papers' ablations with one model",
@@ -75,11 +75,11 @@ def register_ablations(subparsers) -> None:
 
 
 def ablations_command(args: argparse.Namespace) -> int:
+    from videodepth.arguments import pipeline_from_args
     from videodepth.eval.ablations import run_ablations, write_report
     from videodepth.eval.runner import EvalOptions
-    from videodepth.inference.commands import load_pipeline
 
-    pipeline = load_pipeline(args)
+    pipeline = pipeline_from_args(args)
     report_dir = args.report.parent if args.report else None
     sections = []
     for root in args.roots:
@@ -96,7 +96,7 @@ def ablations_command(args: argparse.Namespace) -> int:
 
 
 def register_eval(subparsers) -> None:
-    from videodepth.inference.commands import (
+    from videodepth.arguments import (
         add_geometry_arguments,
         add_model_arguments,
         add_sampling_arguments,
@@ -125,11 +125,11 @@ def register_eval(subparsers) -> None:
 
 
 def eval_command(args: argparse.Namespace) -> int:
+    from videodepth.arguments import geometry_from_args, pipeline_from_args, settings_from_args
     from videodepth.eval.runner import EvalOptions, markdown, run_eval
-    from videodepth.inference.commands import geometry_from_args, load_pipeline, settings_from_args
 
     geometry = geometry_from_args(args)
-    pipeline = load_pipeline(args)
+    pipeline = pipeline_from_args(args)
     settings = settings_from_args(args, pipeline)
     options = EvalOptions(dataset=args.dataset, max_res=args.max_res, max_frames=args.max_frames,
                           limit=args.limit, label=args.label, geometry=geometry)

@@ -2,8 +2,9 @@
 
 For every clip (a video or an image folder) the model predicts depth on the first frames, the
 geometry pipeline tracks, checks and fuses them, and one CSV row records the registered share,
-every check's value, whether the geometry was used (or which check failed) and the seconds per
-frame of tracking and fusion. A contact sheet per clip (frame | learned | fused | confidence, at
+every check's value, whether the geometry was used (or which check failed), the share of the
+model's depth variance that row position alone explains (``row_share``: near 1 for a
+near-bottom / far-top layout) and the seconds per frame of tracking and fusion. A contact sheet per clip (frame | learned | fused | confidence, at
 three moments, and a fifth column with what the reconstruction gives when its checks are ignored)
 lets a person judge both the depth and the checks by eye. Finished clips are skipped on a rerun.
 """
@@ -19,12 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videodepth.eval.metrics import row_variance_share
 from videodepth.eval.runner import append_csv_row
 from videodepth.geometry import GeometryOptions
 from videodepth.geometry.checks import horizontal_fov_deg
 from videodepth.geometry.refine import fuse_in_memory, track_in_memory
-from videodepth.inference.engine import RunSettings, predict_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.inference.settings import RunSettings
 from videodepth.io import VideoReader, atomic_file, colorize
 
 COLUMNS = (
@@ -38,6 +40,7 @@ COLUMNS = (
     "triangulation_deg",
     "fov_deg",
     "rank_agreement",
+    "row_share",
     "used",
     "frames_used",
     "reason",
@@ -81,7 +84,7 @@ def report_clip(
     frames = np.stack(list(reader.frames()))
     full = np.stack(list(originals.frames()))
     started = time.perf_counter()
-    learned = predict_in_memory(pipeline, frames, settings)
+    learned = pipeline(frames, settings)
     model_seconds = time.perf_counter() - started
     track, tracking_seconds = track_in_memory(full, geometry)
     fused, confidence, result = fuse_in_memory(track, learned, full, geometry)
@@ -104,6 +107,7 @@ def report_clip(
         "triangulation_deg": f"{checks.value('triangulation angle'):.1f}",
         "fov_deg": f"{horizontal_fov_deg(result.track):.0f}" if result.track.registered.any() else "nan",
         "rank_agreement": f"{checks.value('rank agreement'):.2f}",
+        "row_share": f"{row_variance_share(learned):.2f}",
         "used": "yes" if result.used else "no",
         "frames_used": result.frames_used,
         "reason": "" if result.used else checks.first_failure,

@@ -27,8 +27,8 @@ from videodepth.eval.flicker import flicker
 from videodepth.eval.metrics import DATASET_MAX_DEPTH, DATASET_SEQ_LEN, evaluate_video
 from videodepth.geometry import GeometryOptions
 from videodepth.geometry.refine import refine_in_memory
-from videodepth.inference.engine import RunSettings, predict_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.inference.settings import RunSettings
 from videodepth.io import processing_size, resize_rgb
 
 METRICS = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "tae", "flicker", "ms_per_frame")
@@ -62,7 +62,7 @@ def predict_sequence(pipeline: VideoDepthPipeline, rgb: np.ndarray, settings: Ru
     size = processing_size(rgb.shape[1], rgb.shape[2], max_res, multiple)
     frames = np.stack([resize_rgb(frame, size) for frame in rgb])
     started = time.perf_counter()
-    depth = predict_in_memory(pipeline, frames, settings)
+    depth = pipeline(frames, settings)
     return depth, frames, time.perf_counter() - started
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from videodepth.argtypes import (
-    device_name,
-    finite_float,
-    int_at_least,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
+from videodepth.argtypes import finite_float, int_at_least, positive_float, positive_int
+from videodepth.arguments import (
+    add_geometry_arguments,
+    add_model_arguments,
+    add_sampling_arguments,
+    geometry_from_args,
+    pipeline_from_args,
+    settings_from_args,
 )
-from videodepth.choices import COLORMAPS, DTYPE_NAMES, GEOMETRY_KINDS, STRATEGIES, SVD_HUB_ID, WRITER_KINDS
+from videodepth.choices import COLORMAPS, GEOMETRY_KINDS, WRITER_KINDS
 from videodepth.errors import InputError, VideoDepthError
 from videodepth.inference.options import (
     DEFAULT_MAX_FRAMES,
@@ -29,105 +28,6 @@ from videodepth.inference.options import (
     output_stem,
 )
 
-# torch, diffusers and the pipeline are imported where they are used, so that parsing
-# arguments (and every argument error) takes a fraction of a second.
-if TYPE_CHECKING:
-    import torch
-
-    from videodepth.geometry import GeometryOptions
-    from videodepth.inference.engine import RunSettings
-    from videodepth.inference.pipeline import VideoDepthPipeline
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", help="model folder or hub id (default: the small model shipped with videodepth)")
-    group.add_argument("--family", default="auto", choices=["auto", "depthcrafter", "chronodepth"],
-                       help="family of a published UNet checkpoint (auto: from its name)")
-    group.add_argument("--base", default=SVD_HUB_ID,
-                       help="SVD img2vid-xt folder or hub id that published UNets plug into")
-    group.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", choices=["auto", *DTYPE_NAMES],
-                       help="auto: float16 on GPU, float32 on CPU")
-    group.add_argument("--cpu-offload", action="store_true",
-                       help="keep models in RAM and move each to the GPU only while it runs")
-    group.add_argument("--threads", type=positive_int,
-                       help="CPU threads for torch and OpenCV (default: one per available core)")
-
-
-def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("sampling (defaults come from the model)")
-    group.add_argument("--strategy", choices=STRATEGIES, help="long-video strategy")
-    group.add_argument("--steps", type=positive_int, help="denoising steps")
-    group.add_argument("--guidance", type=non_negative_float, help="classifier-free guidance scale (1 = off)")
-    group.add_argument("--window", type=positive_int, help="frames per window")
-    group.add_argument("--overlap", type=non_negative_int, help="depthcrafter: frames shared by consecutive windows")
-    group.add_argument("--context", type=non_negative_int, help="chronodepth/replacement/naive: context frames per window")
-    group.add_argument("--sigma-epsilon", type=finite_float, help="chronodepth: noise label of the context (c_noise)")
-    group.add_argument("--no-noise-init", dest="noise_init", action="store_false", default=None,
-                       help="depthcrafter ablation: start overlaps from pure noise")
-    group.add_argument("--blend", choices=["linear", "average"], help="depthcrafter: how overlaps are merged")
-    group.add_argument("--seed", type=non_negative_int, default=42)
-    group.add_argument("--noise", choices=["frame", "reference"], default="frame",
-                       help="frame: noise keyed by frame index (streams and resumes exactly); "
-                            "reference: the references' draw order (parity checks)")
-    group.add_argument("--decode-chunk-size", type=positive_int, help="frames decoded at once")
-
-
-def resolve_device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device '{name}'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda asked for, but this PyTorch build sees no CUDA GPU")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError("--device mps asked for, but this machine has no Apple GPU (MPS)")
-    return device
-
-
-def load_pipeline(args: argparse.Namespace) -> VideoDepthPipeline:
-    import torch
-
-    from videodepth.inference.pipeline import VideoDepthPipeline
-    from videodepth.models.bundle import DepthModel
-    from videodepth.models.default import load_default_model
-    from videodepth.threads import set_threads
-
-    set_threads(getattr(args, "threads", None))
-    device = resolve_device(args.device)
-    auto = torch.float16 if device.type == "cuda" else torch.float32
-    dtype = auto if args.dtype == "auto" else getattr(torch, args.dtype)
-    if args.cpu_offload and device.type == "cpu":
-        raise InputError("--cpu-offload needs a GPU device")
-    model = DepthModel.from_pretrained(args.model, args.family, args.base, dtype) if args.model else load_default_model()
-    if model.config.note:
-        print(f"note: {model.config.note}", file=sys.stderr)
-    if model.config.notice:
-        banner = "!" * 100
-        print(f"{banner}\n{model.config.notice}\n{banner}", file=sys.stderr)
-    return VideoDepthPipeline(model, device, dtype, cpu_offload=args.cpu_offload)
-
-
-def settings_from_args(args: argparse.Namespace, pipeline: VideoDepthPipeline) -> RunSettings:
-    from videodepth.inference.engine import RunSettings
-
-    settings = RunSettings.for_model(
-        pipeline.config, strategy=args.strategy, steps=args.steps, guidance=args.guidance, window=args.window,
-        overlap=args.overlap, context=args.context, sigma_epsilon=args.sigma_epsilon, seed=args.seed,
-        noise=args.noise, noise_init=args.noise_init, blend=args.blend, decode_chunk_size=args.decode_chunk_size,
-    )
-    if warning := pipeline.config.steps_warning(settings.steps):
-        print(f"warning: {warning}", file=sys.stderr)
-    return settings
-
-
 OUTPUT_KINDS = WRITER_KINDS + GEOMETRY_KINDS
 
 
@@ -137,35 +37,6 @@ def _parse_kinds(text: str) -> tuple[str, ...]:
     if unknown or not kinds:
         raise argparse.ArgumentTypeError(f"choose from {','.join(OUTPUT_KINDS)}")
     return kinds
-
-
-def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
-    """``fx,fy,cx,cy`` in the input video's pixels."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4 or not all(v == v and abs(v) != float("inf") for v in values) or min(values[:2]) <= 0:
-        raise argparse.ArgumentTypeError("give fx,fy,cx,cy in the video's pixels, focal lengths positive")
-    return values  # type: ignore[return-value]
-
-
-def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("geometry (depth from the footage's own camera motion)")
-    group.add_argument("--geometry", action="store_true",
-                       help="track the camera (pycolmap) and fuse its multi-view points with the model's depth")
-    group.add_argument("--intrinsics", type=parse_intrinsics, metavar="FX,FY,CX,CY",
-                       help="known camera intrinsics in the video's pixels (default: estimated)")
-
-
-def geometry_from_args(args: argparse.Namespace) -> GeometryOptions | None:
-    if args.intrinsics is not None and not args.geometry:
-        raise InputError("--intrinsics needs --geometry")
-    if not args.geometry:
-        return None
-    from videodepth.geometry import GeometryOptions, TrackingOptions
-
-    return GeometryOptions(tracking=TrackingOptions(intrinsics=args.intrinsics))
 
 
 def _optional_positive(text: str) -> float | None:
@@ -231,7 +102,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     from videodepth.inference.runner import run_video
 
-    pipeline = load_pipeline(args)
+    pipeline = pipeline_from_args(args)
     settings = settings_from_args(args, pipeline)
     inputs.max_res = args.max_res or pipeline.config.max_res
     for video, name in jobs:
@@ -248,12 +119,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(report.summary())
         for path in report.outputs:
             print(f"  wrote {path}")
-        pipeline.timer.seconds.clear()
     return 1 if failures else 0
 
 
 def _demo_video() -> Path:
-    from videodepth.data.demo import demo_video
+    from videodepth.synth.demo import demo_video
 
     return demo_video()
 

@@ -1,59 +1,39 @@
-"""The video depth pipeline: a :class:`~videodepth.models.bundle.DepthModel` composed with a
-noise schedule, an Euler sampler and a long-video strategy.
+"""The video depth pipeline: a :class:`~videodepth.models.bundle.DepthModel`'s denoiser composed
+with a noise schedule, the family's sampler and a long-video strategy, and the window loop that
+runs them.
 
-It encodes RGB frames to conditioning latents (and CLIP tokens where the family uses them),
-evaluates the preconditioned denoiser with optional classifier-free guidance, and decodes
-depth latents back to disparity in [0, 1]. Streaming, windowing and files live elsewhere
-(:mod:`videodepth.inference.engine`, :mod:`videodepth.inference.runner`).
+It encodes RGB frames to conditioning (:class:`~videodepth.models.denoiser.Denoiser`), samples
+each window of the strategy's plan with memory bounded by the window (the loop's parts are in
+:mod:`videodepth.inference.windows`), and decodes depth latents back to disparity in [0, 1].
+``pipeline(frames)`` predicts a clip held in memory; files, resuming and outputs are
+:mod:`videodepth.inference.runner`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections import defaultdict
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKLTemporalDecoder
+from tqdm.auto import tqdm
 
 from videodepth.diffusion.noise import NoiseSource
-from videodepth.diffusion.preconditioning import c_in, c_noise, denoised_from_output
-from videodepth.models.bundle import SVD_HUB_ID, DepthModel
-from videodepth.models.conditioning import (
-    clip_embeddings,
-    concat_for_unet,
-    frame_tokens,
-    latents_from_posterior,
+from videodepth.diffusion.schedules import sampling_schedule
+from videodepth.errors import InputError
+from videodepth.inference.settings import RunSettings
+from videodepth.inference.windows import (
+    AlignedDecoder,
+    ConditionCache,
+    DepthSink,
+    PipelineSampler,
+    StageTimer,
 )
-
-
-@dataclass
-class Conditioning:
-    """Per-frame conditioning of a window: RGB latents [1, F, C, h, w] (the VAE's latents, then any
-    detail features) and tokens [1, F, D]."""
-
-    latents: torch.Tensor
-    tokens: torch.Tensor
-
-
-class StageTimer:
-    """Wall-clock milliseconds spent in encode / denoise / decode, for the run summary."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str, device: torch.device):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        yield
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        self.seconds[stage] += time.perf_counter() - start
+from videodepth.models.bundle import SVD_HUB_ID, DepthModel
+from videodepth.models.denoiser import Conditioning, Denoiser
 
 
 class VideoDepthPipeline:
@@ -69,12 +49,11 @@ class VideoDepthPipeline:
         self.device = torch.device(device)
         self.dtype = dtype
         self.cpu_offload = cpu_offload
-        self.timer = StageTimer()
-        self._zero_image_token: torch.Tensor | None = None
         model.eval().to(device="cpu" if cpu_offload else self.device, dtype=dtype)
         # SVD's VAE is unstable in fp16 (force_upcast); keep it in fp32 where its config asks.
         if dtype == torch.float16 and getattr(model.vae.config, "force_upcast", False):
             model.vae.to(dtype=torch.float32)
+        self.denoiser = Denoiser(model, place=self._using)
 
     @classmethod
     def from_pretrained(
@@ -121,103 +100,118 @@ class VideoDepthPipeline:
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray, first_frame: int, noise: NoiseSource) -> Conditioning:
         """``frames`` uint8 [N, H, W, 3] (consecutive, starting at ``first_frame``)."""
-        with self.timer("encode", self.device):
-            video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-            video = (video.to(torch.float32) / 255.0 * 2.0 - 1.0).to(self.device)
-            tokens = self._image_tokens(video)
-            latents = self._rgb_latents(video, first_frame, noise)
-        return Conditioning(latents=latents.unsqueeze(0), tokens=tokens.unsqueeze(0))
-
-    def _image_tokens(self, video: torch.Tensor) -> torch.Tensor:
-        if self.config.image_conditioning != "clip_of_zeros":
-            return frame_tokens(self.model, video, self._clip).to(self.dtype)
-        if self._zero_image_token is None:  # the same token for every frame: encode it once per run
-            self._zero_image_token = frame_tokens(self.model, video[:1], self._clip).to(self.dtype)
-        return self._zero_image_token.expand(len(video), -1)
-
-    def _clip(self, images_01: torch.Tensor) -> torch.Tensor:
-        with self._using(self.model.image_encoder) as encoder:
-            return clip_embeddings(encoder, self.model.feature_extractor, images_01)
-
-    def _rgb_latents(self, video: torch.Tensor, first_frame: int, noise: NoiseSource) -> torch.Tensor:
-        strength = self.config.noise_aug_strength
-        if strength > 0:
-            augmentation = torch.stack(
-                [noise.rgb_augmentation(first_frame + i, tuple(video.shape[1:])) for i in range(len(video))]
-            )
-            video = video + strength * augmentation.to(video)
-        vae = self.model.vae
-        with self._using(vae):
-            posterior = vae.encode(video.to(vae.dtype)).latent_dist
-        mode = self.config.rgb_latents
-        eps = None
-        if mode == "sample_scaled":
-            eps = torch.stack([noise.posterior(first_frame + i, tuple(posterior.mean.shape[1:]))
-                               for i in range(len(video))])
-        latents = latents_from_posterior(posterior, mode, vae.config.scaling_factor, eps)
-        if self.model.detail_encoder is not None:
-            with self._using(self.model.detail_encoder) as encoder:
-                latents = torch.cat([latents, encoder(video.to(encoder.dtype)).to(latents)], dim=1)
-        return latents.to(self.dtype)
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        video = (video.to(torch.float32) / 255.0 * 2.0 - 1.0).to(self.device)
+        cond = self.denoiser.conditioning(video.unsqueeze(0), noise, first_frame)
+        return Conditioning(cond.latents.to(self.dtype), cond.tokens.to(self.dtype))
 
     # --------------------------------------------------------------------------- denoise
-    def added_time_ids(self) -> torch.Tensor:
-        values = [self.config.fps_id, self.config.motion_bucket_id, self.config.noise_aug_strength]
-        return torch.tensor([values], dtype=self.dtype, device=self.device)
-
-    def network(
-        self, x_in: torch.Tensor, sigma: torch.Tensor, cond: Conditioning, guidance: float = 1.0
-    ) -> torch.Tensor:
-        """Raw UNet output F for the (already c_in-scaled) latents ``x_in`` [1, F, 4, h, w]."""
-
-        def evaluate(rgb: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-            with self._using(self.model.unet) as unet:
-                return unet(
-                    concat_for_unet(x_in, rgb, self.config.concat_order).to(self.dtype), c_noise(sigma).to(self.device),
-                    encoder_hidden_states=tokens, added_time_ids=self.added_time_ids(), return_dict=False,
-                )[0].float()
-
-        output = evaluate(cond.latents, cond.tokens)
-        if guidance != 1.0:
-            unconditional = evaluate(torch.zeros_like(cond.latents), torch.zeros_like(cond.tokens))
-            output = unconditional + guidance * (output - unconditional)
-        return output
-
     @torch.no_grad()
     def denoise(
         self, x: torch.Tensor, sigma: torch.Tensor, cond: Conditioning, guidance: float = 1.0,
         input_is_scaled: bool = False,
     ) -> torch.Tensor:
         """D(x; sigma) with one sigma per frame (``sigma`` [1, F])."""
-        with self.timer("denoise", self.device):
-            x_in = x if input_is_scaled else c_in(sigma) * x
-            return denoised_from_output(self.network(x_in, sigma, cond, guidance), x, sigma)
+        return self.denoiser(x, sigma, cond, guidance, input_is_scaled)
 
     # ---------------------------------------------------------------------------- decode
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Depth latents [N, 4, h, w] -> disparity-like depth in [0, 1], float32 [N, H, W]."""
-        with self.timer("decode", self.device):
-            vae = self.model.vae
-            z = (latents / vae.config.scaling_factor).to(self.device, vae.dtype)
-            with self._using(vae):
-                if isinstance(vae, AutoencoderKLTemporalDecoder):
-                    frames = vae.decode(z, num_frames=len(z)).sample
-                else:
-                    frames = vae.decode(z).sample
-            frames = frames.float()
-            if self.config.clamp_before_channel_mean:
-                depth = (frames / 2 + 0.5).clamp(0, 1).mean(dim=1)
+        vae = self.model.vae
+        z = (latents / vae.config.scaling_factor).to(self.device, vae.dtype)
+        with self._using(vae):
+            if isinstance(vae, AutoencoderKLTemporalDecoder):
+                frames = vae.decode(z, num_frames=len(z)).sample
             else:
-                depth = (frames.mean(dim=1).clamp(-1, 1) + 1) / 2
+                frames = vae.decode(z).sample
+        frames = frames.float()
+        if self.config.clamp_before_channel_mean:
+            depth = (frames / 2 + 0.5).clamp(0, 1).mean(dim=1)
+        else:
+            depth = (frames.mean(dim=1).clamp(-1, 1) + 1) / 2
         return depth.cpu().numpy()
 
-    # ------------------------------------------------------------------------ in memory
-    def __call__(self, frames: np.ndarray, **settings) -> np.ndarray:
-        """Depth for a clip held in memory: ``frames`` uint8 [T, H, W, 3] -> float32 [T, H, W]
-        in [0, 1] (near = 1), normalised once for the whole clip. Keyword ``settings`` are those
-        of :class:`videodepth.inference.engine.RunSettings`; files and long videos go through
-        :func:`videodepth.inference.runner.run_video` instead, which streams."""
-        from videodepth.inference.engine import RunSettings, predict_in_memory
+    # ------------------------------------------------------------------------ the loop
+    def run(
+        self,
+        open_frames: Callable[[int], Iterator[np.ndarray]],
+        num_frames: int,
+        frame_size: tuple[int, int],
+        settings: RunSettings,
+        sink: DepthSink,
+        resume_state: dict | None = None,
+        checkpoint: Callable[[dict], None] | None = None,
+        progress: bool = True,
+        timer: StageTimer | None = None,
+    ) -> None:
+        """Predict depth for ``num_frames`` frames of size ``frame_size`` (multiples of
+        :attr:`size_multiple`), window by window, in memory bounded by the window.
+        ``open_frames(start)`` yields uint8 RGB frames from ``start`` on; ``sink`` receives decoded
+        depth as soon as it is final. After each window ``checkpoint`` receives a state from which
+        ``resume_state`` continues exactly. ``timer`` collects this job's stage times."""
+        height, width = frame_size
+        multiple = self.size_multiple
+        if height % multiple or width % multiple or height < multiple or width < multiple:
+            raise InputError(f"frame size {width}x{height} must be positive multiples of {multiple} for this model")
+        if num_frames < 1:
+            raise InputError("the video has no frames")
+        timer = timer or StageTimer(self.device)
+        strategy = settings.make_strategy()
+        windows = strategy.plan(num_frames)
+        noise = settings.make_noise(num_frames, (3, height, width))
+        schedule = sampling_schedule(self.model.scheduler, settings.steps)
 
-        return predict_in_memory(self, frames, RunSettings.for_model(self.config, **settings))
+        first_window = 0 if resume_state is None else resume_state["next_window"]
+        cache = ConditionCache(self, open_frames, windows[min(first_window, len(windows) - 1)].frames.start,
+                               num_frames, noise, settings.decode_chunk_size, timer)
+        sampler = PipelineSampler(self, schedule, noise, cache, self.latent_shape(height, width), settings.guidance,
+                                  timer)
+        decoder = AlignedDecoder(self, settings.decode_chunk_size, sink, timer)
+        if resume_state is None:
+            state = strategy.initial_state(sampler, num_frames)
+        else:
+            state = resume_state["strategy"]
+            noise.load_state_dict(resume_state["noise"])
+            decoder.load_state_dict(resume_state["decoder"])
+
+        done = windows[first_window].emits.start if first_window < len(windows) else num_frames
+        with tqdm(total=num_frames, initial=done, unit="frame", desc=strategy.name, disable=not progress) as bar:
+            for index in range(first_window, len(windows)):
+                window = windows[index]
+                latents = strategy.run(sampler, window, state)
+                decoder.push(window.emits.start, latents)
+                if index + 1 < len(windows):
+                    cache.release_before(windows[index + 1].frames.start)
+                bar.update(len(window.emits))
+                if checkpoint is not None and index + 1 < len(windows):
+                    checkpoint({"next_window": index + 1, "strategy": state, "noise": noise.state_dict(),
+                                "decoder": decoder.state_dict()})
+        decoder.flush()
+
+    def __call__(self, frames: np.ndarray, settings: RunSettings | None = None, **overrides) -> np.ndarray:
+        """Depth for a clip held in memory: ``frames`` uint8 [T, H, W, 3] -> float32 [T, H, W] in
+        [0, 1] (near = 1), normalised once for the whole clip. ``settings`` (default: the model's)
+        with keyword ``overrides`` of :class:`~videodepth.inference.settings.RunSettings` fields
+        applied; files and long videos go through :func:`videodepth.inference.runner.run_video`
+        instead, which streams and writes."""
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise InputError(f"expected uint8 frames of shape [T, H, W, 3], got {frames.dtype} {frames.shape}")
+        if settings is None:
+            settings = RunSettings.for_model(self.config, **overrides)
+        elif overrides:
+            settings = dataclasses.replace(settings, **overrides)
+        depth = np.zeros(frames.shape[:3], np.float32)
+
+        def keep(start: int, chunk: np.ndarray) -> None:
+            depth[start : start + len(chunk)] = chunk
+
+        self.run(lambda start: iter(frames[start:]), len(frames), frames.shape[1:3], settings, keep, progress=False)
+        return normalize_min_max(depth)
+
+
+def normalize_min_max(depth: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """One affine normalisation for the whole video (no per-frame flicker)."""
+    lo = float(depth.min()) if lo is None else lo
+    hi = float(depth.max()) if hi is None else hi
+    return ((depth - lo) / max(hi - lo, 1e-12)).astype(np.float32)

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import resource
 import shutil
 import time
@@ -37,7 +36,6 @@ from videodepth.geometry import (
     write_cameras,
 )
 from videodepth.inference.buffer import FrameBuffer
-from videodepth.inference.engine import RunSettings, run_windows
 from videodepth.inference.options import (
     InputOptions,
     OutputOptions,
@@ -48,7 +46,16 @@ from videodepth.inference.options import (
     output_stem,
 )
 from videodepth.inference.pipeline import VideoDepthPipeline
-from videodepth.io import MultiWriter, Png16Writer, VideoReader, ensure_writable_dir, make_writers
+from videodepth.inference.settings import RunSettings
+from videodepth.inference.windows import StageTimer
+from videodepth.io import (
+    MultiWriter,
+    Png16Writer,
+    VideoReader,
+    atomic_file,
+    ensure_writable_dir,
+    make_writers,
+)
 
 WORK_FOLDER = ".videodepth-work"
 
@@ -116,9 +123,8 @@ def _fingerprint(video: Path, settings: RunSettings, inputs: InputOptions, model
 
 
 def _save_atomically(obj: dict, path: Path) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+    with atomic_file(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def run_video(
@@ -154,7 +160,7 @@ def run_video(
     work = out_dir / WORK_FOLDER / stem
     fingerprint = _fingerprint(video, settings, inputs, model_id, geometry)
     state_file, raw_file = work / "state.pt", work / "raw.f32"
-    state = None
+    state, timer = None, StageTimer(pipeline.device)
     if resume and state_file.exists():
         state = torch.load(state_file, weights_only=False)
         if state.get("fingerprint") != fingerprint:
@@ -179,10 +185,11 @@ def run_video(
                 _save_atomically({"fingerprint": fingerprint, "pass1_done": False, "engine": engine_state,
                                   "stats": dict(stats)}, state_file)
 
-            run_windows(pipeline, reader.frames, num_frames, (height, width), settings, keep,
-                        resume_state=state["engine"] if state else None, checkpoint=checkpoint, progress=progress)
+            pipeline.run(reader.frames, num_frames, (height, width), settings, keep,
+                         resume_state=state["engine"] if state else None, checkpoint=checkpoint, progress=progress,
+                         timer=timer)
             _save_atomically({"fingerprint": fingerprint, "pass1_done": True, "stats": dict(stats)}, state_file)
-        stage_seconds = dict(pipeline.timer.seconds)
+        stage_seconds = dict(timer.seconds)
         geometry_result = None
         if geometry is not None:
             learned = buffer
@@ -224,9 +231,8 @@ def _track_video(video: Path, inputs: InputOptions, num_frames: int, work: Path,
     options = dataclasses.replace(geometry.tracking, source_size=(reader.info.height, reader.info.width))
     with tqdm(total=num_frames, desc="tracking", unit="frame", disable=not progress) as bar:
         track = track_frames(reader.frames(), num_frames, options, progress=bar.update)
-    temporary = work / "track.partial.npz"
-    track.save(temporary)
-    os.replace(temporary, track_file)
+    with atomic_file(track_file) as temporary:
+        track.save(temporary)
     return track, time.perf_counter() - started
 
 

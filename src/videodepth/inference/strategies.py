@@ -14,17 +14,26 @@ how windows are tied together so that scale, shift and detail stay consistent ov
 
 A strategy plans its windows up front and carries a small state (a few latent frames) from one
 window to the next, so a run can stop after any window and resume exactly.
+
+Each strategy is a dataclass of exactly its own options (fields made with :func:`option`, which
+check their values), registered by name in :data:`STRATEGIES`; :func:`strategy_from_settings`
+builds one from flat settings. A new option is one field here, plus its setting in
+``RunSettings`` and its command-line argument.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
 
+import numpy as np
 import torch
 
-from videodepth.choices import STRATEGIES
 from videodepth.diffusion.preconditioning import sigma_from_c_noise
 from videodepth.diffusion.samplers import BeforeStep
 from videodepth.errors import InputError
@@ -48,8 +57,52 @@ class WindowSampler(Protocol):
     ) -> torch.Tensor: ...
 
 
+# Options: a strategy's dataclass fields. Each carries a check of its value on its own (one
+# InputError line naming the option); how a strategy's options go together it checks itself.
+OptionCheck = Callable[[str, Any], None]
+
+
+def _label(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def integer_at_least(minimum: int) -> OptionCheck:
+    def check(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise InputError(f"{_label(name)} must be an integer >= {minimum}, got {value!r}")
+
+    return check
+
+
+def finite_number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InputError(f"{_label(name)} must be a finite number, got {value!r}")
+
+
+def boolean(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{_label(name)} must be true or false, got {value!r}")
+
+
+def one_of(*choices: str) -> OptionCheck:
+    def check(name: str, value: Any) -> None:
+        if value not in choices:
+            raise InputError(f"unknown {_label(name)} '{value}'; use {' or '.join(choices)}")
+
+    return check
+
+
+def option(default: Any, check: OptionCheck) -> Any:
+    """A strategy option: a dataclass field with its default and the check of its value."""
+    return field(default=default, metadata={"check": check})
+
+
 class Strategy(ABC):
     name: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for option_field in dataclasses.fields(self):
+            option_field.metadata["check"](option_field.name, getattr(self, option_field.name))
 
     @abstractmethod
     def plan(self, num_frames: int) -> list[Window]: ...
@@ -63,29 +116,56 @@ class Strategy(ABC):
         update ``state`` in place for the next window."""
 
 
-class SingleWindow(Strategy):
-    name = "single"
-
-    def plan(self, num_frames: int) -> list[Window]:
-        return [Window(range(num_frames), range(num_frames))]
-
-    def run(self, sampler: WindowSampler, window: Window, state: dict) -> torch.Tensor:
-        return sampler.sample(sampler.noise_latents(window.frames), window.frames)
+# Every strategy by name, in the order of videodepth.choices.STRATEGIES (which the command line
+# offers without importing this module; a test keeps the two equal).
+STRATEGIES: dict[str, type[Strategy]] = {}
+S = TypeVar("S", bound=type[Strategy])
 
 
+def register(cls: S) -> S:
+    """Class decorator: adds a strategy dataclass to :data:`STRATEGIES` under its ``name``."""
+    if cls.name in STRATEGIES:
+        raise ValueError(f"strategy '{cls.name}' registered twice")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def strategy_from_settings(name: str, /, **settings: Any) -> Strategy:
+    """The strategy ``name`` built from flat settings (e.g. a RunSettings' fields): it gets only
+    the options it declares, the rest are ignored; options not given keep the class defaults."""
+    cls = STRATEGIES.get(name)
+    if cls is None:
+        raise InputError(f"unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}")
+    declared = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in settings.items() if key in declared})
+
+
+def check_options(**settings: Any) -> None:
+    """Checks each strategy option among flat ``settings`` on its own, whichever strategy declares
+    it (settings that are no strategy's option are ignored), so that a bad value for an option
+    the chosen strategy does not use is still refused."""
+    checks: dict[str, OptionCheck] = {}
+    for cls in STRATEGIES.values():
+        for option_field in dataclasses.fields(cls):
+            checks.setdefault(option_field.name, option_field.metadata["check"])
+    for key, value in settings.items():
+        if key in checks:
+            checks[key](key, value)
+
+
+@register
 @dataclass
 class DepthCrafterWindows(Strategy):
-    window: int = 110
-    overlap: int = 25
-    noise_init: bool = True
-    blend: str = "linear"  # or "average"
     name: ClassVar[str] = "depthcrafter"
+    window: int = option(110, integer_at_least(1))
+    overlap: int = option(25, integer_at_least(0))
+    noise_init: bool = option(True, boolean)
+    blend: str = option("linear", one_of("linear", "average"))
 
     def __post_init__(self):
-        if not 0 <= self.overlap < self.window:
+        super().__post_init__()
+        if not self.overlap < self.window:
             raise InputError(f"--overlap must be in [0, window) but is {self.overlap} with window {self.window}")
-        if self.blend not in ("linear", "average"):
-            raise InputError(f"unknown blend '{self.blend}'; use linear or average")
 
     def _sizes(self, num_frames: int) -> tuple[int, int]:
         return (num_frames, 0) if num_frames <= self.window else (self.window, self.overlap)
@@ -127,11 +207,12 @@ class SlidingWindows(Strategy):
     """Shared plan of ChronoDepth's sliding window and its two baselines: a first window of
     ``window`` frames, then steps of ``window - context`` new frames each."""
 
-    window: int = 10
-    context: int = 5
+    window: int = option(10, integer_at_least(1))
+    context: int = option(5, integer_at_least(0))
 
     def __post_init__(self):
-        if not 0 <= self.context < self.window:
+        super().__post_init__()
+        if not self.context < self.window:
             raise InputError(f"--context must be in [0, window) but is {self.context} with window {self.window}")
 
     def plan(self, num_frames: int) -> list[Window]:
@@ -160,10 +241,11 @@ class SlidingWindows(Strategy):
         """Latents of ``window.emits`` given the clean latents of the frames before them."""
 
 
+@register
 @dataclass
 class ChronoDepthWindows(SlidingWindows):
-    sigma_epsilon: float = -4.0  # the context's noise label, as the network's c_noise
     name: ClassVar[str] = "chronodepth"
+    sigma_epsilon: float = option(-4.0, finite_number)  # the context's noise label, as the network's c_noise
 
     def continue_window(self, sampler, window, context):
         return sampler.sample(
@@ -172,6 +254,7 @@ class ChronoDepthWindows(SlidingWindows):
         )
 
 
+@register
 @dataclass
 class ReplacementWindows(SlidingWindows):
     name: ClassVar[str] = "replacement"
@@ -188,6 +271,7 @@ class ReplacementWindows(SlidingWindows):
         return sampler.sample(x, window.frames, before_step=renoise_context)[:, len(context_frames) :]
 
 
+@register
 @dataclass
 class NaiveWindows(SlidingWindows):
     name: ClassVar[str] = "naive"
@@ -197,22 +281,13 @@ class NaiveWindows(SlidingWindows):
         return x[:, -len(window.emits) :]
 
 
+@register
+@dataclass
+class SingleWindow(Strategy):
+    name: ClassVar[str] = "single"
 
+    def plan(self, num_frames: int) -> list[Window]:
+        return [Window(range(num_frames), range(num_frames))]
 
-def make_strategy(
-    name: str, window: int, overlap: int, context: int, sigma_epsilon: float = -4.0,
-    noise_init: bool = True, blend: str = "linear",
-) -> Strategy:
-    if window < 1:
-        raise InputError(f"--window must be at least 1 but is {window}")
-    if name == "depthcrafter":
-        return DepthCrafterWindows(window, overlap, noise_init, blend)
-    if name == "chronodepth":
-        return ChronoDepthWindows(window, context, sigma_epsilon)
-    if name == "replacement":
-        return ReplacementWindows(window, context)
-    if name == "naive":
-        return NaiveWindows(window, context)
-    if name == "single":
-        return SingleWindow()
-    raise InputError(f"unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}")
+    def run(self, sampler: WindowSampler, window: Window, state: dict) -> torch.Tensor:
+        return sampler.sample(sampler.noise_latents(window.frames), window.frames)

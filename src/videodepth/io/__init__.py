@@ -1,7 +1,18 @@
-"""Video input (streaming decode, resizing, frame-rate resampling) and every output writer."""
+"""Video input (streaming decode, resizing, frame-rate resampling), every output writer, the
+depth-file readers and atomic writes."""
 
 from videodepth.io.atomic import PendingDir, PendingFile, atomic_dir, atomic_file, ensure_writable_dir
 from videodepth.io.colormap import COLORMAPS, check_colormap, colorize, normalize, percentile_range
+from videodepth.io.depthfiles import (
+    PNG16_MAX,
+    DepthVideo,
+    open_depth,
+    read_depth_npz,
+    read_exr_folder,
+    read_npz_fps,
+    read_png16,
+    read_png16_folder,
+)
 from videodepth.io.video import VideoInfo, VideoReader, probe, processing_size, resize_rgb
 from videodepth.io.writers import (
     WRITER_KINDS,
@@ -16,16 +27,14 @@ from videodepth.io.writers import (
     fps_fraction,
     make_writers,
     output_path,
-    read_depth_npz,
-    read_exr_folder,
-    read_npz_fps,
-    read_png16_folder,
 )
 
 __all__ = [
     "COLORMAPS",
+    "PNG16_MAX",
     "WRITER_KINDS",
     "ColormapVideoWriter",
+    "DepthVideo",
     "DepthWriter",
     "ExrWriter",
     "MultiWriter",
@@ -45,6 +54,7 @@ __all__ = [
     "fps_fraction",
     "make_writers",
     "normalize",
+    "open_depth",
     "output_path",
     "percentile_range",
     "probe",
@@ -52,6 +62,7 @@ __all__ = [
     "read_depth_npz",
     "read_exr_folder",
     "read_npz_fps",
+    "read_png16",
     "read_png16_folder",
     "resize_rgb",
 ]

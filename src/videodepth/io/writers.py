@@ -31,11 +31,11 @@ from videodepth.io.atomic import (
     remove_stale_partials,
 )
 from videodepth.io.colormap import check_colormap, colorize
+from videodepth.io.depthfiles import PNG16_MAX
 from videodepth.io.video import resize_rgb
 
 logger = logging.getLogger(__name__)
 
-PNG16_MAX = 65535
 _COPY_CHUNK = 4 * 1024 * 1024
 
 
@@ -430,61 +430,3 @@ def _make_writer(kind: str, path: Path, fps: float, size: tuple[int, int] | None
     if kind == "png16":
         return Png16Writer(path, size=size)
     return ExrWriter(path, size=size)
-
-
-# --------------------------------------------------------------------------- readers
-
-
-def read_depth_npz(path: str | os.PathLike[str]) -> np.ndarray:
-    """The ``depth`` array (as float32 [T, H, W]) of an npz written by :class:`NpzWriter`."""
-    path = Path(path)
-    try:
-        with np.load(path) as archive:
-            return archive["depth"].astype(np.float32, copy=False)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise InputError(f"cannot read depth from {path}: {_os_reason(error)}") from None
-
-
-def read_npz_fps(path: str | os.PathLike[str]) -> float | None:
-    """The frame rate stored next to ``depth``, or None if the file has none."""
-    path = Path(path)
-    try:
-        with np.load(path) as archive:
-            return float(archive["fps"]) if "fps" in archive.files else None
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise InputError(f"cannot read {path}: {_os_reason(error)}") from None
-
-
-def _frame_files(folder: str | os.PathLike[str], suffix: str) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"not a folder: {folder}")
-    files = sorted(folder.glob(f"*{suffix}"))
-    if not files:
-        raise InputError(f"no {suffix} files in {folder}")
-    return files
-
-
-def read_png16_folder(folder: str | os.PathLike[str]) -> np.ndarray:
-    """float32 [T, H, W] disparity in [0, 1] from a :class:`Png16Writer` folder."""
-    frames = []
-    for file in _frame_files(folder, ".png"):
-        image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
-        if image is None or image.dtype != np.uint16 or image.ndim != 2:
-            raise InputError(f"{file} is not a 16-bit grayscale PNG")
-        frames.append(image.astype(np.float32) / PNG16_MAX)
-    return np.stack(frames)
-
-
-def read_exr_folder(folder: str | os.PathLike[str], channel: str = "Z") -> np.ndarray:
-    """float32 [T, H, W] from the ``channel`` of every EXR in an :class:`ExrWriter` folder."""
-    import OpenEXR
-
-    frames = []
-    for file in _frame_files(folder, ".exr"):
-        try:
-            with OpenEXR.File(str(file)) as exr:
-                frames.append(np.asarray(exr.channels()[channel].pixels, dtype=np.float32))
-        except (OSError, RuntimeError, KeyError) as error:
-            raise InputError(f"cannot read channel {channel!r} of {file}: {_os_reason(error)}") from None
-    return np.stack(frames)

@@ -14,9 +14,6 @@ message naming what to download and where to put it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 from videodepth.choices import SVD_HUB_ID
 from videodepth.errors import CheckpointError
+from videodepth.io.atomic import atomic_dir
 from videodepth.models.config import CONFIG_NAME, FAMILY_CONFIGS, DepthModelConfig
 from videodepth.models.detail_encoder import DetailEncoder
 from videodepth.models.unet import VideoDepthUNet
@@ -79,10 +77,7 @@ class DepthModel:
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write our one-folder format atomically (safetensors weights)."""
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with atomic_dir(folder) as staging:
             self.vae.save_pretrained(staging / "vae", safe_serialization=True)
             self.unet.save_pretrained(staging / "unet", safe_serialization=True)
             self.scheduler.save_pretrained(staging / "scheduler")
@@ -93,12 +88,6 @@ class DepthModel:
             if self.detail_encoder is not None:
                 self.detail_encoder.save_pretrained(staging / "detail_encoder", safe_serialization=True)
             self.config.save(staging)
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     def save_published_layout(self, unet_folder: str | Path, svd_folder: str | Path) -> None:
         """Write the layout of the published checkpoints: a UNet folder as on the hub plus an

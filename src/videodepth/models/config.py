@@ -46,7 +46,7 @@ class DepthModelConfig(SamplingDefaults):
     noise_aug_strength: float = 0.0
     # DepthCrafter clamps each decoded channel to [-1, 1] before averaging; ChronoDepth averages first.
     clamp_before_channel_mean: bool = True
-    # ChronoDepth v1's sampler quirk, see videodepth.diffusion.samplers.sample_euler.
+    # ChronoDepth v1's sampler quirk, see videodepth.diffusion.samplers.sample_euler_prescaled.
     prescale_state: bool = False
     # Longest side of the processing resolution by default.
     max_res: int = 448

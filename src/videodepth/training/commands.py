@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from videodepth.argtypes import frame_size, int_at_least, non_negative_int, positive_int
-from videodepth.inference.commands import add_model_arguments, add_sampling_arguments
+from videodepth.arguments import add_model_arguments, add_sampling_arguments
 
 
 def register(subparsers) -> None:
@@ -89,15 +89,14 @@ def _export(args) -> int:
 
 
 def _score(args) -> int:
-    from videodepth.inference.commands import resolve_device
-    from videodepth.models.bundle import DepthModel
+    from videodepth.loading import load_model
     from videodepth.training.validate import validate_model
 
-    model = DepthModel.from_pretrained(args.model)
+    model = load_model(args.model)
     settings = {k: getattr(args, k) for k in ("strategy", "window", "overlap", "context") if getattr(args, k) is not None}
     results = validate_model(model, args.synthbench, args.clips, args.frames, args.steps or model.config.steps,
                              input_size=args.input_size, blank_input=args.blank_input,
-                             device=resolve_device(args.device), **settings)
+                             device=args.device, **settings)
     extra = {"input_size": "x".join(map(str, args.input_size))} if args.input_size else {}
     extra |= {"blank_input": True} if args.blank_input else {}
     print(json.dumps({"model": str(args.model), "clips": args.clips, "frames": args.frames, **settings, **extra,
@@ -106,13 +105,13 @@ def _score(args) -> int:
 
 
 def _pseudo_label(args) -> int:
-    from videodepth.inference.commands import load_pipeline, settings_from_args
+    from videodepth.arguments import pipeline_from_args, settings_from_args
     from videodepth.io.video import probe
     from videodepth.training.pseudo_labels import pseudo_label_video
 
     for video in args.videos:  # every input is usable before a (possibly large) teacher loads
         probe(video)
-    pipeline = load_pipeline(args)
+    pipeline = pipeline_from_args(args)
     settings = settings_from_args(args, pipeline)
     for video in args.videos:
         paths = pseudo_label_video(pipeline, video, args.out, settings, args.frames, args.max_res,

@@ -119,7 +119,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = only at the end
     log_every: int = 10
     out: str = "runs/stage"
-    # Inference defaults written into the saved model (DepthModelConfig fields).
+    # Inference defaults written into the saved model (DepthModelConfig fields), checked on load as
+    # the settings of a run of that model (_check_inference).
     inference: dict = field(default_factory=dict)
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
@@ -189,6 +190,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     values = apply_overrides(values, overrides or [])
     config = _build(TrainConfig, values, path.name)
     _check(config, path.name)
+    _check_inference(config, path.name)
     return config
 
 
@@ -212,3 +214,48 @@ def _check(config: TrainConfig, where: str) -> None:
     if config.model.init in ("random", "designed") and config.model.family != "auto":
         raise InputError(f"{where}: model.family applies to model.init svd or a published UNet, "
                          f"not to init {config.model.init}")
+
+
+def _check_inference(config: TrainConfig, where: str) -> None:
+    """``inference`` becomes the trained model's defaults (``dataclasses.replace`` of its
+    DepthModelConfig, training.trainer.model_with_ema) and then the settings of every run of it:
+    a misspelt key or a value no run could use fails here, in one line, not after training.
+    Values are checked as a RunSettings for the model the stage starts from where that is known
+    now (init random, designed, svd, or a model folder that already exists), else for the defaults."""
+    from videodepth.models.config import DepthModelConfig
+
+    inference = config.inference
+    if not isinstance(inference, dict):
+        raise InputError(f"{where}.inference: expected a mapping, got {type(inference).__name__}")
+    known = [f.name for f in dataclasses.fields(DepthModelConfig)]
+    unknown = sorted(set(inference) - set(known))
+    if unknown:
+        raise InputError(f"{where}.inference: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(known)}")
+    if not inference:
+        return
+    defaults = DepthModelConfig()
+    for key, value in inference.items():
+        if isinstance(getattr(defaults, key), float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InputError(f"{where}.inference.{key}: expected a number, got {value!r}")
+    from videodepth.inference.settings import RunSettings
+
+    try:
+        RunSettings.for_model(dataclasses.replace(_starting_model_config(config.model), **inference))
+    except InputError as error:
+        raise InputError(f"{where}.inference: {error}") from None
+
+
+def _starting_model_config(section: ModelSection):
+    """The DepthModelConfig of the model ``section`` starts from, as far as it is known before loading it."""
+    from videodepth.models.config import CONFIG_NAME, FAMILY_CONFIGS, DepthModelConfig
+
+    if section.init in ("random", "designed"):
+        return DepthModelConfig(family="videodepth")  # models.architectures.random_model
+    if section.init != "svd" and Path(section.init, CONFIG_NAME).is_file():
+        try:
+            return DepthModelConfig.load(section.init)
+        except (OSError, ValueError, TypeError):
+            pass  # loading the model reports it
+    family = section.family if section.family != "auto" else next(
+        (name for name in FAMILY_CONFIGS if name in section.init.lower()), None)
+    return FAMILY_CONFIGS[family]() if family in FAMILY_CONFIGS else DepthModelConfig()

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from videodepth.data.clip import Sequence, sequence_to_clip
 from videodepth.data.shards import write_shard
 from videodepth.errors import InputError
-from videodepth.inference.engine import RunSettings, predict_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
+from videodepth.inference.settings import RunSettings
 from videodepth.io.video import VideoReader
 
 # Shards store metric-style depth; a teacher's relative disparity d in [0, 1] is stored as
@@ -47,7 +47,7 @@ def pseudo_label_video(pipeline: VideoDepthPipeline, video: str | Path, out: str
     paths = []
     bar = tqdm(total=reader.num_frames, desc=f"labelling {stem}", unit="frame", disable=not progress, dynamic_ncols=True)
     for start, frames in _chunks(iter(reader), frames_per_shard):
-        disparity = predict_in_memory(pipeline, frames, settings)
+        disparity = pipeline(frames, settings)
         bar.update(len(frames))
         sequence = Sequence(name=stem, rgb=frames, depth=teacher_depth(disparity), K=None, poses_c2w=None,
                             max_depth=1.0 / DISPARITY_OFFSET + 1.0, fps=reader.fps,

@@ -3,7 +3,7 @@ mixed precision on GPU, EMA weights, periodic checkpoints with exact resume, CSV
 logs, a progress bar, and validation on SynthBench clips.
 
 Exact resume: data and noise of step s are drawn from generators keyed by (seed, s, micro-step,
-rank) (see :mod:`videodepth.training.data`), and a checkpoint holds the trained module,
+rank) (see :mod:`videodepth.data.dataset`), and a checkpoint holds the trained module,
 optimizer, EMA weights and the step. Nothing else carries state across steps, so N steps at
 once and N/2 + resume + N/2 give identical parameters.
 """
@@ -26,22 +26,16 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from videodepth.data.dataset import StepBatchSampler, StepKeyedShards, step_loader
+from videodepth.diffusion.noise import GeneratorNoise
 from videodepth.errors import CheckpointError, InputError
 from videodepth.inference.runner import peak_rss_mib
 from videodepth.io import atomic_dir
 from videodepth.models.bundle import DepthModel, is_hub_id
-from videodepth.models.conditioning import clip_embeddings, frame_tokens, latents_from_posterior
+from videodepth.models.denoiser import Denoiser
 from videodepth.training.config import TrainConfig, load_config
-from videodepth.training.data import StepBatchSampler, StepKeyedShards, step_loader
 from videodepth.training.layers import select_trainable
-from videodepth.training.objective import (
-    Denoiser,
-    denoising_loss,
-    draw_sigmas,
-    encode_in_chunks,
-    encode_scaled,
-    latent_cell_weights,
-)
+from videodepth.training.objective import draw_sigmas, encode_scaled, latent_cell_weights
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -121,20 +115,28 @@ def latest_checkpoint(out: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def trained_module(task: str, vae, unet, detail_encoder) -> torch.nn.Module:
-    """The module a stage of ``task`` optimises (and keeps EMA weights of), over the given parts."""
-    return VaeReconstruction(vae) if task == "vae" else Denoiser(unet, detail_encoder)
+def trained_module(config: TrainConfig, model: DepthModel) -> torch.nn.Module:
+    """The module a stage of ``config`` optimises (and keeps EMA weights of), over ``model``'s parts."""
+    if config.task == "vae":
+        return VaeReconstruction(model.vae)
+    rgb_encoder = None
+    if config.objective.encoder == "designed":
+        from videodepth.training.designed_vae import designed_latents
+
+        rgb_encoder = designed_latents
+    return Denoiser(model, rgb_encoder=rgb_encoder)
 
 
 def model_with_ema(model: DepthModel, config: TrainConfig, ema: EMAModel) -> DepthModel:
     """A detached copy of ``model`` with ``ema``'s weights in the module that ``config`` trains."""
-    unet, vae = copy.deepcopy(model.unet), copy.deepcopy(model.vae)
     detail = copy.deepcopy(model.detail_encoder)
-    ema.copy_to(trained_module(config.task, vae, unet, detail).parameters())
+    copied = dataclasses.replace(model, unet=copy.deepcopy(model.unet), vae=copy.deepcopy(model.vae),
+                                 detail_encoder=detail)
+    ema.copy_to(trained_module(config, copied).parameters())
     # a model trained from another inherits neither its description nor its measured step limit
     settings = dataclasses.replace(model.config, **{"note": "", "max_helpful_steps": 0, **config.inference})
     encoder = copy.deepcopy(model.image_encoder).cpu().float() if model.image_encoder is not None else None
-    return DepthModel(vae=vae.cpu().float(), unet=unet.cpu().float(), scheduler=model.scheduler,
+    return DepthModel(vae=copied.vae.cpu().float(), unet=copied.unet.cpu().float(), scheduler=model.scheduler,
                       config=settings, image_encoder=encoder, feature_extractor=model.feature_extractor,
                       detail_encoder=detail.cpu().float() if detail is not None else None).eval()
 
@@ -155,7 +157,7 @@ def export_checkpoint(run: Path, out: Path, step: int | None = None) -> Path:
             kept = [p.name for p in finished_checkpoints(run)]
             raise InputError(f"{run}: no checkpoint at step {step} (kept: {', '.join(kept) or 'none'})")
     model = initial_model(config)
-    trained = trained_module(config.task, model.vae, model.unet, model.detail_encoder)
+    trained = trained_module(config, model)
     ema = EMAModel(trained.parameters(), decay=config.ema_decay)
     try:
         ema.load_state_dict(torch.load(folder / "state.pt", map_location="cpu", weights_only=False)["ema"])
@@ -214,7 +216,7 @@ class Trainer:
     def _trainable_module(self) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
         self.model.unet.requires_grad_(False)
         self.model.vae.requires_grad_(False)
-        module = trained_module(self.config.task, self.model.vae, self.model.unet, self.model.detail_encoder).train()
+        module = trained_module(self.config, self.model).train()
         if self.config.task == "vae":
             self.model.vae.requires_grad_(True)
             return module, list(module.parameters())
@@ -283,7 +285,6 @@ class Trainer:
     def _batch_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, int]:
         rgb = batch["rgb"].to(self.device)
         disparity = batch["disparity"].to(self.device)
-        valid = batch["valid"].to(self.device)
         B, T = rgb.shape[:2]
         depth3 = disparity.flatten(0, 1).repeat(1, 3, 1, 1)
         if self.config.task == "vae":
@@ -295,50 +296,23 @@ class Trainer:
             return loss, B * T
         x0 = self._encoder()(depth3)
         x0 = x0.reshape(B, T, *x0.shape[1:])
-        weight = None
-        if self.config.objective.invalid != "far":
+        weight = batch["weight"].to(self.device)  # the dataset's invalid-pixel policy, per pixel
+        if bool((weight == 1).all()):
+            weight = None  # every pixel counts: the plain mean
+        else:
             factor = rgb.shape[-1] // x0.shape[-1]
-            weight = latent_cell_weights(valid.flatten(0, 1), factor).reshape(B, T, 1, *x0.shape[-2:])
+            weight = latent_cell_weights(weight.flatten(0, 1), factor).reshape(B, T, 1, *x0.shape[-2:])
         objective = self.config.objective
         sigma = draw_sigmas(B, T, objective.noise, objective.p_mean, objective.p_std, generator,
                             objective.sigma_max_fraction, self.model.scheduler.config.sigma_max).to(self.device)
         noise = torch.randn(x0.shape, generator=generator).to(self.device)
-        rgb_latents = self._rgb_latents(rgb.flatten(0, 1), generator)
-        rgb_latents = rgb_latents.reshape(B, T, *rgb_latents.shape[1:])
-        tokens = self._tokens(rgb.flatten(0, 1)).reshape(B, T, -1)
-        config = self.model.config
-        time_ids = torch.tensor([[config.fps_id, config.motion_bucket_id, config.noise_aug_strength]],
-                                device=self.device).expand(B, 3)
+        denoiser = self.unwrapped
         with self.accelerator.autocast():
-            loss = denoising_loss(self.module, x0, rgb_latents, sigma, noise, tokens, time_ids, weight, images=rgb,
-                                  scale_shift_weight=objective.scale_shift_weight,
-                                  concat_order=config.concat_order)
+            # the step's generator feeds the conditioning's draws through the same protocol that
+            # inference keys to frames, so the model is trained on what it is later fed
+            cond = denoiser.conditioning(rgb, GeneratorNoise(generator))
+            loss = denoiser.loss(x0, cond, sigma, noise, weight, objective.scale_shift_weight, through=self.module)
         return loss, B * T
-
-    @torch.no_grad()
-    def _rgb_latents(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The frames' conditioning latents as the model's family makes them at inference
-        (models.conditioning), with its noise augmentation; random draws come from the step's
-        generator, and only where the family needs them (so other runs keep their streams)."""
-        config = self.model.config
-        if self.config.objective.encoder == "designed":
-            return self._encoder()(frames)
-        if config.noise_aug_strength > 0:
-            frames = frames + config.noise_aug_strength * torch.randn(frames.shape, generator=generator).to(frames)
-        scaling = self.model.vae.config.scaling_factor
-
-        def to_latents(posterior) -> torch.Tensor:
-            eps = torch.randn(posterior.mean.shape, generator=generator) if config.rgb_latents == "sample_scaled" else None
-            return latents_from_posterior(posterior, config.rgb_latents, scaling, eps)
-
-        return encode_in_chunks(self.model.vae, frames, to_latents)
-
-    @torch.no_grad()
-    def _tokens(self, frames: torch.Tensor) -> torch.Tensor:
-        """Cross-attention tokens [N, D] as at inference (models.conditioning.frame_tokens)."""
-        model = self.model
-        return frame_tokens(model, frames, lambda images: clip_embeddings(
-            model.image_encoder, model.feature_extractor, images).float())
 
     def _encoder(self):
         if self.config.objective.encoder == "designed":

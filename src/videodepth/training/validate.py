@@ -54,9 +54,9 @@ def validate_model(model: DepthModel, root: str | Path, clips: int, frames: int,
     the prediction is compared at the ground truth's size. ``blank_input`` replaces every frame by
     uniform grey: the gap between the two scores is what the model gets from the image. Training
     validates on its own device (a GPU run would wait hours for SVD-size models on the CPU)."""
-    from videodepth.inference.pipeline import VideoDepthPipeline
+    from videodepth.loading import load_pipeline
 
-    pipeline = VideoDepthPipeline(model, device=device) if task == "unet" else None
+    pipeline = load_pipeline(model, device=device, say=None) if task == "unet" else None
     rows = []
     for path in pick_sequences(root, clips):
         sequence = read_sequence(path, max_frames=frames)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import SceneConfig
 from videodepth.io import RgbVideoWriter
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import SceneConfig
 
 # Bump the version whenever the scene below changes, so stale caches are not reused.
 DEMO_NAME = "videodepth-demo-v1.mp4"

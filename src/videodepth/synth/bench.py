@@ -9,16 +9,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from videodepth.data.dataset import ProceduralDataset, SameLengthBatchSampler, ShardDataset
-from videodepth.data.render import render_clip
-from videodepth.data.scenes import FAMILIES
+from videodepth.data.dataset import StepBatchSampler, StepKeyedShards, step_loader
 from videodepth.data.shards import write_shard
+from videodepth.synth.dataset import ProceduralDataset
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import FAMILIES
 
 
-def _loader_fps(dataset, clip_len: int, items: int, workers: int) -> float:
-    dataset.sample_length = lambda rng: clip_len
-    sampler = SameLengthBatchSampler(dataset, batch_size=1, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=False)
+def _loader_fps(loader: DataLoader, items: int, workers: int) -> float:
     frames, start = 0, None
     for n, batch in enumerate(loader):
         if n == workers:  # start the clock once every worker has produced its first item
@@ -39,13 +37,16 @@ def run_benchmark(height: int = 320, width: int = 640, clip_len: int = 24, items
     results["render_single_process_fps"] = len(FAMILIES) * clip_len / (time.perf_counter() - start)
     log(f"render, 1 process:            {results['render_single_process_fps']:.1f} frames/s ({height}x{width})")
     procedural = ProceduralDataset(num_items=items + workers, size=(height, width), min_len=clip_len, max_len=clip_len)
-    results["procedural_loader_fps"] = _loader_fps(procedural, clip_len, items, workers)
+    keys = [[(i, clip_len)] for i in range(len(procedural))]  # one clip per batch, in order
+    loader = DataLoader(procedural, batch_sampler=keys, num_workers=workers, persistent_workers=False)
+    results["procedural_loader_fps"] = _loader_fps(loader, items, workers)
     log(f"on-the-fly, {workers} workers:      {results['procedural_loader_fps']:.1f} frames/s")
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(shard_dir or scratch)
         for i, family in enumerate(FAMILIES):
             write_shard(render_clip(family, 900 + i, 2 * clip_len, height, width), root / f"{family}.npz")
-        shards = ShardDataset(root, size=(height, width), min_len=clip_len, max_len=clip_len)
-        results["shard_loader_fps"] = _loader_fps(shards, clip_len, items, workers)
+        shards = StepKeyedShards([root], (height, width))  # the training dataset, crop/resize included
+        sampler = StepBatchSampler(0, items + workers, batch_size=1, grad_accum=1, min_len=clip_len, max_len=clip_len)
+        results["shard_loader_fps"] = _loader_fps(step_loader(shards, sampler, workers), items, workers)
     log(f"shards, {workers} workers:          {results['shard_loader_fps']:.1f} frames/s")
     return results

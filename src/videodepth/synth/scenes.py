@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videodepth.data.geometry import Primitive, terrain_height
-from videodepth.data.raycast import Scene
-from videodepth.data.textures import make_texture, plain_texture, sky_colours
+from videodepth.synth.geometry import Primitive, terrain_height
+from videodepth.synth.raycast import Scene
+from videodepth.synth.textures import make_texture, plain_texture, sky_colours
 
 FAMILIES = ("indoor", "street", "terrain", "tabletop", "people", "structures")
 CAMERA_MOTIONS = ("static", "pan", "handheld", "forward", "orbit", "zoom")

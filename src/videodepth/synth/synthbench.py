@@ -53,8 +53,8 @@ def synthbench_spec(clips_per_family: int = CLIPS_PER_FAMILY) -> list[BenchClip]
 
 def render_bench_clip(item: BenchClip, out: Path, height: int, width: int) -> Path:
     from videodepth.data.readers import write_rgbd_folder
-    from videodepth.data.render import render_clip
-    from videodepth.data.scenes import SceneConfig
+    from videodepth.synth.render import render_clip
+    from videodepth.synth.scenes import SceneConfig
 
     target = out / item.name
     if (target / "meta.json").is_file():  # resumable: finished clips are complete (atomic rename)

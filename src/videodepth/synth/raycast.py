@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videodepth.data.geometry import Primitive, hit_t, surface, transform_rays
+from videodepth.synth.geometry import Primitive, hit_t, surface, transform_rays
 
 NEAR = 0.05
 MAX_SHADOW_CASTERS = 8

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 
 from videodepth.data.clip import Clip
-from videodepth.data.degrade import realistic_depth
-from videodepth.data.raycast import FrameRenderer, Scene
-from videodepth.data.scenes import SceneConfig, build_scene
 from videodepth.errors import InputError
+from videodepth.synth.degrade import realistic_depth
+from videodepth.synth.raycast import FrameRenderer, Scene
+from videodepth.synth.scenes import SceneConfig, build_scene
 
 LABELS = ("fine", "realistic")
 
