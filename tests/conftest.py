@@ -55,8 +55,10 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     random_model("chronodepth", seed=3).save_published_layout(root / "ChronoDepth-unet", root / "svd-cd")
     return {
         "ours": root / "ours",
-        "depthcrafter": root / "DepthCrafter-unet", "depthcrafter_base": root / "svd-dc",
-        "chronodepth": root / "ChronoDepth-unet", "chronodepth_base": root / "svd-cd",
+        "depthcrafter": root / "DepthCrafter-unet",
+        "depthcrafter_base": root / "svd-dc",
+        "chronodepth": root / "ChronoDepth-unet",
+        "chronodepth_base": root / "svd-cd",
     }
 
 

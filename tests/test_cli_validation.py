@@ -97,7 +97,9 @@ def test_mps_without_an_apple_gpu_is_one_line_before_any_model(capsys, monkeypat
     from videodepth.models import default
 
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    monkeypatch.setattr(default, "load_default_model", lambda: pytest.fail("model loaded before the device check"))
+    monkeypatch.setattr(
+        default, "load_default_model", lambda: pytest.fail("model loaded before the device check")
+    )
     assert main(["run", "--demo", "--device", "mps", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "videodepth: error: --device mps asked for, but this machine has no Apple GPU (MPS)"

@@ -12,7 +12,9 @@ def frame_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH, e.g. 256x448, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"size must look like HEIGHTxWIDTH, e.g. 256x448, got {text!r}"
+        ) from None
     if height < 1 or width < 1:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return height, width
@@ -22,7 +24,9 @@ def _number(text: str, kind: type) -> float:
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value

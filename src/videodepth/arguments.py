@@ -23,18 +23,32 @@ if TYPE_CHECKING:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", help="model folder or hub id (default: the small model shipped with videodepth)")
-    group.add_argument("--family", default="auto", choices=["auto", "depthcrafter", "chronodepth"],
-                       help="family of a published UNet checkpoint (auto: from its name)")
-    group.add_argument("--base", default=SVD_HUB_ID,
-                       help="SVD img2vid-xt folder or hub id that published UNets plug into")
+    group.add_argument(
+        "--model", help="model folder or hub id (default: the small model shipped with videodepth)"
+    )
+    group.add_argument(
+        "--family",
+        default="auto",
+        choices=["auto", "depthcrafter", "chronodepth"],
+        help="family of a published UNet checkpoint (auto: from its name)",
+    )
+    group.add_argument(
+        "--base", default=SVD_HUB_ID, help="SVD img2vid-xt folder or hub id that published UNets plug into"
+    )
     group.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", choices=["auto", *DTYPE_NAMES],
-                       help="auto: float16 on GPU, float32 on CPU")
-    group.add_argument("--cpu-offload", action="store_true",
-                       help="keep models in RAM and move each to the GPU only while it runs")
-    group.add_argument("--threads", type=positive_int,
-                       help="CPU threads for torch and OpenCV (default: one per available core)")
+    group.add_argument(
+        "--dtype", default="auto", choices=["auto", *DTYPE_NAMES], help="auto: float16 on GPU, float32 on CPU"
+    )
+    group.add_argument(
+        "--cpu-offload",
+        action="store_true",
+        help="keep models in RAM and move each to the GPU only while it runs",
+    )
+    group.add_argument(
+        "--threads",
+        type=positive_int,
+        help="CPU threads for torch and OpenCV (default: one per available core)",
+    )
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,16 +57,31 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--steps", type=positive_int, help="denoising steps")
     group.add_argument("--guidance", type=non_negative_float, help="classifier-free guidance scale (1 = off)")
     group.add_argument("--window", type=positive_int, help="frames per window")
-    group.add_argument("--overlap", type=non_negative_int, help="depthcrafter: frames shared by consecutive windows")
-    group.add_argument("--context", type=non_negative_int, help="chronodepth/replacement/naive: context frames per window")
-    group.add_argument("--sigma-epsilon", type=finite_float, help="chronodepth: noise label of the context (c_noise)")
-    group.add_argument("--no-noise-init", dest="noise_init", action="store_false", default=None,
-                       help="depthcrafter ablation: start overlaps from pure noise")
+    group.add_argument(
+        "--overlap", type=non_negative_int, help="depthcrafter: frames shared by consecutive windows"
+    )
+    group.add_argument(
+        "--context", type=non_negative_int, help="chronodepth/replacement/naive: context frames per window"
+    )
+    group.add_argument(
+        "--sigma-epsilon", type=finite_float, help="chronodepth: noise label of the context (c_noise)"
+    )
+    group.add_argument(
+        "--no-noise-init",
+        dest="noise_init",
+        action="store_false",
+        default=None,
+        help="depthcrafter ablation: start overlaps from pure noise",
+    )
     group.add_argument("--blend", choices=["linear", "average"], help="depthcrafter: how overlaps are merged")
     group.add_argument("--seed", type=non_negative_int, default=42)
-    group.add_argument("--noise", choices=["frame", "reference"], default="frame",
-                       help="frame: noise keyed by frame index (streams and resumes exactly); "
-                            "reference: the references' draw order (parity checks)")
+    group.add_argument(
+        "--noise",
+        choices=["frame", "reference"],
+        default="frame",
+        help="frame: noise keyed by frame index (streams and resumes exactly); "
+        "reference: the references' draw order (parity checks)",
+    )
     group.add_argument("--decode-chunk-size", type=positive_int, help="frames decoded at once")
 
 
@@ -60,23 +89,38 @@ def pipeline_from_args(args: argparse.Namespace) -> VideoDepthPipeline:
     """The pipeline that the model arguments describe (see :func:`videodepth.loading.load_pipeline`)."""
     from videodepth.loading import load_pipeline
 
-    return load_pipeline(args.model, args.family, args.base, args.device, args.dtype, args.cpu_offload,
-                         getattr(args, "threads", None))
+    return load_pipeline(
+        args.model,
+        args.family,
+        args.base,
+        args.device,
+        args.dtype,
+        args.cpu_offload,
+        getattr(args, "threads", None),
+    )
 
 
 def settings_from_args(args: argparse.Namespace, pipeline: VideoDepthPipeline) -> RunSettings:
     from videodepth.inference.settings import RunSettings
 
     settings = RunSettings.for_model(
-        pipeline.config, strategy=args.strategy, steps=args.steps, guidance=args.guidance, window=args.window,
-        overlap=args.overlap, context=args.context, sigma_epsilon=args.sigma_epsilon, seed=args.seed,
-        noise=args.noise, noise_init=args.noise_init, blend=args.blend, decode_chunk_size=args.decode_chunk_size,
+        pipeline.config,
+        strategy=args.strategy,
+        steps=args.steps,
+        guidance=args.guidance,
+        window=args.window,
+        overlap=args.overlap,
+        context=args.context,
+        sigma_epsilon=args.sigma_epsilon,
+        seed=args.seed,
+        noise=args.noise,
+        noise_init=args.noise_init,
+        blend=args.blend,
+        decode_chunk_size=args.decode_chunk_size,
     )
     if warning := pipeline.config.steps_warning(settings.steps):
         print(f"warning: {warning}", file=sys.stderr)
     return settings
-
-
 
 
 def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -92,10 +136,17 @@ def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
 
 def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("geometry (depth from the footage's own camera motion)")
-    group.add_argument("--geometry", action="store_true",
-                       help="track the camera (pycolmap) and fuse its multi-view points with the model's depth")
-    group.add_argument("--intrinsics", type=parse_intrinsics, metavar="FX,FY,CX,CY",
-                       help="known camera intrinsics in the video's pixels (default: estimated)")
+    group.add_argument(
+        "--geometry",
+        action="store_true",
+        help="track the camera (pycolmap) and fuse its multi-view points with the model's depth",
+    )
+    group.add_argument(
+        "--intrinsics",
+        type=parse_intrinsics,
+        metavar="FX,FY,CX,CY",
+        help="known camera intrinsics in the video's pixels (default: estimated)",
+    )
 
 
 def geometry_from_args(args: argparse.Namespace) -> GeometryOptions | None:

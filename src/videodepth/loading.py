@@ -58,8 +58,12 @@ def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
-def load_model(model: str | Path | None = None, family: str = "auto", base: str | Path = SVD_HUB_ID,
-               dtype: torch.dtype | None = None) -> DepthModel:
+def load_model(
+    model: str | Path | None = None,
+    family: str = "auto",
+    base: str | Path = SVD_HUB_ID,
+    dtype: torch.dtype | None = None,
+) -> DepthModel:
     """A model folder or hub id (a videodepth model, or a published UNet plugged into ``base``),
     or the small model shipped inside the package when ``model`` is None."""
     from videodepth.models.bundle import DepthModel
@@ -83,10 +87,16 @@ def _to_stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def load_pipeline(model: str | Path | DepthModel | None = None, family: str = "auto",
-                  base: str | Path = SVD_HUB_ID, device: str | torch.device = "auto",
-                  dtype: str | torch.dtype = "auto", cpu_offload: bool = False,
-                  threads: int | None = None, say: Callable[[str], None] | None = _to_stderr) -> VideoDepthPipeline:
+def load_pipeline(
+    model: str | Path | DepthModel | None = None,
+    family: str = "auto",
+    base: str | Path = SVD_HUB_ID,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    cpu_offload: bool = False,
+    threads: int | None = None,
+    say: Callable[[str], None] | None = _to_stderr,
+) -> VideoDepthPipeline:
     """The pipeline for ``model`` (a folder, a hub id, a loaded :class:`DepthModel`, or None for
     the shipped model) under the one device and precision policy. ``threads`` sets the CPU
     threads of torch and OpenCV (None: one per available core); ``say`` receives the model's

@@ -163,7 +163,14 @@ def marker_column(image: np.ndarray) -> int:
 
 @pytest.mark.parametrize(
     ("plane_disp", "baseline", "convergence"),
-    [(0.5, 20.0, 0.5), (0.75, 20.0, 0.5), (1.0, 20.0, 0.5), (0.25, 20.0, 0.5), (0.0, 20.0, 0.5), (0.6, 10.0, 0.0)],
+    [
+        (0.5, 20.0, 0.5),
+        (0.75, 20.0, 0.5),
+        (1.0, 20.0, 0.5),
+        (0.25, 20.0, 0.5),
+        (0.0, 20.0, 0.5),
+        (0.6, 10.0, 0.0),
+    ],
 )
 def test_stereo_shift_is_baseline_times_disparity_minus_convergence(
     plane_disp: float, baseline: float, convergence: float
@@ -249,8 +256,12 @@ def test_write_ply_round_trip(tmp_path) -> None:
     assert count == int(mask.sum()) == len(vertices)
     assert header[:2] == ["ply", "format binary_little_endian 1.0"]
     assert header[-7:-1] == [
-        "property float x", "property float y", "property float z",
-        "property uchar red", "property uchar green", "property uchar blue",
+        "property float x",
+        "property float y",
+        "property float z",
+        "property uchar red",
+        "property uchar green",
+        "property uchar blue",
     ]
     np.testing.assert_array_equal(np.stack([vertices[a] for a in "xyz"], axis=1), points[mask])
     np.testing.assert_array_equal(np.stack([vertices[c] for c in "rgb"], axis=1), colors[mask])
@@ -329,8 +340,15 @@ def test_bad_inputs_raise_one_line_input_errors(case: str) -> None:
 
 def test_demo_samples_write_small_pngs(tmp_path) -> None:
     paths = demo_samples(tmp_path)
-    assert {p.name for p in paths} >= {"fx_fog.png", "fx_slice.png", "fx_matte.png", "fx_refocus.png",
-                                       "fx_stereo_sbs.png", "fx_anaglyph.png", "fx_pointcloud.png"}
+    assert {p.name for p in paths} >= {
+        "fx_fog.png",
+        "fx_slice.png",
+        "fx_matte.png",
+        "fx_refocus.png",
+        "fx_stereo_sbs.png",
+        "fx_anaglyph.png",
+        "fx_pointcloud.png",
+    }
     for path in paths:
         assert path.stat().st_size <= 150_000
         assert cv2.imread(str(path)) is not None

@@ -56,8 +56,13 @@ def clip(tmp_path_factory) -> dict:
     frames, depth = scene_frames()
     video = write_lossless_video(root / "clip.mp4", frames)
     decoded = np.stack(list(VideoReader(video, max_res=W, multiple=1)))
-    return {"root": root, "video": video, "npz": write_npz(root / "clip.npz", depth), "depth": depth,
-            "rgb": decoded}
+    return {
+        "root": root,
+        "video": video,
+        "npz": write_npz(root / "clip.npz", depth),
+        "depth": depth,
+        "rgb": decoded,
+    }
 
 
 def count_video_frames(path: Path) -> int:
@@ -94,8 +99,13 @@ def test_fog_png_frames_equal_fog_of_each_input_frame_and_mp4_within_codec_toler
         assert error < 4.0, f"frame {index}: mp4 differs from fog() by {error:.2f} on average"
         # ... and the frames are not interchangeable: the command applied frame t's depth to frame t.
         if index:
-            assert np.abs(video[index].astype(int) - effects.fog(clip["rgb"][0], clip["depth"][0], 0.3,
-                                                                  near=1.0, far=5.0)).mean() > 2 * error
+            assert (
+                np.abs(
+                    video[index].astype(int)
+                    - effects.fog(clip["rgb"][0], clip["depth"][0], 0.3, near=1.0, far=5.0)
+                ).mean()
+                > 2 * error
+            )
 
 
 def test_whole_video_normalisation_undoes_an_affine_depth_scale(clip, tmp_path):
@@ -106,7 +116,9 @@ def test_whole_video_normalisation_undoes_an_affine_depth_scale(clip, tmp_path):
         rgba = read_png(png)
         keep = (clip["depth"][index] >= 0.3) & (clip["depth"][index] <= 0.6)
         # Float rounding of the affine round trip can only move pixels lying exactly on a boundary.
-        boundary = np.isclose(clip["depth"][index], 0.3, atol=1e-5) | np.isclose(clip["depth"][index], 0.6, atol=1e-5)
+        boundary = np.isclose(clip["depth"][index], 0.3, atol=1e-5) | np.isclose(
+            clip["depth"][index], 0.6, atol=1e-5
+        )
         assert rgba.shape == (H, W, 4)
         assert np.array_equal(rgba[..., 3][~boundary] == 255, keep[~boundary])
         assert (rgba[..., :3][rgba[..., 3] == 0] == 0).all()
@@ -121,8 +133,12 @@ def test_percentile_clipping_maps_the_percentiles_to_zero_and_one(clip):
 
 
 def test_matte_writes_rgba_frames_and_a_grayscale_alpha_video(clip, tmp_path):
-    run_effect(make_effect("matte", split=0.5, softness=0.2), clip["video"], clip["npz"],
-               [tmp_path / "matte", tmp_path / "alpha.mp4"])
+    run_effect(
+        make_effect("matte", split=0.5, softness=0.2),
+        clip["video"],
+        clip["npz"],
+        [tmp_path / "matte", tmp_path / "alpha.mp4"],
+    )
     video = decode(tmp_path / "alpha.mp4")
     assert video.shape == (T, H, W, 3)
     for index, png in enumerate(sorted((tmp_path / "matte").glob("*.png"))):
@@ -134,8 +150,12 @@ def test_matte_writes_rgba_frames_and_a_grayscale_alpha_video(clip, tmp_path):
 
 
 def test_stereo_left_right_writes_two_videos_and_sbs_doubles_the_width(clip, tmp_path):
-    report = run_effect(make_effect("stereo", mode="left-right", baseline_px=8), clip["video"], clip["npz"],
-                        [tmp_path / "view.mp4"])
+    report = run_effect(
+        make_effect("stereo", mode="left-right", baseline_px=8),
+        clip["video"],
+        clip["npz"],
+        [tmp_path / "view.mp4"],
+    )
     assert [p.name for p in report.outputs] == ["view_left.mp4", "view_right.mp4"]
     assert all(count_video_frames(p) == T for p in report.outputs)
     run_effect(make_effect("stereo", mode="sbs"), clip["video"], clip["npz"], [tmp_path / "sbs.mp4"])
@@ -143,11 +163,19 @@ def test_stereo_left_right_writes_two_videos_and_sbs_doubles_the_width(clip, tmp
 
 
 def test_refocus_and_colormap_videos_have_every_frame(clip, tmp_path):
-    run_effect(make_effect("refocus", focus=0.9, aperture=10, max_radius=4), clip["video"], clip["npz"],
-               [tmp_path / "refocus.mp4"])
+    run_effect(
+        make_effect("refocus", focus=0.9, aperture=10, max_radius=4),
+        clip["video"],
+        clip["npz"],
+        [tmp_path / "refocus.mp4"],
+    )
     assert count_video_frames(tmp_path / "refocus.mp4") == T
-    run_effect(make_effect("colormap", cmap="turbo", side_by_side=True), clip["video"], clip["npz"],
-               [tmp_path / "colour"])
+    run_effect(
+        make_effect("colormap", cmap="turbo", side_by_side=True),
+        clip["video"],
+        clip["npz"],
+        [tmp_path / "colour"],
+    )
     first = read_png(tmp_path / "colour" / "000000.png")
     from videodepth.io import colorize
 
@@ -156,7 +184,9 @@ def test_refocus_and_colormap_videos_have_every_frame(clip, tmp_path):
 
 
 def test_pointcloud_writes_one_ply_per_frame_and_a_three_panel_preview(clip, tmp_path):
-    run_effect(make_effect("pointcloud", stride=2, preview_frame=1), clip["video"], clip["npz"], [tmp_path / "pc"])
+    run_effect(
+        make_effect("pointcloud", stride=2, preview_frame=1), clip["video"], clip["npz"], [tmp_path / "pc"]
+    )
     plys = sorted((tmp_path / "pc").glob("*.ply"))
     assert len(plys) == T
     header = plys[0].read_bytes().split(b"end_header")[0].decode()
@@ -168,18 +198,26 @@ def test_pointcloud_writes_one_ply_per_frame_and_a_three_panel_preview(clip, tmp
 
 def test_depth_of_another_size_is_resized_to_the_video(clip, tmp_path):
     small = np.stack([cv2.resize(d, (W // 2, H // 2), interpolation=cv2.INTER_LINEAR) for d in clip["depth"]])
-    report = run_effect(make_effect("fog"), clip["video"], write_npz(tmp_path / "small.npz", small),
-                        [tmp_path / "fog"])
+    report = run_effect(
+        make_effect("fog"), clip["video"], write_npz(tmp_path / "small.npz", small), [tmp_path / "fog"]
+    )
     assert report.size == (H, W) and "resized" in report.notes[0]
     assert read_png(tmp_path / "fog" / "000000.png").shape == (H, W, 3)
 
 
 def test_max_res_and_process_length_shrink_the_output(clip, tmp_path):
-    report = run_effect(make_effect("fog"), clip["video"], clip["npz"], [tmp_path / "fog.mp4"],
-                        FxOptions(max_res=64, process_length=3))
+    report = run_effect(
+        make_effect("fog"),
+        clip["video"],
+        clip["npz"],
+        [tmp_path / "fog.mp4"],
+        FxOptions(max_res=64, process_length=3),
+    )
     assert report.size == (32, 64) and count_video_frames(tmp_path / "fog.mp4") == 3
     with pytest.raises(InputError, match="max resolution must be at least 64"):
-        run_effect(make_effect("fog"), clip["video"], clip["npz"], [tmp_path / "x.mp4"], FxOptions(max_res=32))
+        run_effect(
+            make_effect("fog"), clip["video"], clip["npz"], [tmp_path / "x.mp4"], FxOptions(max_res=32)
+        )
 
 
 # ----------------------------------------------------------------------------------------- depth readers
@@ -192,8 +230,12 @@ def test_every_depth_format_streams_the_same_frames(clip, tmp_path):
     with Png16Writer(tmp_path / "png16") as writer:
         for index, frame in enumerate(depth):
             writer.write(index, frame)
-    for source, tolerance in [(clip["npz"], 0), (tmp_path / "compressed.npz", 1e-7), (tmp_path / "plain.npy", 0),
-                              (tmp_path / "png16", 1 / 65535)]:
+    for source, tolerance in [
+        (clip["npz"], 0),
+        (tmp_path / "compressed.npz", 1e-7),
+        (tmp_path / "plain.npy", 0),
+        (tmp_path / "png16", 1 / 65535),
+    ]:
         video = open_depth(source)
         assert (video.num_frames, video.size) == (T, (H, W))
         frames = list(video.frames())
@@ -216,19 +258,26 @@ def test_bad_depth_midway_leaves_no_partial_output(clip, tmp_path):
     bad = clip["depth"].copy()
     bad[3, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        run_effect(make_effect("fog"), clip["video"], write_npz(tmp_path / "nan.npz", bad),
-                   [tmp_path / "out.mp4", tmp_path / "frames"])
+        run_effect(
+            make_effect("fog"),
+            clip["video"],
+            write_npz(tmp_path / "nan.npz", bad),
+            [tmp_path / "out.mp4", tmp_path / "frames"],
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.npz"]
 
 
-@pytest.mark.parametrize(("name", "params", "message"), [
-    ("fog", {"density": -1}, "density must be in"),
-    ("slice", {"lo": 0.8, "hi": 0.2}, "slice range is empty"),
-    ("stereo", {"mode": "wobble"}, "stereo mode must be"),
-    ("pointcloud", {"stride": 0}, "stride must be in"),
-    ("colormap", {"cmap": "rainbow"}, "unknown colour map"),
-    ("sparkle", {}, "unknown effect 'sparkle'"),
-])
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("fog", {"density": -1}, "density must be in"),
+        ("slice", {"lo": 0.8, "hi": 0.2}, "slice range is empty"),
+        ("stereo", {"mode": "wobble"}, "stereo mode must be"),
+        ("pointcloud", {"stride": 0}, "stride must be in"),
+        ("colormap", {"cmap": "rainbow"}, "unknown colour map"),
+        ("sparkle", {}, "unknown effect 'sparkle'"),
+    ],
+)
 def test_bad_parameters_fail_before_any_work(name, params, message):
     with pytest.raises(InputError, match=message):
         make_effect(name, **params)
@@ -240,13 +289,23 @@ def test_bad_depth_files(clip, tmp_path):
         archive.writestr("a.npy", b"")
         archive.writestr("b.npy", b"")
     np.save(tmp_path / "flat.npy", np.zeros((4, 4), np.float32))
-    cases = [(tmp_path / "missing.npz", "depth not found"), (tmp_path / "junk.npz", "not a readable .npz"),
-             (tmp_path / "two.npz", "no 'depth' array"), (tmp_path / "flat.npy", r"shape \[T, H, W\]"),
-             (clip["video"], "depth must be an .npz")]
-    for name, image in [("eight_bit", np.zeros((4, 6), np.uint8)), ("colour", np.zeros((4, 6, 3), np.uint16))]:
+    cases = [
+        (tmp_path / "missing.npz", "depth not found"),
+        (tmp_path / "junk.npz", "not a readable .npz"),
+        (tmp_path / "two.npz", "no 'depth' array"),
+        (tmp_path / "flat.npy", r"shape \[T, H, W\]"),
+        (clip["video"], "depth must be an .npz"),
+    ]
+    for name, image in [
+        ("eight_bit", np.zeros((4, 6), np.uint8)),
+        ("colour", np.zeros((4, 6, 3), np.uint16)),
+    ]:
         (tmp_path / name).mkdir()
         cv2.imwrite(str(tmp_path / name / "000000.png"), image)
-    cases += [(tmp_path / "eight_bit", "expected a 16-bit PNG"), (tmp_path / "colour", "expected a grayscale PNG")]
+    cases += [
+        (tmp_path / "eight_bit", "expected a 16-bit PNG"),
+        (tmp_path / "colour", "expected a grayscale PNG"),
+    ]
     for path, message in cases:
         with pytest.raises(InputError, match=message):
             open_depth(path)
@@ -261,10 +320,12 @@ def test_output_kind_follows_the_path(clip, tmp_path):
 
 def test_cli_errors_are_one_line_with_a_non_zero_exit(clip, tmp_path, capsys):
     short = write_npz(tmp_path / "short.npz", clip["depth"][:2])
-    for argv in (["fx", "fog", str(clip["video"]), "--depth", str(short), "--out", str(tmp_path / "a.mp4")],
-                 ["fx", "fog", str(clip["video"]), "--depth", str(tmp_path / "nope.npz"), "--out", "x.mp4"],
-                 ["fx", "fog", str(tmp_path / "nope.mp4"), "--depth", str(short), "--out", "x.mp4"],
-                 ["fx", "slice", str(clip["video"]), "--depth", str(short), "--lo", "2", "--out", "x"]):
+    for argv in (
+        ["fx", "fog", str(clip["video"]), "--depth", str(short), "--out", str(tmp_path / "a.mp4")],
+        ["fx", "fog", str(clip["video"]), "--depth", str(tmp_path / "nope.npz"), "--out", "x.mp4"],
+        ["fx", "fog", str(tmp_path / "nope.mp4"), "--depth", str(short), "--out", "x.mp4"],
+        ["fx", "slice", str(clip["video"]), "--depth", str(short), "--lo", "2", "--out", "x"],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("videodepth: error: ") and "\n" not in err, err
@@ -276,8 +337,23 @@ def test_cli_errors_are_one_line_with_a_non_zero_exit(clip, tmp_path, capsys):
 
 def test_cli_applies_the_effect(clip, tmp_path, capsys):
     out = tmp_path / "fog.mp4"
-    assert main(["fx", "fog", str(clip["video"]), "--depth", str(clip["npz"]), "--density", "0.5",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fx",
+                "fog",
+                str(clip["video"]),
+                "--depth",
+                str(clip["npz"]),
+                "--density",
+                "0.5",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out and count_video_frames(out) == T
     assert set(EFFECTS) == {"fog", "slice", "matte", "refocus", "stereo", "pointcloud", "colormap"}
 
@@ -290,8 +366,23 @@ def test_cli_without_depth_predicts_it_with_the_model(tmp_path, capsys):
     frames, _ = scene_frames(4)
     video = write_lossless_video(tmp_path / "clip.mp4", frames)
     out = tmp_path / "fog"
-    assert main(["fx", "fog", str(video), "--model", str(model), "--steps", "1", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fx",
+                "fog",
+                str(video),
+                "--model",
+                str(model),
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(list(out.glob("*.png"))) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "fog", "tiny"]  # no temporary left
 

@@ -45,14 +45,25 @@ def test_a_valid_upload_passes_and_reports_its_duration(uploads):
     assert info.duration_s == pytest.approx(1.0, abs=0.01)
 
 
-@pytest.mark.parametrize(("name", "config", "message"), [
-    (None, ServeConfig(), "no video: upload one or load the demo clip first"),
-    ("missing.mp4", ServeConfig(), "no longer on the server"),
-    ("clip.mp4", ServeConfig(max_upload_mb=0.001), r"the upload is 0\.\d MB; this server accepts at most 0.001 MB"),
-    ("clip.mp4", ServeConfig(max_seconds=0.5), "the video is 1.0 s long; this server accepts at most 0.5 s"),
-    ("notes.mp4", ServeConfig(), "notes.mp4 is not a readable video"),
-    ("photo.png", ServeConfig(), "is an image, not a video"),
-])
+@pytest.mark.parametrize(
+    ("name", "config", "message"),
+    [
+        (None, ServeConfig(), "no video: upload one or load the demo clip first"),
+        ("missing.mp4", ServeConfig(), "no longer on the server"),
+        (
+            "clip.mp4",
+            ServeConfig(max_upload_mb=0.001),
+            r"the upload is 0\.\d MB; this server accepts at most 0.001 MB",
+        ),
+        (
+            "clip.mp4",
+            ServeConfig(max_seconds=0.5),
+            "the video is 1.0 s long; this server accepts at most 0.5 s",
+        ),
+        ("notes.mp4", ServeConfig(), "notes.mp4 is not a readable video"),
+        ("photo.png", ServeConfig(), "is an image, not a video"),
+    ],
+)
 def test_bad_uploads_give_one_line_errors(uploads, name, config, message):
     path = None if name is None else str(uploads / name)
     with pytest.raises(InputError, match=message) as error:
@@ -76,7 +87,12 @@ def test_paths_outside_the_upload_folder_are_refused_without_being_opened(upload
 
 def test_ui_numbers_are_checked():
     assert check_int(5.0, "steps", 1, 50) == 5
-    for value, message in [(0, "from 1 to 50"), (2.5, "from 1 to 50"), ("x", "must be a number"), (None, "number")]:
+    for value, message in [
+        (0, "from 1 to 50"),
+        (2.5, "from 1 to 50"),
+        ("x", "must be a number"),
+        (None, "number"),
+    ]:
         with pytest.raises(InputError, match=message):
             check_int(value, "steps", 1, 50)
 
@@ -146,11 +162,15 @@ def test_effects_tab_streams_an_effect_over_the_last_result(tmp_path, uploads):
         for index in range(12):
             writer.write(index, np.tile(np.linspace(0, 1, 128, dtype=np.float32), (64, 1)))
     state = {"video": str(video), "npz": str(job / "clip.npz"), "job": str(job), "frames": 12}
-    shown, preview, files, status = app.apply_effect(state, "matte", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60)
+    shown, preview, files, status = app.apply_effect(
+        state, "matte", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60
+    )
     assert Path(shown).name == "clip_matte.mp4" and preview is None
     assert [Path(f).name for f in files] == ["clip_matte.mp4", "clip_matte_frames.zip"]
     assert "12 frames" in status
-    shown, preview, files, _ = app.apply_effect(state, "pointcloud", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60)
+    shown, preview, files, _ = app.apply_effect(
+        state, "pointcloud", 0.25, 0.5, 1, 0.5, 0.1, 0.8, 16, "sbs", 12, 60
+    )
     assert shown is None and Path(preview).name == "preview.png"
     assert [Path(f).name for f in files] == ["clip_pointcloud_frames.zip"]
 
@@ -158,20 +178,24 @@ def test_effects_tab_streams_an_effect_over_the_last_result(tmp_path, uploads):
 def test_a_run_with_the_shipped_model_says_what_that_model_is(tmp_path, uploads, monkeypatch):
     monkeypatch.setattr("videodepth.apps.web.upload_roots", lambda: [uploads])
     app = WebApp(ServeConfig(work_root=tmp_path / "work"))
-    shown, files, status, state = app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 1, 128,
-                                                4, "inferno")
+    shown, files, status, state = app.run_depth(
+        str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 1, 128, 4, "inferno"
+    )
     assert status.startswith("**Done.**") and "built-in videodepth-small model" in status
     assert Path(shown).name.endswith("_sbs.mp4") and state["frames"] == 4
     assert "**Warning:**" not in status
-    _, _, status, _ = app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 3, 128, 4, "inferno")
+    _, _, status, _ = app.run_depth(
+        str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 3, 128, 4, "inferno"
+    )
     assert "**Warning:** 3 steps asked for, but this model scored worse with more than 2" in status
 
 
 def test_the_geometry_checkbox_runs_tracking_and_says_what_it_found(tmp_path, uploads, monkeypatch):
     monkeypatch.setattr("videodepth.apps.web.upload_roots", lambda: [uploads])
     app = WebApp(ServeConfig(work_root=tmp_path / "work"))
-    _, files, status, _ = app.run_depth(str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 2, 128, 6,
-                                        "inferno", True)
+    _, files, status, _ = app.run_depth(
+        str(uploads / "clip.mp4"), "shipped model", "depthcrafter", 2, 128, 6, "inferno", True
+    )
     assert "geometry: " in status and "tracking" in status  # used, or the check that failed, in one line
     assert any(Path(f).name.endswith(".npz") for f in files)
 
@@ -200,14 +224,26 @@ def test_outputs_of_large_inputs_are_capped_and_big_jobs_refused_before_they_sta
 
     upload = tmp_path / "big.mp4"
     upload.write_bytes(b"x" * 1000)
-    big = VideoInfo(path=upload, width=7680, height=4320, fps=24.0, num_frames=2, duration_s=0.1,
-                    pix_fmt="yuv420p", has_alpha=False, is_grayscale=False)
+    big = VideoInfo(
+        path=upload,
+        width=7680,
+        height=4320,
+        fps=24.0,
+        num_frames=2,
+        duration_s=0.1,
+        pix_fmt="yuv420p",
+        has_alpha=False,
+        is_grayscale=False,
+    )
     assert job_output_size(big, ServeConfig()) == "processed"
     assert job_output_size(replace(big, width=1920, height=1080), ServeConfig()) == "original"
     assert check_job_size(big, 2, 448, False, ServeConfig()) < 10  # written at 448x256, not at 8K
-    with pytest.raises(InputError, match=r"this job would write about \d+ MB; this server allows 50 MB per job"):
-        check_job_size(replace(big, width=1920, height=1080, num_frames=600), 600, 1024, True,
-                       ServeConfig(max_job_mb=50))
+    with pytest.raises(
+        InputError, match=r"this job would write about \d+ MB; this server allows 50 MB per job"
+    ):
+        check_job_size(
+            replace(big, width=1920, height=1080, num_frames=600), 600, 1024, True, ServeConfig(max_job_mb=50)
+        )
 
 
 def test_gradio_files_live_in_the_server_root_and_go_with_it(tmp_path):
@@ -225,7 +261,9 @@ def test_the_steps_default_comes_from_the_model(tmp_path):
     app = WebApp(ServeConfig(work_root=tmp_path / "work"))
     assert app.pipelines.default_steps("shipped model") == 2
     demo = app.build()
-    sliders = [c for c in demo.config["components"] if c["props"].get("label", "").startswith("Denoising steps")]
+    sliders = [
+        c for c in demo.config["components"] if c["props"].get("label", "").startswith("Denoising steps")
+    ]
     assert [s["props"]["value"] for s in sliders] == [2]
 
 
@@ -255,5 +293,6 @@ def test_launch_prints_one_line_and_no_share_hint(tmp_path, capsys):
         demo.close()
         app.jobs.remove_all()
     assert printed.strip().splitlines() == [
-        f"videodepth serve: listening on http://127.0.0.1:{port}/ (Ctrl-C to stop; job files in {app.jobs.root})"]
+        f"videodepth serve: listening on http://127.0.0.1:{port}/ (Ctrl-C to stop; job files in {app.jobs.root})"
+    ]
     assert "share" not in printed

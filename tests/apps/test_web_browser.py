@@ -17,8 +17,15 @@ import numpy as np
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 FRAMES, HEIGHT, WIDTH = 12, 64, 128
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "web_ui.png"
 
@@ -44,7 +51,7 @@ def write_clip(path: Path) -> Path:
     texture = cv2.resize(coarse, (2 * WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
     with RgbVideoWriter(path, fps=12) as writer:
         for index in range(FRAMES):
-            writer.write_rgb(index, np.ascontiguousarray(texture[:, 4 * index: 4 * index + WIDTH]))
+            writer.write_rgb(index, np.ascontiguousarray(texture[:, 4 * index : 4 * index + WIDTH]))
     return path
 
 
@@ -74,8 +81,11 @@ def server(tmp_path, monkeypatch):
 
     model = tmp_path / "tiny"
     random_model("videodepth", "tiny").save_pretrained(model)
-    app = WebApp(ServeConfig(model=model, port=free_port(), max_upload_mb=5, max_seconds=10,
-                             work_root=tmp_path / "jobs"))
+    app = WebApp(
+        ServeConfig(
+            model=model, port=free_port(), max_upload_mb=5, max_seconds=10, work_root=tmp_path / "jobs"
+        )
+    )
     demo = app.launch(block=False)
     try:
         yield f"http://127.0.0.1:{app.config.port}/"
@@ -92,7 +102,10 @@ def test_upload_run_download_and_a_bad_upload(server, tmp_path):
 
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
             viewport={"width": 1100, "height": 1000},
         )
         try:
@@ -117,7 +130,9 @@ def test_upload_run_download_and_a_bad_upload(server, tmp_path):
             started = time.monotonic()
             page.locator("#run-button").click()
             # The progress bar follows the run's own frame counter.
-            page.locator("#result-video").get_by_text(re.compile(rf"\d+/{FRAMES} frame")).first.wait_for(timeout=30_000)
+            page.locator("#result-video").get_by_text(re.compile(rf"\d+/{FRAMES} frame")).first.wait_for(
+                timeout=30_000
+            )
             result = page.locator("#result-video video")
             result.wait_for(timeout=45_000)
             page.get_by_text("Done.").wait_for(timeout=10_000)

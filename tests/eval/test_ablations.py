@@ -27,13 +27,22 @@ def test_the_study_covers_the_papers_ablations():
     assert groups == {"strategy", "window", "steps", "single frame"}
     labels = [a.label for a in study]
     assert len(labels) == len(set(labels))
-    assert {"naive", "replacement", "depthcrafter (full)", "chronodepth, context 8", "depthcrafter, window 32",
-            "1 steps", "each frame alone (NYU-style)"} <= set(labels)
+    assert {
+        "naive",
+        "replacement",
+        "depthcrafter (full)",
+        "chronodepth, context 8",
+        "depthcrafter, window 32",
+        "1 steps",
+        "each frame alone (NYU-style)",
+    } <= set(labels)
 
 
 def test_write_report_keeps_the_text_around_the_markers(tmp_path):
     report = tmp_path / "RESULTS.md"
-    report.write_text(f"# Results\n\nintro\n\n{REPORT_BEGIN}\nold tables\n{REPORT_END}\n\n## Discussion\nours\n")
+    report.write_text(
+        f"# Results\n\nintro\n\n{REPORT_BEGIN}\nold tables\n{REPORT_END}\n\n## Discussion\nours\n"
+    )
     write_report(report, "new tables\n")
     text = report.read_text()
     assert "intro" in text and "## Discussion\nours" in text
@@ -42,13 +51,24 @@ def test_write_report_keeps_the_text_around_the_markers(tmp_path):
     assert (tmp_path / "fresh.md").read_text() == f"{REPORT_BEGIN}\nonly tables\n{REPORT_END}\n"
 
 
-def test_ablations_command_scores_every_configuration_and_draws_figures(tiny_models, tiny_dataset, tmp_path,
-                                                                       capsys):
+def test_ablations_command_scores_every_configuration_and_draws_figures(
+    tiny_models, tiny_dataset, tmp_path, capsys
+):
     report = tmp_path / "docs" / "RESULTS.md"
     report.parent.mkdir()
     report.write_text(f"# Results\n\n{REPORT_BEGIN}\n{REPORT_END}\n\nkept\n")
-    args = ["ablations", str(tiny_dataset), "--model", str(tiny_models["ours"]), "--out", str(tmp_path / "runs"),
-            "--max-res", "64", "--report", str(report)]
+    args = [
+        "ablations",
+        str(tiny_dataset),
+        "--model",
+        str(tiny_models["ours"]),
+        "--out",
+        str(tmp_path / "runs"),
+        "--max-res",
+        "64",
+        "--report",
+        str(report),
+    ]
     assert main(args) == 0
     with open(tmp_path / "runs" / "tinybench" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -32,8 +32,9 @@ def test_temporal_profile_writes_a_png_of_the_requested_size(tmp_path):
     )
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size == (640, 240)
-    grid = temporal_profile({f"m{i}": depth[:, :, 0].T for i in range(5)}, tmp_path / "grid.png",
-                            size_px=(600, 400), per_row=2)  # 3 rows, the sixth cell left empty
+    grid = temporal_profile(
+        {f"m{i}": depth[:, :, 0].T for i in range(5)}, tmp_path / "grid.png", size_px=(600, 400), per_row=2
+    )  # 3 rows, the sixth cell left empty
     with Image.open(grid) as image:
         assert image.size == (600, 400)
 

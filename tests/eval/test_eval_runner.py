@@ -17,13 +17,32 @@ from videodepth.synth.render import render_clip
 def tiny_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     for seed, family in ((1, "tabletop"), (2, "indoor")):
-        write_rgbd_folder(render_clip(family, seed, num_frames=6, height=64, width=128), root / f"{family}_{seed}")
+        write_rgbd_folder(
+            render_clip(family, seed, num_frames=6, height=64, width=128), root / f"{family}_{seed}"
+        )
     return root
 
 
 def test_eval_writes_rows_and_skips_finished_videos(tiny_models, tiny_dataset, tmp_path, capsys):
-    args = ["eval", str(tiny_dataset), "--model", str(tiny_models["ours"]), "--out", str(tmp_path),
-            "--steps", "1", "--window", "4", "--overlap", "1", "--max-res", "128", "--no-progress", "--label", "t"]
+    args = [
+        "eval",
+        str(tiny_dataset),
+        "--model",
+        str(tiny_models["ours"]),
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "1",
+        "--window",
+        "4",
+        "--overlap",
+        "1",
+        "--max-res",
+        "128",
+        "--no-progress",
+        "--label",
+        "t",
+    ]
     assert main(args) == 0
     with open(tmp_path / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -45,13 +64,30 @@ def test_eval_on_an_empty_folder_is_a_clear_error(tiny_models, tmp_path, capsys)
 
 
 def test_bench_table_and_csv(tmp_path):
-    m = Measurement(model="tiny", strategy="depthcrafter", height=64, width=128, frames=8, steps=1, device="cpu",
-                    seconds=2.0, encode_ms=1.5, denoise_ms=20.25, decode_ms=3.0, tracking_ms=0.0, fusion_ms=0.0,
-                    fps=4.0, peak_rss_mib=500.0,
-                    peak_vram_mib=None)
+    m = Measurement(
+        model="tiny",
+        strategy="depthcrafter",
+        height=64,
+        width=128,
+        frames=8,
+        steps=1,
+        device="cpu",
+        seconds=2.0,
+        encode_ms=1.5,
+        denoise_ms=20.25,
+        decode_ms=3.0,
+        tracking_ms=0.0,
+        fusion_ms=0.0,
+        fps=4.0,
+        peak_rss_mib=500.0,
+        peak_vram_mib=None,
+    )
     table = markdown_table([m]).splitlines()
     assert table[0] == "| " + " | ".join(COLUMNS) + " |"
-    assert table[2] == "| tiny | depthcrafter | 64 | 128 | 8 | 1 | cpu | 1.5 | 20.2 | 3.0 | 0.0 | 0.0 | 4.0 | 2.0 | 500.0 | None |"
+    assert (
+        table[2]
+        == "| tiny | depthcrafter | 64 | 128 | 8 | 1 | cpu | 1.5 | 20.2 | 3.0 | 0.0 | 0.0 | 4.0 | 2.0 | 500.0 | None |"
+    )
     slow = markdown_table([dataclasses.replace(m, fps=0.0256, encode_ms=10329.81)]).splitlines()[2]
     assert "| 10329.8 |" in slow and "| 0.026 |" in slow  # small rates keep two significant digits
     write_csv([m], tmp_path / "b.csv")
@@ -60,7 +96,12 @@ def test_bench_table_and_csv(tmp_path):
 
 
 def test_bench_times_tracking_and_fusion_with_geometry(capsys):
-    assert main(["bench", "--model", "tiny", "--sizes", "64x128", "--lengths", "6", "--steps", "1", "--geometry"]) == 0
+    assert (
+        main(
+            ["bench", "--model", "tiny", "--sizes", "64x128", "--lengths", "6", "--steps", "1", "--geometry"]
+        )
+        == 0
+    )
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny"))
     tracking_ms, fusion_ms = (float(cell) for cell in row.split("|")[11:13])
     assert tracking_ms > 0 and fusion_ms > 0

@@ -50,7 +50,9 @@ def test_a_folder_whose_parts_disagree_is_refused(tmp_path):
     add_detail_encoder(model, channels=3, seed=0)
     model.save_pretrained(tmp_path / "m")
     DetailEncoder(out_channels=2).save_pretrained(tmp_path / "m" / "detail_encoder")
-    with pytest.raises(CheckpointError, match="takes 11 input channels but the VAE and detail encoder give 10"):
+    with pytest.raises(
+        CheckpointError, match="takes 11 input channels but the VAE and detail encoder give 10"
+    ):
         DepthModel.from_pretrained(tmp_path / "m")
 
 
@@ -77,9 +79,11 @@ def test_the_widened_parts_receive_gradients():
     model = _model_that_uses_its_encoder()
     widen_detail_encoder(model, channels=5, widths=(24, 32, 48), seed=3)
     features = model.detail_encoder(torch.rand(1, 3, 32, 48) * 2 - 1)
-    (features.square().sum() + model.unet.conv_in(torch.cat([torch.zeros(1, 8, 4, 6), features], 1)).sum()).backward()
+    (
+        features.square().sum() + model.unet.conv_in(torch.cat([torch.zeros(1, 8, 4, 6), features], 1)).sum()
+    ).backward()
     last = [m for m in model.detail_encoder.layers if isinstance(m, torch.nn.Conv2d)][-1]
-    assert last.weight.grad[:3, 48 - 16:].abs().sum() > 0  # old outputs from new filters (zero at start)
+    assert last.weight.grad[:3, 48 - 16 :].abs().sum() > 0  # old outputs from new filters (zero at start)
     assert model.unet.conv_in.weight.grad[:, 11:].abs().sum() > 0  # the UNet's new input channels
 
 

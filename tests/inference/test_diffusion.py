@@ -40,7 +40,9 @@ def diffusers_loop(x: torch.Tensor, steps: int, prescale: bool) -> torch.Tensor:
 @pytest.mark.parametrize("steps", [1, 5, 12])
 def test_euler_sampler_matches_diffusers_scheduler(steps, prescale):
     schedule = sampling_schedule(svd_scheduler(), steps)
-    x0 = torch.randn(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(steps)) * schedule.init_noise_sigma
+    x0 = (
+        torch.randn(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(steps)) * schedule.init_noise_sigma
+    )
 
     def denoise(x, step, sigma):
         x_in = x if prescale else c_in(sigma) * x
@@ -87,7 +89,9 @@ def test_each_sampler_gives_the_numbers_of_the_flagged_loop(prescale, with_befor
     sample = sampler_for(prescale)
     assert sample is (sample_euler_prescaled if prescale else sample_euler)
     ours = sample(toy_denoiser(seen[0]), x0.clone(), schedule.sigmas, hook)
-    theirs = euler_loop_as_it_was(toy_denoiser(seen[1]), x0.clone(), schedule.sigmas, hook, prescale_state=prescale)
+    theirs = euler_loop_as_it_was(
+        toy_denoiser(seen[1]), x0.clone(), schedule.sigmas, hook, prescale_state=prescale
+    )
     assert torch.equal(ours, theirs)
     # the denoiser sees the same latents: for the pre-scaled sampler, x * c_in(sigma)
     assert len(seen[0]) == len(seen[1]) == 5 and all(torch.equal(a, b) for a, b in zip(*seen, strict=True))
@@ -97,7 +101,12 @@ def test_sampler_for_reads_a_model_config_or_the_flag():
     from videodepth.models.config import DepthModelConfig, chronodepth_config, depthcrafter_config
 
     assert sampler_for(chronodepth_config()) is sample_euler_prescaled is sampler_for(True)
-    assert sampler_for(depthcrafter_config()) is sample_euler is sampler_for(DepthModelConfig()) is sampler_for(False)
+    assert (
+        sampler_for(depthcrafter_config())
+        is sample_euler
+        is sampler_for(DepthModelConfig())
+        is sampler_for(False)
+    )
 
 
 def test_sampler_with_an_oracle_denoiser_lands_on_the_clean_sample():

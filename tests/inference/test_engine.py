@@ -50,7 +50,9 @@ def test_frame_keyed_results_do_not_depend_on_decode_grouping_of_input():
     pipeline = VideoDepthPipeline(random_model("videodepth", seed=0))
     frames = moving_frames(11, 32, 64)
     settings = RunSettings(strategy="chronodepth", steps=2, window=5, context=2, seed=3)
-    whole = pipeline(frames, **{k: getattr(settings, k) for k in ("strategy", "steps", "window", "context", "seed")})
+    whole = pipeline(
+        frames, **{k: getattr(settings, k) for k in ("strategy", "steps", "window", "context", "seed")}
+    )
     collected = np.zeros(frames.shape[:3], np.float32)
 
     def sink(start, depth):

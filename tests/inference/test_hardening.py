@@ -29,8 +29,20 @@ def test_inputs_with_the_same_name_get_distinct_outputs(tiny_models, tiny_video,
     shutil.copy(tiny_video, first)
     write_test_video(second, moving_frames(21, 72, 136, seed=5))
     out = tmp_path / "out"
-    assert run(str(first), str(second), str(first), "--model", str(tiny_models["ours"]), "--out", str(out),
-               "--save", "npz") == 0
+    assert (
+        run(
+            str(first),
+            str(second),
+            str(first),
+            "--model",
+            str(tiny_models["ours"]),
+            "--out",
+            str(out),
+            "--save",
+            "npz",
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert sorted(p.name for p in out.iterdir()) == ["a_clip.npz", "b_clip.npz"]
     assert not np.array_equal(read_depth_npz(out / "a_clip.npz"), read_depth_npz(out / "b_clip.npz"))
@@ -41,7 +53,12 @@ def test_inputs_with_the_same_name_get_distinct_outputs(tiny_models, tiny_video,
 def test_output_names_are_distinct_and_predictable(tmp_path):
     for folder in ("x/a", "y/a", "z"):
         (tmp_path / folder).mkdir(parents=True)
-    paths = [tmp_path / "x/a/clip.mp4", tmp_path / "y/a/clip.mp4", tmp_path / "z/clip.mp4", tmp_path / "z/other.mp4"]
+    paths = [
+        tmp_path / "x/a/clip.mp4",
+        tmp_path / "y/a/clip.mp4",
+        tmp_path / "z/clip.mp4",
+        tmp_path / "z/other.mp4",
+    ]
     for path in paths:
         path.touch()
     assert output_names(paths) == ["x_a_clip", "y_a_clip", "z_clip", "other"]
@@ -58,7 +75,11 @@ def test_a_run_removes_what_killed_runs_left_behind(tiny_models, tiny_video, tmp
     out = tmp_path / "out"
     out.mkdir()
     gone = dead_pid()
-    stale = [out / f".clip.partial-{gone}.raw", out / f".clip.partial-{gone}.npz", out / f".clip_depth.partial-{gone}.mp4"]
+    stale = [
+        out / f".clip.partial-{gone}.raw",
+        out / f".clip.partial-{gone}.npz",
+        out / f".clip_depth.partial-{gone}.mp4",
+    ]
     for path in stale:
         path.write_bytes(b"x" * 1000)
     (out / f".clip_png16.partial-{gone}").mkdir()
@@ -67,14 +88,28 @@ def test_a_run_removes_what_killed_runs_left_behind(tiny_models, tiny_video, tmp
     running.write_bytes(b"x")
     unrelated = out / f".clip2.partial-{gone}.raw"
     unrelated.write_bytes(b"x")
-    assert run(str(tiny_video), "--model", str(tiny_models["ours"]), "--out", str(out),
-               "--save", "mp4,npz,png16", "--process-length", "4") == 0
+    assert (
+        run(
+            str(tiny_video),
+            "--model",
+            str(tiny_models["ours"]),
+            "--out",
+            str(out),
+            "--save",
+            "mp4,npz,png16",
+            "--process-length",
+            "4",
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [running.name, unrelated.name, "clip.npz", "clip_depth.mp4", "clip_png16"])
+        [running.name, unrelated.name, "clip.npz", "clip_depth.mp4", "clip_png16"]
+    )
 
 
-def test_a_resumed_run_says_so_and_counts_only_its_own_frames(tiny_models, tiny_video, tmp_path, monkeypatch,
-                                                              capsys):
+def test_a_resumed_run_says_so_and_counts_only_its_own_frames(
+    tiny_models, tiny_video, tmp_path, monkeypatch, capsys
+):
     common = (str(tiny_video), "--model", str(tiny_models["ours"]), "--save", "npz", "--out", str(tmp_path))
     interrupt_after_checkpoints(monkeypatch, 2)
     assert run(*common) == 130
@@ -87,8 +122,15 @@ def test_a_resumed_run_says_so_and_counts_only_its_own_frames(tiny_models, tiny_
 
 
 def test_speed_of_a_resumed_run_counts_processed_frames():
-    report = JobReport(video=Path("clip.mp4"), outputs=[], num_frames=100, size=(64, 128), seconds=10.0,
-                       stage_seconds={"denoise": 2.0}, resumed_from_frame=60)
+    report = JobReport(
+        video=Path("clip.mp4"),
+        outputs=[],
+        num_frames=100,
+        size=(64, 128),
+        seconds=10.0,
+        stage_seconds={"denoise": 2.0},
+        resumed_from_frame=60,
+    )
     line = report.summary()
     assert "resumed from frame 60: 40 of 100 frames" in line and "(4.00 frames/s)" in line
     assert "denoise 50.0" in line  # 2 s over the 40 frames this run processed
@@ -98,15 +140,18 @@ def test_speed_of_a_resumed_run_counts_processed_frames():
 
 @pytest.fixture
 def no_model_loading(monkeypatch):
-    monkeypatch.setattr(commands, "pipeline_from_args", lambda args: pytest.fail("model loaded before the check"))
+    monkeypatch.setattr(
+        commands, "pipeline_from_args", lambda args: pytest.fail("model loaded before the check")
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "option"),
     [(["--max-frames", "20"], "--max-frames"), (["--max-output-side", "100"], "--output-size processed")],
 )
-def test_limits_are_checked_from_the_header_before_the_model(extra, option, tiny_video, tmp_path, capsys,
-                                                             no_model_loading):
+def test_limits_are_checked_from_the_header_before_the_model(
+    extra, option, tiny_video, tmp_path, capsys, no_model_loading
+):
     assert run(str(tiny_video), "--out", str(tmp_path), *extra) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and option in error[0], error
@@ -141,8 +186,13 @@ def test_npz_is_compressed_and_float16_on_request(tiny_models, tiny_video, tmp_p
 
 @pytest.mark.parametrize(
     "argv",
-    [["--version"], ["run", "clip.mp4", "--steps", "0"], ["run", "/no/such/clip.mp4"], ["eval", "--help"],
-     ["train", "--help"]],
+    [
+        ["--version"],
+        ["run", "clip.mp4", "--steps", "0"],
+        ["run", "/no/such/clip.mp4"],
+        ["eval", "--help"],
+        ["train", "--help"],
+    ],
 )
 def test_argument_errors_and_version_do_not_import_torch(argv):
     code = (

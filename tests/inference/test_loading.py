@@ -20,7 +20,12 @@ def test_our_format_round_trips_exactly(tmp_path):
     model = random_model("videodepth", seed=4)
     model.config.window = 11
     model.save_pretrained(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["scheduler", "unet", "vae", "videodepth.json"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "scheduler",
+        "unet",
+        "vae",
+        "videodepth.json",
+    ]
     assert list((tmp_path / "m" / "unet").glob("*.safetensors"))
     loaded = DepthModel.from_pretrained(tmp_path / "m")
     assert loaded.config == model.config
@@ -42,13 +47,19 @@ def test_decoder_padding_travels_with_the_model(tmp_path):
 
     def paddings(folder):
         vae = DepthModel.from_pretrained(tmp_path / folder).vae
-        return {m.padding_mode for m in vae.decoder.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)}
+        return {
+            m.padding_mode
+            for m in vae.decoder.modules()
+            if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)
+        }
 
     assert paddings("default") == {"zeros"}
     assert paddings("replicate") == {"replicate"}
     config = tmp_path / "replicate" / "videodepth.json"
     config.write_text(config.read_text().replace('"replicate"', '"mirror"'))
-    with pytest.raises(CheckpointError, match="vae_decoder_padding must be 'zeros' or 'replicate', not 'mirror'"):
+    with pytest.raises(
+        CheckpointError, match="vae_decoder_padding must be 'zeros' or 'replicate', not 'mirror'"
+    ):
         DepthModel.from_pretrained(tmp_path / "replicate")
 
 

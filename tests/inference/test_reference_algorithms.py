@@ -23,18 +23,30 @@ def min_max(x: torch.Tensor) -> np.ndarray:
     return (x - x.min()) / (x.max() - x.min())
 
 
-def decode_all(model: DepthModel, latents: torch.Tensor, channel_clamp_first: bool, chunk: int = 8) -> torch.Tensor:
+def decode_all(
+    model: DepthModel, latents: torch.Tensor, channel_clamp_first: bool, chunk: int = 8
+) -> torch.Tensor:
     vae, z = model.vae, latents[0] / model.vae.config.scaling_factor
-    frames = torch.cat([vae.decode(z[i : i + chunk], num_frames=len(z[i : i + chunk])).sample
-                        for i in range(0, len(z), chunk)])
+    frames = torch.cat(
+        [
+            vae.decode(z[i : i + chunk], num_frames=len(z[i : i + chunk])).sample
+            for i in range(0, len(z), chunk)
+        ]
+    )
     if channel_clamp_first:
         return (frames / 2 + 0.5).clamp(0, 1).mean(1)
     return (frames.mean(1).clamp(-1, 1) + 1) / 2
 
 
 def clip_tokens(model: DepthModel, images01: torch.Tensor) -> torch.Tensor:
-    pixels = model.feature_extractor(images=images01, do_normalize=True, do_center_crop=False, do_resize=False,
-                                     do_rescale=False, return_tensors="pt").pixel_values
+    pixels = model.feature_extractor(
+        images=images01,
+        do_normalize=True,
+        do_center_crop=False,
+        do_resize=False,
+        do_rescale=False,
+        return_tensors="pt",
+    ).pixel_values
     return model.image_encoder(pixels).image_embeds
 
 
@@ -61,12 +73,18 @@ def depthcrafter_whole_video(model, frames, steps, window, overlap, seed, guidan
             init = torch.cat([init[:, -overlap:], init[:, : window - overlap]], dim=1)
         for i, t in enumerate(scheduler.timesteps):
             if result is not None and i == 0:
-                x[:, :overlap] = result[:, -overlap:] + x[:, :overlap] / scheduler.init_noise_sigma * scheduler.sigmas[0]
+                x[:, :overlap] = (
+                    result[:, -overlap:] + x[:, :overlap] / scheduler.init_noise_sigma * scheduler.sigmas[0]
+                )
             scaled = scheduler.scale_model_input(x, t)
             out = model.unet(torch.cat([scaled, rgb[:, start:end]], 2), t, tokens[:, start:end], ids).sample
             if guidance != 1.0:
-                blank = model.unet(torch.cat([scaled, torch.zeros_like(scaled)], 2), t,
-                                   torch.zeros_like(tokens[:, start:end]), ids).sample
+                blank = model.unet(
+                    torch.cat([scaled, torch.zeros_like(scaled)], 2),
+                    t,
+                    torch.zeros_like(tokens[:, start:end]),
+                    ids,
+                ).sample
                 out = blank + guidance * (out - blank)
             x = scheduler.step(out, t, x).prev_sample
         if result is None:
@@ -118,7 +136,9 @@ def chronodepth_whole_video(model, frames, steps, n_tokens, chunk_size, seed, mo
                 chunk = scheduler.step(unet(chunk, window, t.repeat(chunk.shape[1])), t, chunk).prev_sample
             depth = torch.cat([depth, chunk[:, -horizon:]], dim=1)
         else:
-            depth = torch.cat([depth, torch.randn(1, horizon, *shape, generator=generator) * init_sigma], dim=1)
+            depth = torch.cat(
+                [depth, torch.randn(1, horizon, *shape, generator=generator) * init_sigma], dim=1
+            )
             clean = depth[:, start:current].clone()
             for i, t in enumerate(timesteps):
                 if mode == "chronodepth":
@@ -154,18 +174,33 @@ def chronodepth(tiny_models):
     [(19, 8, 3, 3, 1.0), (7, 8, 3, 2, 1.0), (12, 6, 2, 1, 1.5)],
     ids=["multi-window", "single-window", "guided"],
 )
-def test_depthcrafter_strategy_matches_the_reference_algorithm(depthcrafter, count, window, overlap, steps, guidance):
+def test_depthcrafter_strategy_matches_the_reference_algorithm(
+    depthcrafter, count, window, overlap, steps, guidance
+):
     frames = moving_frames(count, 32, 64, seed=count)
-    ours = VideoDepthPipeline(depthcrafter)(frames, strategy="depthcrafter", window=window, overlap=overlap,
-                                            steps=steps, guidance=guidance, seed=5, noise="reference")
-    expected = depthcrafter_whole_video(depthcrafter, frames, steps, window, overlap, seed=5, guidance=guidance)
+    ours = VideoDepthPipeline(depthcrafter)(
+        frames,
+        strategy="depthcrafter",
+        window=window,
+        overlap=overlap,
+        steps=steps,
+        guidance=guidance,
+        seed=5,
+        noise="reference",
+    )
+    expected = depthcrafter_whole_video(
+        depthcrafter, frames, steps, window, overlap, seed=5, guidance=guidance
+    )
     assert np.abs(ours - expected).max() <= TOLERANCE
 
 
 @pytest.mark.parametrize("mode", ["chronodepth", "replacement", "naive"])
 def test_sliding_strategies_match_the_reference_algorithm(chronodepth, mode):
     frames = moving_frames(14, 32, 64, seed=1)
-    ours = VideoDepthPipeline(chronodepth)(frames, strategy=mode, window=6, context=3, steps=2, seed=9,
-                                           noise="reference")
-    expected = chronodepth_whole_video(chronodepth, frames, steps=2, n_tokens=6, chunk_size=3, seed=9, mode=mode)
+    ours = VideoDepthPipeline(chronodepth)(
+        frames, strategy=mode, window=6, context=3, steps=2, seed=9, noise="reference"
+    )
+    expected = chronodepth_whole_video(
+        chronodepth, frames, steps=2, n_tokens=6, chunk_size=3, seed=9, mode=mode
+    )
     assert np.abs(ours - expected).max() <= TOLERANCE

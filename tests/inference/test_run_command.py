@@ -20,8 +20,18 @@ def run(*args: str) -> int:
 
 
 def test_every_output_kind(tiny_models, tiny_video, tmp_path, capsys):
-    assert run(str(tiny_video), "--model", str(tiny_models["ours"]), "--out", str(tmp_path),
-               "--save", "mp4,sbs,npz,png16,exr") == 0
+    assert (
+        run(
+            str(tiny_video),
+            "--model",
+            str(tiny_models["ours"]),
+            "--out",
+            str(tmp_path),
+            "--save",
+            "mp4,sbs,npz,png16,exr",
+        )
+        == 0
+    )
     summary = capsys.readouterr().out
     assert "21 frames at 128x64" in summary and "ms/frame encode / denoise / decode" in summary
     depth = read_depth_npz(tmp_path / "clip.npz")
@@ -39,8 +49,24 @@ def test_every_output_kind(tiny_models, tiny_video, tmp_path, capsys):
 def test_strategies_and_processed_size(tiny_models, tiny_video, tmp_path):
     for strategy in ("depthcrafter", "chronodepth", "replacement", "naive", "single"):
         out = tmp_path / strategy
-        assert run(str(tiny_video), "--model", str(tiny_models["ours"]), "--out", str(out), "--save", "npz",
-                   "--strategy", strategy, "--context", "4", "--output-size", "processed") == 0
+        assert (
+            run(
+                str(tiny_video),
+                "--model",
+                str(tiny_models["ours"]),
+                "--out",
+                str(out),
+                "--save",
+                "npz",
+                "--strategy",
+                strategy,
+                "--context",
+                "4",
+                "--output-size",
+                "processed",
+            )
+            == 0
+        )
         depth = read_depth_npz(out / "clip.npz")
         assert depth.shape == (21, 64, 128)
         assert depth.min() == 0.0 and depth.max() == 1.0  # one normalisation for the whole video
@@ -65,7 +91,8 @@ def interrupt_after_checkpoints(monkeypatch, count: int) -> None:
 
 
 def test_more_steps_than_the_model_was_measured_to_benefit_from_are_warned_about(
-        tiny_models, tiny_video, tmp_path, capsys):
+    tiny_models, tiny_video, tmp_path, capsys
+):
     model = tmp_path / "model"
     shutil.copytree(tiny_models["ours"], model)
     config = json.loads((model / "videodepth.json").read_text())
@@ -73,8 +100,10 @@ def test_more_steps_than_the_model_was_measured_to_benefit_from_are_warned_about
     args = (str(tiny_video), "--model", str(model), "--save", "npz", "--process-length", "4")
     assert run(*args, "--out", str(tmp_path / "two"), "--steps", "2") == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert warnings == ["warning: 2 steps asked for, but this model scored worse with more than 1 "
-                        "(max_helpful_steps in its videodepth.json)"]
+    assert warnings == [
+        "warning: 2 steps asked for, but this model scored worse with more than 1 "
+        "(max_helpful_steps in its videodepth.json)"
+    ]
     assert run(*args, "--out", str(tmp_path / "one"), "--steps", "1") == 0
     assert "warning:" not in capsys.readouterr().err
 
@@ -118,8 +147,17 @@ def empty_video(path):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing", "not-a-video", "zero-frames", "truncated", "output-is-a-file", "model-missing-part",
-     "model-absent", "max-res-too-small", "no-input"],
+    [
+        "missing",
+        "not-a-video",
+        "zero-frames",
+        "truncated",
+        "output-is-a-file",
+        "model-missing-part",
+        "model-absent",
+        "max-res-too-small",
+        "no-input",
+    ],
 )
 def test_bad_input_gives_one_line_and_nonzero_exit(case, tiny_models, tiny_video, tmp_path, capsys):
     video, model, out, extra = str(tiny_video), str(tiny_models["ours"]), tmp_path / "out", []
@@ -155,8 +193,16 @@ def test_bad_input_gives_one_line_and_nonzero_exit(case, tiny_models, tiny_video
 
 
 def test_several_videos_continue_past_a_bad_one(tiny_models, tiny_video, tmp_path, capsys):
-    code = run(str(tmp_path / "missing.mp4"), str(tiny_video), "--model", str(tiny_models["ours"]),
-               "--out", str(tmp_path), "--save", "npz")
+    code = run(
+        str(tmp_path / "missing.mp4"),
+        str(tiny_video),
+        "--model",
+        str(tiny_models["ours"]),
+        "--out",
+        str(tmp_path),
+        "--save",
+        "npz",
+    )
     assert code == 1
     assert (tmp_path / "clip.npz").exists()
     assert "missing.mp4" in capsys.readouterr().err

@@ -40,9 +40,13 @@ class RecordingSampler:
         if before_step is not None:
             x = before_step(x, 0)
         call = len(self.calls)
-        self.calls.append({"frames": frames, "x": x.clone(), "context": context, "context_sigma": context_sigma})
+        self.calls.append(
+            {"frames": frames, "x": x.clone(), "context": context, "context_sigma": context_sigma}
+        )
         first = frames.stop - x.shape[1]
-        return torch.stack([torch.full(LATENT, float(f) + 1000.0 * call) for f in range(first, frames.stop)])[None]
+        return torch.stack([torch.full(LATENT, float(f) + 1000.0 * call) for f in range(first, frames.stop)])[
+            None
+        ]
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -61,17 +65,24 @@ def test_plans_cover_every_frame_once_in_order(name, num_frames):
 def test_depthcrafter_plan_by_hand():
     plan = strategy_from_settings("depthcrafter", window=8, overlap=3, context=0).plan(26)
     assert plan == [
-        Window(range(0, 8), range(0, 5)), Window(range(5, 13), range(5, 10)), Window(range(10, 18), range(10, 15)),
-        Window(range(15, 23), range(15, 20)), Window(range(20, 26), range(20, 26)),
+        Window(range(0, 8), range(0, 5)),
+        Window(range(5, 13), range(5, 10)),
+        Window(range(10, 18), range(10, 15)),
+        Window(range(15, 23), range(15, 20)),
+        Window(range(20, 26), range(20, 26)),
     ]
-    assert strategy_from_settings("depthcrafter", window=8, overlap=3, context=0).plan(8) == [Window(range(8), range(8))]
+    assert strategy_from_settings("depthcrafter", window=8, overlap=3, context=0).plan(8) == [
+        Window(range(8), range(8))
+    ]
 
 
 def test_sliding_plan_by_hand():
     plan = strategy_from_settings("chronodepth", window=6, overlap=0, context=3).plan(13)
     assert plan == [
-        Window(range(0, 6), range(0, 6)), Window(range(3, 9), range(6, 9)),
-        Window(range(6, 12), range(9, 12)), Window(range(7, 13), range(12, 13)),
+        Window(range(0, 6), range(0, 6)),
+        Window(range(3, 9), range(6, 9)),
+        Window(range(6, 12), range(9, 12)),
+        Window(range(7, 13), range(12, 13)),
     ]
 
 
@@ -100,7 +111,9 @@ def test_depthcrafter_anchors_and_blends_the_overlap(blend):
 def test_depthcrafter_without_noise_init_starts_from_noise():
     strategy = strategy_from_settings("depthcrafter", window=6, overlap=3, context=0, noise_init=False)
     sampler, _ = run_all(strategy, 9)
-    assert torch.allclose(sampler.calls[1]["x"][0, :, 0, 0, 0], torch.tensor([103.0, 104, 105, 100, 101, 102]))
+    assert torch.allclose(
+        sampler.calls[1]["x"][0, :, 0, 0, 0], torch.tensor([103.0, 104, 105, 100, 101, 102])
+    )
 
 
 def test_chronodepth_feeds_clean_context_with_tiny_sigma():
@@ -111,7 +124,9 @@ def test_chronodepth_feeds_clean_context_with_tiny_sigma():
     assert torch.equal(call["context"][0, :, 0, 0, 0], torch.tensor([3.0, 4.0, 5.0]))
     assert call["context_sigma"] == pytest.approx(float(torch.exp(torch.tensor(-16.0))))
     assert torch.equal(sampler.calls[2]["context"][0, :, 0, 0, 0], torch.tensor([1006.0, 1007.0, 1008.0]))
-    assert torch.equal(out[0, :, 0, 0, 0], torch.tensor([0, 1, 2, 3, 4, 5, 1006, 1007, 1008, 2009, 2010, 2011.0]))
+    assert torch.equal(
+        out[0, :, 0, 0, 0], torch.tensor([0, 1, 2, 3, 4, 5, 1006, 1007, 1008, 2009, 2010, 2011.0])
+    )
 
 
 def test_replacement_renoises_context_and_naive_ignores_it():
@@ -141,8 +156,11 @@ def test_bad_strategy_settings(kwargs, message):
 def test_registry_names_are_the_command_lines_choices():
     assert tuple(STRATEGIES) == choices.STRATEGIES
     assert {name: cls.name for name, cls in STRATEGIES.items()} == {name: name for name in choices.STRATEGIES}
-    with pytest.raises(InputError, match=r"^unknown strategy 'zigzag'; choose one of depthcrafter, chronodepth, "
-                                         r"replacement, naive, single$"):
+    with pytest.raises(
+        InputError,
+        match=r"^unknown strategy 'zigzag'; choose one of depthcrafter, chronodepth, "
+        r"replacement, naive, single$",
+    ):
         strategy_from_settings("zigzag", window=5)
 
 
@@ -152,12 +170,24 @@ def test_registry_names_are_the_command_lines_choices():
         (DepthCrafterWindows, {"window": 0}, "window must be an integer >= 1, got 0"),
         (DepthCrafterWindows, {"window": 2.5}, "window must be an integer >= 1, got 2.5"),
         (DepthCrafterWindows, {"overlap": -1}, "overlap must be an integer >= 0, got -1"),
-        (DepthCrafterWindows, {"window": 4, "overlap": 4}, r"--overlap must be in \[0, window\) but is 4 with window 4"),
+        (
+            DepthCrafterWindows,
+            {"window": 4, "overlap": 4},
+            r"--overlap must be in \[0, window\) but is 4 with window 4",
+        ),
         (DepthCrafterWindows, {"blend": "max"}, "unknown blend 'max'; use linear or average"),
         (DepthCrafterWindows, {"noise_init": "no"}, "noise-init must be true or false, got 'no'"),
         (ChronoDepthWindows, {"context": -2}, "context must be an integer >= 0, got -2"),
-        (ChronoDepthWindows, {"window": 3, "context": 3}, r"--context must be in \[0, window\) but is 3 with window 3"),
-        (ChronoDepthWindows, {"sigma_epsilon": float("inf")}, "sigma-epsilon must be a finite number, got inf"),
+        (
+            ChronoDepthWindows,
+            {"window": 3, "context": 3},
+            r"--context must be in \[0, window\) but is 3 with window 3",
+        ),
+        (
+            ChronoDepthWindows,
+            {"sigma_epsilon": float("inf")},
+            "sigma-epsilon must be a finite number, got inf",
+        ),
         (ReplacementWindows, {"window": True}, "window must be an integer >= 1, got True"),
         (NaiveWindows, {"context": 10}, r"--context must be in \[0, window\) but is 10 with window 10"),
     ],
@@ -170,8 +200,18 @@ def test_each_strategy_refuses_its_own_bad_options_in_one_line(cls, options, mes
 
 
 def test_the_registry_passes_each_strategy_only_its_own_options():
-    flat = {"strategy": "x", "steps": 3, "seed": 1, "window": 6, "overlap": 2, "context": 3, "sigma_epsilon": -2.0,
-            "noise_init": False, "blend": "average", "noise": "frame"}
+    flat = {
+        "strategy": "x",
+        "steps": 3,
+        "seed": 1,
+        "window": 6,
+        "overlap": 2,
+        "context": 3,
+        "sigma_epsilon": -2.0,
+        "noise_init": False,
+        "blend": "average",
+        "noise": "frame",
+    }
     assert strategy_from_settings("depthcrafter", **flat) == DepthCrafterWindows(6, 2, False, "average")
     assert strategy_from_settings("chronodepth", **flat) == ChronoDepthWindows(6, 3, -2.0)
     assert strategy_from_settings("replacement", **flat) == ReplacementWindows(6, 3)
@@ -180,7 +220,9 @@ def test_the_registry_passes_each_strategy_only_its_own_options():
     # options of other strategies are not the chosen one's business, however wrong
     wrong_elsewhere = {"window": 6, "context": 3, "overlap": 6, "blend": "max", "noise_init": "no"}
     assert strategy_from_settings("naive", **wrong_elsewhere) == NaiveWindows(6, 3)
-    assert strategy_from_settings("depthcrafter", overlap=30) == DepthCrafterWindows(overlap=30)  # class defaults
+    assert strategy_from_settings("depthcrafter", overlap=30) == DepthCrafterWindows(
+        overlap=30
+    )  # class defaults
     # ... but check_options refuses each bad option on its own, whichever strategy declares it
     with pytest.raises(InputError, match="^unknown blend 'max'; use linear or average$"):
         check_options(**wrong_elsewhere)

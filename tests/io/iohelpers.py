@@ -38,7 +38,9 @@ def write_video(
                 frame = av.VideoFrame.from_ndarray(np.full((height, width, 4), rgba, np.uint8), format="rgba")
             else:
                 level = frame_level(index)
-                frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), level, np.uint8), format="rgb24")
+                frame = av.VideoFrame.from_ndarray(
+                    np.full((height, width, 3), level, np.uint8), format="rgb24"
+                )
             if pts_ms is not None:
                 frame.pts, frame.time_base = pts_ms[index], Fraction(1, 1000)
             else:

@@ -90,7 +90,9 @@ def test_near_is_warm_or_bright_in_every_map():
 
 
 def test_unknown_colormap_lists_the_valid_ones():
-    with pytest.raises(InputError, match="unknown colour map 'jet'.*inferno, turbo, spectral, gray, magma, viridis"):
+    with pytest.raises(
+        InputError, match="unknown colour map 'jet'.*inferno, turbo, spectral, gray, magma, viridis"
+    ):
         colorize(np.zeros((2, 2)), "jet")
 
 

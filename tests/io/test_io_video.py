@@ -99,15 +99,18 @@ def test_h264_mp4_is_read(make_video):
     assert np.abs(np.array(decoded_levels(frames)) - [frame_level(i) for i in range(10)]).max() <= 2
 
 
-@pytest.mark.parametrize(("target_fps", "sources", "fps", "stride"), [
-    (10, [0, 3, 6, 9, 12, 15], 10.0, 3),
-    (15, [0, 2, 4, 6, 8, 10, 12, 14], 15.0, 2),
-    # k/12 s -> nearest frame; Matroska stores ms, so frame i sits at round(1000 i / 30) ms:
-    # 5/12 s = 416.7 ms is nearer 433 (frame 13) than 400; 250 ms ties 233/267 -> earlier (7).
-    (12, [0, 2, 5, 7, 10, 13, 15], 12.0, 2),
-    (40, list(range(16)), 30.0, 1),  # above the input rate: keep every frame
-    (None, list(range(16)), 30.0, 1),
-])
+@pytest.mark.parametrize(
+    ("target_fps", "sources", "fps", "stride"),
+    [
+        (10, [0, 3, 6, 9, 12, 15], 10.0, 3),
+        (15, [0, 2, 4, 6, 8, 10, 12, 14], 15.0, 2),
+        # k/12 s -> nearest frame; Matroska stores ms, so frame i sits at round(1000 i / 30) ms:
+        # 5/12 s = 416.7 ms is nearer 433 (frame 13) than 400; 250 ms ties 233/267 -> earlier (7).
+        (12, [0, 2, 5, 7, 10, 13, 15], 12.0, 2),
+        (40, list(range(16)), 30.0, 1),  # above the input rate: keep every frame
+        (None, list(range(16)), 30.0, 1),
+    ],
+)
 def test_target_fps_subsamples_by_time(make_video, target_fps, sources, fps, stride):
     reader = VideoReader(make_video(num_frames=16, rate=30), target_fps=target_fps)
     levels = decoded_levels(list(reader))
@@ -158,12 +161,15 @@ def test_grayscale_input_becomes_rgb_with_one_warning(make_video, caplog):
     assert len([r for r in caplog.records if "grayscale" in r.getMessage()]) == 1
 
 
-@pytest.mark.parametrize(("codec", "pix_fmt", "name", "rgba", "tolerance"), [
-    ("png", "rgba", "alpha.mov", (200, 100, 50, 128), 0),
-    ("qtrle", "argb", "alpha_rle.mov", (200, 100, 50, 128), 0),
-    ("ffv1", "yuva420p", "alpha.mkv", (200, 100, 50, 128), 3),
-    ("ffv1", "ya8", "gray_alpha.mkv", (120, 120, 120, 128), 1),
-])
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "name", "rgba", "tolerance"),
+    [
+        ("png", "rgba", "alpha.mov", (200, 100, 50, 128), 0),
+        ("qtrle", "argb", "alpha_rle.mov", (200, 100, 50, 128), 0),
+        ("ffv1", "yuva420p", "alpha.mkv", (200, 100, 50, 128), 3),
+        ("ffv1", "ya8", "gray_alpha.mkv", (120, 120, 120, 128), 1),
+    ],
+)
 def test_alpha_is_composited_over_black(make_video, caplog, codec, pix_fmt, name, rgba, tolerance):
     if codec not in av.codecs_available:
         pytest.skip(f"this PyAV build has no {codec} encoder")
@@ -216,8 +222,9 @@ def _noise_only(path, codec):
 
 def _garbage_packets(path, codec, good_frames, bad_frames):
     """A stream whose first ``good_frames`` packets are real and the rest are noise."""
-    source = write_video(path.with_name("source_" + path.name), num_frames=good_frames, codec=codec,
-                         width=32, height=32)
+    source = write_video(
+        path.with_name("source_" + path.name), num_frames=good_frames, codec=codec, width=32, height=32
+    )
     with av.open(str(source)) as src, av.open(str(path), "w") as out:
         stream = out.add_stream_from_template(src.streams.video[0])
         packets = [p for p in src.demux(video=0) if p.size][:good_frames]
@@ -239,7 +246,9 @@ def _not_video_cases(tmp_path, make_video):
     empty_dir.mkdir()
     h264 = make_video("broken.mp4", codec="libx264", pix_fmt="yuv420p")
     header_only = make_video("headeronly.mkv")
-    header_only.write_bytes(header_only.read_bytes()[: header_only.read_bytes().find(bytes.fromhex("1F43B675"))])
+    header_only.write_bytes(
+        header_only.read_bytes()[: header_only.read_bytes().find(bytes.fromhex("1F43B675"))]
+    )
     return {
         "missing": (tmp_path / "missing.mp4", "not found"),
         "directory": (empty_dir, "no .png"),

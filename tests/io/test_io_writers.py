@@ -88,8 +88,10 @@ def test_exr_round_trip_is_exact_float32(tmp_path):
     assert loaded.dtype == np.float32 and np.array_equal(loaded, disparity)
 
 
-@pytest.mark.parametrize(("fps", "rate"), [(29.97, Fraction(2997, 100)), (30000 / 1001, Fraction(30000, 1001)),
-                                           (24.0, Fraction(24))])
+@pytest.mark.parametrize(
+    ("fps", "rate"),
+    [(29.97, Fraction(2997, 100)), (30000 / 1001, Fraction(30000, 1001)), (24.0, Fraction(24))],
+)
 def test_colormap_mp4_keeps_count_size_and_exact_fps(tmp_path, fps, rate):
     disparity = np.full((16, 45, 67), 1.0, np.float32)
     disparity[8:] = 0.0
@@ -113,16 +115,26 @@ def test_side_by_side_puts_input_left_and_depth_right(tmp_path):
     assert frames[0].shape == (32, 96, 3)
     assert np.abs(frames[0][16, 20].astype(int) - [0, 200, 0]).max() <= 8
     assert np.abs(frames[0][16, 70].astype(int) - [255, 255, 255]).max() <= 8
-    with pytest.raises(ValueError, match="RGB"), SideBySideVideoWriter(tmp_path / "x.mp4", 10, "gray") as writer:
+    with (
+        pytest.raises(ValueError, match="RGB"),
+        SideBySideVideoWriter(tmp_path / "x.mp4", 10, "gray") as writer,
+    ):
         writer.write(0, disparity[0], None)
 
 
 def test_make_writers_names_and_multiwriter(tmp_path):
     disparity, rgb = _disparity(3), _rgb(3)
     out = tmp_path / "new" / "out"
-    writers = make_writers(out, "clip", ["mp4", "sbs", "npz", "png16", "exr", "npz"], 24.0, (45, 67), "turbo", 3)
+    writers = make_writers(
+        out, "clip", ["mp4", "sbs", "npz", "png16", "exr", "npz"], 24.0, (45, 67), "turbo", 3
+    )
     assert [type(w).__name__ for w in writers] == [
-        "ColormapVideoWriter", "SideBySideVideoWriter", "NpzWriter", "Png16Writer", "ExrWriter"]
+        "ColormapVideoWriter",
+        "SideBySideVideoWriter",
+        "NpzWriter",
+        "Png16Writer",
+        "ExrWriter",
+    ]
     with MultiWriter(writers) as multi:
         for index in range(3):
             multi.write(index, disparity[index], rgb[index])
@@ -164,7 +176,10 @@ def test_closing_without_frames_is_an_output_error(tmp_path):
 
 
 def test_frames_must_arrive_in_order_for_single_files(tmp_path):
-    with pytest.raises(ValueError, match="expected frame 0"), ColormapVideoWriter(tmp_path / "a.mp4", 24) as writer:
+    with (
+        pytest.raises(ValueError, match="expected frame 0"),
+        ColormapVideoWriter(tmp_path / "a.mp4", 24) as writer,
+    ):
         writer.write(3, _disparity(1)[0])
     assert os.listdir(tmp_path) == []
 

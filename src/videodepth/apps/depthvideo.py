@@ -68,7 +68,9 @@ def measure_range(
     if not np.isfinite(lo):
         raise InputError(f"{depth.path}: the depth has no finite values")
     if clip_percent > 0:
-        lo, hi = (float(v) for v in np.percentile(np.concatenate(samples), [clip_percent, 100 - clip_percent]))
+        lo, hi = (
+            float(v) for v in np.percentile(np.concatenate(samples), [clip_percent, 100 - clip_percent])
+        )
     if hi <= lo:
         raise InputError(f"{depth.path}: the depth is constant ({lo:g}); there is nothing to map")
     return DepthRange(lo, hi)

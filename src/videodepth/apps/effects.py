@@ -66,9 +66,7 @@ def check_disp(disp: np.ndarray, shape: Sequence[int] | None = None, name: str =
     if not (np.issubdtype(disp.dtype, np.floating) or np.issubdtype(disp.dtype, np.integer)):
         raise InputError(f"{name} must be a real-valued array, got {disp.dtype}")
     if shape is not None and tuple(disp.shape) != tuple(shape[:2]):
-        raise InputError(
-            f"{name} shape {list(disp.shape)} does not match the frame's {list(shape[:2])}"
-        )
+        raise InputError(f"{name} shape {list(disp.shape)} does not match the frame's {list(shape[:2])}")
     if disp.size == 0:
         raise InputError(f"{name} is empty")
     disp = disp.astype(np.float32, copy=False)
@@ -76,9 +74,7 @@ def check_disp(disp: np.ndarray, shape: Sequence[int] | None = None, name: str =
         raise InputError(f"{name} contains NaN or infinite values")
     lo, hi = float(disp.min()), float(disp.max())
     if lo < -_DISP_TOLERANCE or hi > 1 + _DISP_TOLERANCE:
-        raise InputError(
-            f"{name} must be relative disparity in [0, 1], got values in [{lo:.4g}, {hi:.4g}]"
-        )
+        raise InputError(f"{name} must be relative disparity in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
     return np.clip(disp, 0.0, 1.0)
 
 
@@ -394,7 +390,7 @@ def synthetic_scene(height: int = 192, width: int = 288) -> tuple[np.ndarray, np
     floor = rows >= horizon
     t = (rows - horizon) / max(height - 1 - horizon, 1)
     disp[floor] = (0.1 + 0.6 * t)[floor]
-    stripes = (np.floor(cols / 16 + (rows - horizon) / 10) % 2)
+    stripes = np.floor(cols / 16 + (rows - horizon) / 10) % 2
     floor_rgb = np.stack([150 + 50 * stripes, 120 + 30 * stripes, 80 + 10 * stripes], axis=-1)
     rgb[floor] = floor_rgb[floor]
     # A green striped box standing at disparity 0.4.

@@ -157,7 +157,11 @@ class PointCloud(Effect):
         points, colors = self.cloud(rgb, disp)
         height = rgb.shape[0]
         cloud = pointcloud_preview(points, colors, size=max(16, height))
-        cloud = cv2.resize(cloud, (height, height), interpolation=cv2.INTER_AREA) if cloud.shape[0] != height else cloud
+        cloud = (
+            cv2.resize(cloud, (height, height), interpolation=cv2.INTER_AREA)
+            if cloud.shape[0] != height
+            else cloud
+        )
         return np.concatenate([rgb, colorize(disp, check_colormap(self.cmap)), cloud], axis=1)
 
     def check(self) -> None:
@@ -270,7 +274,9 @@ def _open_sinks(effect: Effect, outputs: list[Path], fps: float) -> list[FrameSi
         for path in outputs:
             if isinstance(effect, PointCloud):
                 if path.suffix:
-                    raise InputError(f"pointcloud writes a folder of PLY files; give a folder name, not {path.name}")
+                    raise InputError(
+                        f"pointcloud writes a folder of PLY files; give a folder name, not {path.name}"
+                    )
                 sinks.append(PointCloudSink(path, effect))
             elif isinstance(effect, Stereo) and effect.mode == "left-right":
                 sinks.extend(_stereo_pair_sinks(path, fps, effect))
@@ -338,8 +344,10 @@ class FxReport:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.effect}: {self.num_frames} frames at {self.size[1]}x{self.size[0]} in {self.seconds:.1f} s "
-                f"(depth range [{self.depth_range.lo:.4g}, {self.depth_range.hi:.4g}] -> [0, 1])")
+        return (
+            f"{self.effect}: {self.num_frames} frames at {self.size[1]}x{self.size[0]} in {self.seconds:.1f} s "
+            f"(depth range [{self.depth_range.lo:.4g}, {self.depth_range.hi:.4g}] -> [0, 1])"
+        )
 
 
 def open_video(video: Path, options: FxOptions) -> VideoReader:
@@ -356,18 +364,27 @@ def _check_lengths(reader: VideoReader, depth: DepthVideo, options: FxOptions) -
     from videodepth.inference.runner import count_frames
 
     video_frames = count_frames(reader)
-    depth_frames = depth.num_frames if options.process_length is None else min(depth.num_frames,
-                                                                              options.process_length)
+    depth_frames = (
+        depth.num_frames if options.process_length is None else min(depth.num_frames, options.process_length)
+    )
     if video_frames != depth_frames:
-        hint = "" if options.process_length else "; use --process-length to take only the first frames of both"
-        raise InputError(f"the video has {video_frames} frames but the depth {depth.path.name} has "
-                         f"{depth.num_frames}{hint}")
+        hint = (
+            "" if options.process_length else "; use --process-length to take only the first frames of both"
+        )
+        raise InputError(
+            f"the video has {video_frames} frames but the depth {depth.path.name} has "
+            f"{depth.num_frames}{hint}"
+        )
     return video_frames
 
 
-def _paired_frames(reader: VideoReader, depth: DepthVideo, num_frames: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _paired_frames(
+    reader: VideoReader, depth: DepthVideo, num_frames: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     ended = object()
-    pairs = itertools.zip_longest(reader.frames(), itertools.islice(depth.frames(), num_frames), fillvalue=ended)
+    pairs = itertools.zip_longest(
+        reader.frames(), itertools.islice(depth.frames(), num_frames), fillvalue=ended
+    )
     for index, (rgb, disp) in enumerate(pairs):
         if rgb is ended or disp is ended:
             short = "video" if rgb is ended else "depth"
@@ -394,13 +411,16 @@ def run_effect(
     num_frames = _check_lengths(reader, source, options)
     notes = []
     if source.size != reader.size:
-        notes.append(f"depth {source.size[1]}x{source.size[0]} resized to the video's {reader.size[1]}x{reader.size[0]}")
+        notes.append(
+            f"depth {source.size[1]}x{source.size[0]} resized to the video's {reader.size[1]}x{reader.size[0]}"
+        )
     depth_range = measure_range(source, options.normalization, options.clip_percent)
     sinks = _open_sinks(effect, [Path(p) for p in outputs], reader.fps)
     try:
         frames = _paired_frames(reader, source, num_frames)
-        for index, (rgb, raw) in enumerate(tqdm(frames, total=num_frames, desc=effect.name, unit="frame",
-                                                 disable=not progress)):
+        for index, (rgb, raw) in enumerate(
+            tqdm(frames, total=num_frames, desc=effect.name, unit="frame", disable=not progress)
+        ):
             disp = fit_to(depth_range.apply(raw), reader.size)
             image = None if isinstance(effect, PointCloud) else effect.render(rgb, disp)
             for sink in sinks:
@@ -410,13 +430,20 @@ def run_effect(
         for sink in sinks:
             sink.abort()
         raise
-    return FxReport(effect.name, written, num_frames, reader.size, depth_range,
-                    time.perf_counter() - started, notes)
+    return FxReport(
+        effect.name, written, num_frames, reader.size, depth_range, time.perf_counter() - started, notes
+    )
 
 
 @contextlib.contextmanager
-def predicted_depth(video: Path, pipeline: Any, settings: Any, max_res: int | None,
-                    process_length: int | None, progress: bool = True) -> Iterator[Path]:
+def predicted_depth(
+    video: Path,
+    pipeline: Any,
+    settings: Any,
+    max_res: int | None,
+    process_length: int | None,
+    progress: bool = True,
+) -> Iterator[Path]:
     """Run the depth model on ``video`` into a temporary npz (removed afterwards) and yield its path."""
     from videodepth.inference.runner import InputOptions, OutputOptions, run_video
 

@@ -93,7 +93,9 @@ def check_upload(path: str | os.PathLike[str] | None, config: ServeConfig, roots
         raise InputError("the uploaded file is no longer on the server; upload it again")
     size_mb = file.stat().st_size / 2**20
     if size_mb > config.max_upload_mb:
-        raise InputError(f"the upload is {size_mb:.1f} MB; this server accepts at most {config.max_upload_mb:g} MB")
+        raise InputError(
+            f"the upload is {size_mb:.1f} MB; this server accepts at most {config.max_upload_mb:g} MB"
+        )
     try:
         info = probe(file)
     except InputError as error:
@@ -110,8 +112,10 @@ def job_frames(info: VideoInfo, frame_limit: int, config: ServeConfig) -> int:
     """Frames a job will process: the client's limit (0 = all), within the server's."""
     frames = info.num_frames if frame_limit == 0 else min(frame_limit, info.num_frames)
     if frames > config.max_frames:
-        raise InputError(f"the video has {info.num_frames} frames; this server processes at most "
-                         f"{config.max_frames}: set the frame limit to {config.max_frames} or less")
+        raise InputError(
+            f"the video has {info.num_frames} frames; this server processes at most "
+            f"{config.max_frames}: set the frame limit to {config.max_frames} or less"
+        )
     return frames
 
 
@@ -126,12 +130,16 @@ def check_job_size(info: VideoInfo, frames: int, max_res: int, geometry: bool, c
 
     processing = processing_size(info.height, info.width, max_res)
     output = (info.height, info.width) if job_output_size(info, config) == "original" else processing
-    per_frame = (BYTES_PER_OUTPUT_PIXEL * output[0] * output[1]
-                 + BYTES_PER_PROCESSING_PIXEL * (3 if geometry else 1) * processing[0] * processing[1])
+    per_frame = (
+        BYTES_PER_OUTPUT_PIXEL * output[0] * output[1]
+        + BYTES_PER_PROCESSING_PIXEL * (3 if geometry else 1) * processing[0] * processing[1]
+    )
     estimate_mb = (frames * per_frame + info.path.stat().st_size) / 2**20
     if estimate_mb > config.max_job_mb:
-        raise InputError(f"this job would write about {estimate_mb:.0f} MB; this server allows "
-                         f"{config.max_job_mb:g} MB per job: lower the max resolution or the frame limit")
+        raise InputError(
+            f"this job would write about {estimate_mb:.0f} MB; this server allows "
+            f"{config.max_job_mb:g} MB per job: lower the max resolution or the frame limit"
+        )
     return estimate_mb
 
 
@@ -227,8 +235,9 @@ class Pipelines:
         with self._lock:
             if choice not in self._loaded:
                 model = None if choice == SHIPPED_MODEL else self.config.model
-                self._loaded[choice] = load_pipeline(model, device=self.config.device, threads=self.config.threads,
-                                                     say=None)
+                self._loaded[choice] = load_pipeline(
+                    model, device=self.config.device, threads=self.config.threads, say=None
+                )
             return self._loaded[choice]
 
 
@@ -262,16 +271,34 @@ class WebApp:
             shutil.copyfile(demo_video(), target)
         return str(target)
 
-    def run_depth(self, video: str | None, model: str, strategy: str, steps: float, max_res: float,
-                  frame_limit: float, cmap: str, geometry: bool = False,
-                  progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
+    def run_depth(
+        self,
+        video: str | None,
+        model: str,
+        strategy: str,
+        steps: float,
+        max_res: float,
+        frame_limit: float,
+        cmap: str,
+        geometry: bool = False,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's way to report progress)
+    ) -> tuple[Any, ...]:
         try:
             return self._run_depth(video, model, strategy, steps, max_res, frame_limit, cmap, bool(geometry))
         except VideoDepthError as error:
             raise _gradio_error(error) from None
 
-    def _run_depth(self, video: str | None, model: str, strategy: str, steps: float, max_res: float,
-                   frame_limit: float, cmap: str, geometry: bool = False) -> tuple[Any, ...]:
+    def _run_depth(
+        self,
+        video: str | None,
+        model: str,
+        strategy: str,
+        steps: float,
+        max_res: float,
+        frame_limit: float,
+        cmap: str,
+        geometry: bool = False,
+    ) -> tuple[Any, ...]:
         from videodepth.geometry import GeometryOptions
         from videodepth.inference.runner import InputOptions, OutputOptions, run_video
         from videodepth.inference.settings import RunSettings
@@ -293,17 +320,28 @@ class WebApp:
         shutil.copyfile(video, source)
         settings = RunSettings.for_model(pipeline.config, strategy=strategy, steps=steps)
         report = run_video(
-            pipeline, source, settings,
+            pipeline,
+            source,
+            settings,
             InputOptions(max_res=max_res, process_length=frames, max_frames=self.config.max_frames),
-            OutputOptions(out_dir=job / "depth", kinds=("sbs", "mp4", "npz", "exr") + (("cameras",) if geometry else ()),
-                          cmap=cmap, size=job_output_size(info, self.config), max_side=self.config.max_output_side),
-            model_id=model, progress=True, geometry=GeometryOptions() if geometry else None,
+            OutputOptions(
+                out_dir=job / "depth",
+                kinds=("sbs", "mp4", "npz", "exr") + (("cameras",) if geometry else ()),
+                cmap=cmap,
+                size=job_output_size(info, self.config),
+                max_side=self.config.max_output_side,
+            ),
+            model_id=model,
+            progress=True,
+            geometry=GeometryOptions() if geometry else None,
         )
         by_suffix = {path.name: path for path in report.outputs}
         sbs = next(p for n, p in by_suffix.items() if n.endswith("_sbs.mp4"))
         colour = next(p for n, p in by_suffix.items() if n.endswith("_depth.mp4"))
         npz = next(p for n, p in by_suffix.items() if n.endswith(".npz"))
-        exr = zip_folder(next(p for n, p in by_suffix.items() if n.endswith("_exr")), job / f"{source.stem}_exr.zip")
+        exr = zip_folder(
+            next(p for n, p in by_suffix.items() if n.endswith("_exr")), job / f"{source.stem}_exr.zip"
+        )
         cameras = [str(p) for n, p in by_suffix.items() if n.endswith("_cameras.json")]
         notice = pipeline.config.notice or pipeline.config.note
         status = f"**Done.** {report.summary()}" + (f"\n\n**Note:** {notice}" if notice else "")
@@ -312,18 +350,44 @@ class WebApp:
         state = {"video": str(source), "npz": str(npz), "job": str(job), "frames": report.num_frames}
         return str(sbs), [str(colour), str(npz), str(exr), *cameras], status, state
 
-    def apply_effect(self, state: dict | None, effect: str, density: float, lo: float, hi: float, split: float,
-                     softness: float, focus: float, aperture: float, stereo_mode: str, baseline: float,
-                     fov: float, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
+    def apply_effect(
+        self,
+        state: dict | None,
+        effect: str,
+        density: float,
+        lo: float,
+        hi: float,
+        split: float,
+        softness: float,
+        focus: float,
+        aperture: float,
+        stereo_mode: str,
+        baseline: float,
+        fov: float,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's way to report progress)
+    ) -> tuple[Any, ...]:
         try:
-            return self._apply_effect(state, effect, density, lo, hi, split, softness, focus, aperture,
-                                      stereo_mode, baseline, fov)
+            return self._apply_effect(
+                state, effect, density, lo, hi, split, softness, focus, aperture, stereo_mode, baseline, fov
+            )
         except VideoDepthError as error:
             raise _gradio_error(error) from None
 
-    def _apply_effect(self, state: dict | None, effect: str, density: float, lo: float, hi: float,
-                      split: float, softness: float, focus: float, aperture: float, stereo_mode: str,
-                      baseline: float, fov: float) -> tuple[Any, ...]:
+    def _apply_effect(
+        self,
+        state: dict | None,
+        effect: str,
+        density: float,
+        lo: float,
+        hi: float,
+        split: float,
+        softness: float,
+        focus: float,
+        aperture: float,
+        stereo_mode: str,
+        baseline: float,
+        fov: float,
+    ) -> tuple[Any, ...]:
         from videodepth.apps.fx import make_effect, run_effect
 
         if not state or not Path(state["job"]).is_dir():
@@ -349,8 +413,9 @@ class WebApp:
             "matte": [video_out, frames_out],
             "slice": [video_out, frames_out],
         }.get(effect, [video_out])
-        report = run_effect(make_effect(effect, **params[effect]), state["video"], state["npz"], outputs,
-                            progress=True)
+        report = run_effect(
+            make_effect(effect, **params[effect]), state["video"], state["npz"], outputs, progress=True
+        )
         downloads, shown, preview = [], None, None
         for path in report.outputs:
             if path.is_dir():
@@ -368,7 +433,9 @@ class WebApp:
 
         config = self.config
         ttl = int(max(60, config.job_ttl_s))
-        with gr.Blocks(title="videodepth", analytics_enabled=False, delete_cache=(max(60, ttl // 4), ttl)) as demo:
+        with gr.Blocks(
+            title="videodepth", analytics_enabled=False, delete_cache=(max(60, ttl // 4), ttl)
+        ) as demo:
             gr.Markdown(
                 "# videodepth\nTemporally consistent depth for a video. Upload a clip (at most "
                 f"{config.max_upload_mb:g} MB and {config.max_seconds:g} s) or load the demo clip, then run."
@@ -377,25 +444,50 @@ class WebApp:
             with gr.Tab("Depth"):
                 with gr.Row():
                     with gr.Column():
-                        video = gr.Video(label="Input video", sources=["upload"], include_audio=True,
-                                         elem_id="input-video")
+                        video = gr.Video(
+                            label="Input video", sources=["upload"], include_audio=True, elem_id="input-video"
+                        )
                         demo_button = gr.Button("Load the demo clip", elem_id="demo-button")
                     with gr.Column():
                         model = gr.Dropdown(self.pipelines.choices, value=SHIPPED_MODEL, label="Model")
                         strategy = gr.Dropdown(list(STRATEGIES), value="depthcrafter", label="Strategy")
-                        steps = gr.Slider(1, 25, value=self.pipelines.default_steps(SHIPPED_MODEL), step=1,
-                                          label="Denoising steps", info="default: what the chosen checkpoint asks for")
-                        max_res = gr.Slider(64, config.max_res_limit, value=min(448, config.max_res_limit), step=64,
-                                            label="Max resolution (longest side)")
-                        frame_limit = gr.Number(0, precision=0, minimum=0, maximum=config.max_frames,
-                                                label=f"Frame limit (0 = all; this server: at most {config.max_frames})")
+                        steps = gr.Slider(
+                            1,
+                            25,
+                            value=self.pipelines.default_steps(SHIPPED_MODEL),
+                            step=1,
+                            label="Denoising steps",
+                            info="default: what the chosen checkpoint asks for",
+                        )
+                        max_res = gr.Slider(
+                            64,
+                            config.max_res_limit,
+                            value=min(448, config.max_res_limit),
+                            step=64,
+                            label="Max resolution (longest side)",
+                        )
+                        frame_limit = gr.Number(
+                            0,
+                            precision=0,
+                            minimum=0,
+                            maximum=config.max_frames,
+                            label=f"Frame limit (0 = all; this server: at most {config.max_frames})",
+                        )
                         cmap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
-                        geometry = gr.Checkbox(False, label="Use the camera's motion (track it and fuse its "
-                                                            "multi-view geometry; slower)", elem_id="geometry")
+                        geometry = gr.Checkbox(
+                            False,
+                            label="Use the camera's motion (track it and fuse its "
+                            "multi-view geometry; slower)",
+                            elem_id="geometry",
+                        )
                         run_button = gr.Button("Run", variant="primary", elem_id="run-button")
                 result = gr.Video(label="Input | depth", elem_id="result-video", interactive=False)
-                downloads = gr.File(label="Downloads (depth mp4, npz, EXR zip)", file_count="multiple",
-                                    interactive=False, elem_id="downloads")
+                downloads = gr.File(
+                    label="Downloads (depth mp4, npz, EXR zip)",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="downloads",
+                )
                 status = gr.Markdown(elem_id="status")
             with gr.Tab("Effects"):
                 gr.Markdown("Apply an effect to the last depth result (streamed frame by frame).")
@@ -424,13 +516,30 @@ class WebApp:
                 self.run_depth,
                 inputs=[video, model, strategy, steps, max_res, frame_limit, cmap, geometry],
                 outputs=[result, downloads, status, state],
-                concurrency_id=JOB_CONCURRENCY_ID, concurrency_limit=1, api_name="depth",
+                concurrency_id=JOB_CONCURRENCY_ID,
+                concurrency_limit=1,
+                api_name="depth",
             )
             effect_button.click(
                 self.apply_effect,
-                inputs=[state, effect, density, lo, hi, split, softness, focus, aperture, stereo_mode, baseline, fov],
+                inputs=[
+                    state,
+                    effect,
+                    density,
+                    lo,
+                    hi,
+                    split,
+                    softness,
+                    focus,
+                    aperture,
+                    stereo_mode,
+                    baseline,
+                    fov,
+                ],
                 outputs=[effect_video, effect_preview, effect_files, effect_status],
-                concurrency_id=JOB_CONCURRENCY_ID, concurrency_limit=1, api_name="effect",
+                concurrency_id=JOB_CONCURRENCY_ID,
+                concurrency_limit=1,
+                api_name="effect",
             )
         demo.queue(default_concurrency_limit=1, max_size=config.queue_size)
         return demo
@@ -440,13 +549,21 @@ class WebApp:
         demo = self.build()
         atexit.register(self.jobs.remove_all)
         demo.launch(
-            server_name=self.config.host, server_port=self.config.port,
-            max_file_size=int(self.config.max_upload_mb * 2**20), prevent_thread_lock=True,
-            show_error=True, quiet=True, ssr_mode=False, inbrowser=False, share=False,
+            server_name=self.config.host,
+            server_port=self.config.port,
+            max_file_size=int(self.config.max_upload_mb * 2**20),
+            prevent_thread_lock=True,
+            show_error=True,
+            quiet=True,
+            ssr_mode=False,
+            inbrowser=False,
+            share=False,
         )
         # Our own line instead of Gradio's banner, which suggests a public share link.
-        print(f"videodepth serve: listening on {demo.local_url} (Ctrl-C to stop; job files in {self.jobs.root})",
-              flush=True)
+        print(
+            f"videodepth serve: listening on {demo.local_url} (Ctrl-C to stop; job files in {self.jobs.root})",
+            flush=True,
+        )
         if block:
             demo.block_thread()
         return demo

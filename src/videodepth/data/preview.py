@@ -23,7 +23,9 @@ def colourise_depth(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], thumb: tuple[int, int], frames: int = 3) -> np.ndarray:
+def contact_sheet(
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], thumb: tuple[int, int], frames: int = 3
+) -> np.ndarray:
     """rows: (rgb [T,H,W,3], depth [T,H,W], valid [T,H,W]); each row shows ``frames`` rgb|depth pairs."""
     lines = []
     for rgb, depth, valid in rows:
@@ -31,7 +33,9 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], thumb: 
         cells = []
         for i in picks:
             cells.append(cv2.resize(rgb[i], thumb[::-1], interpolation=cv2.INTER_AREA))
-            cells.append(cv2.resize(colourise_depth(depth[i], valid[i]), thumb[::-1], interpolation=cv2.INTER_NEAREST))
+            cells.append(
+                cv2.resize(colourise_depth(depth[i], valid[i]), thumb[::-1], interpolation=cv2.INTER_NEAREST)
+            )
         lines.append(np.concatenate(cells, axis=1))
     return np.concatenate(lines, axis=0)
 

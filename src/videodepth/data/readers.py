@@ -33,7 +33,14 @@ from videodepth.io import atomic_dir, read_png16
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DPT_TAG = 202021.25
-DEPTHCRAFTER_MAX_DEPTH = {"sintel": 70.0, "scannet": 10.0, "kitti": 80.0, "bonn": 10.0, "nyuv2": 10.0, "nyu": 10.0}
+DEPTHCRAFTER_MAX_DEPTH = {
+    "sintel": 70.0,
+    "scannet": 10.0,
+    "kitti": 80.0,
+    "bonn": 10.0,
+    "nyuv2": 10.0,
+    "nyu": 10.0,
+}
 TUM_INTRINSICS = {  # published calibrations of the TUM RGB-D cameras; Bonn used its own Xtion
     "freiburg1": (517.3, 516.5, 318.6, 255.3),
     "freiburg2": (520.9, 521.0, 325.1, 249.7),
@@ -52,7 +59,10 @@ def _natural_key(path: Path) -> list:
 
 
 def _images(folder: Path, suffixes=IMAGE_SUFFIXES) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".")), key=_natural_key)
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".")),
+        key=_natural_key,
+    )
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -117,13 +127,21 @@ def write_rgbd_folder(sequence: Sequence | Clip, path: str | Path, image_format:
             for i in range(sequence.num_frames):
                 cv2.imwrite(str(temporary / "rgb" / f"{i:06d}.{image_format}"), sequence.rgb[i][..., ::-1])
                 millis = np.round(np.where(sequence.depth[i] > 0, sequence.depth[i], 0) * scale)
-                cv2.imwrite(str(temporary / "depth" / f"{i:06d}.png"), np.where(millis > 65535, 0, millis).astype(np.uint16))
+                cv2.imwrite(
+                    str(temporary / "depth" / f"{i:06d}.png"),
+                    np.where(millis > 65535, 0, millis).astype(np.uint16),
+                )
                 if sequence.moving_mask is not None:
-                    cv2.imwrite(str(temporary / "mask" / f"{i:06d}.png"), sequence.moving_mask[i].astype(np.uint8) * 255)
+                    cv2.imwrite(
+                        str(temporary / "mask" / f"{i:06d}.png"),
+                        sequence.moving_mask[i].astype(np.uint8) * 255,
+                    )
             meta = {
                 "name": sequence.name,
                 "K": None if sequence.K is None else np.asarray(sequence.K, float).tolist(),
-                "poses_c2w": None if sequence.poses_c2w is None else np.asarray(sequence.poses_c2w, float).tolist(),
+                "poses_c2w": None
+                if sequence.poses_c2w is None
+                else np.asarray(sequence.poses_c2w, float).tolist(),
                 "depth_scale": scale,
                 "max_depth": float(sequence.max_depth),
                 "fps": float(sequence.fps),
@@ -150,9 +168,15 @@ def read_rgbd_folder(path: Path) -> Sequence:
     if len(rgb_files) != len(depth_files):
         raise InputError(f"{path}: {len(rgb_files)} rgb frames but {len(depth_files)} depth frames")
     rgb = _stack([read_rgb(p) for p in rgb_files], "rgb", path)
-    depth = _stack([read_png16(p) for p in depth_files], "depth", path).astype(np.float32) / float(meta["depth_scale"])
+    depth = _stack([read_png16(p) for p in depth_files], "depth", path).astype(np.float32) / float(
+        meta["depth_scale"]
+    )
     mask_dir = path / "mask"
-    moving = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in _images(mask_dir)]) if mask_dir.is_dir() else None
+    moving = (
+        np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in _images(mask_dir)])
+        if mask_dir.is_dir()
+        else None
+    )
     poses = None if meta.get("poses_c2w") is None else np.asarray(meta["poses_c2w"], np.float32)
     K = None if meta.get("K") is None else np.asarray(meta["K"], np.float32)
     extra = {k: v for k, v in meta.items() if k not in ("K", "poses_c2w")}
@@ -211,7 +235,12 @@ def read_sintel(path: Path) -> Sequence:
 
 def read_scannet(path: Path) -> Sequence:
     images = _images(path / "color", (".jpg", ".png"))
-    depth = _stack([read_png16(path / "depth" / f"{p.stem}.png") for p in images], "depth", path).astype(np.float32) / 1000.0
+    depth = (
+        _stack([read_png16(path / "depth" / f"{p.stem}.png") for p in images], "depth", path).astype(
+            np.float32
+        )
+        / 1000.0
+    )
     H, W = depth.shape[1:]
     K = _read_matrix(path / "intrinsic" / "intrinsic_depth.txt")
     K = None if K is None else K[:3, :3].astype(np.float32)
@@ -222,7 +251,11 @@ def read_scannet(path: Path) -> Sequence:
             image = cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA)
         rgb.append(image)
     poses = [_read_matrix(path / "pose" / f"{p.stem}.txt") for p in images]
-    poses_arr = None if any(p is None or not np.isfinite(p).all() for p in poses) else np.stack(poses).astype(np.float32)
+    poses_arr = (
+        None
+        if any(p is None or not np.isfinite(p).all() for p in poses)
+        else np.stack(poses).astype(np.float32)
+    )
     return Sequence(path.name, np.stack(rgb), depth, K, poses_arr, 10.0, 30.0, "scannet")
 
 
@@ -307,7 +340,9 @@ def read_kitti(path: Path, kitti_raw_root: str | Path | None = None) -> Sequence
         candidates.append(Path(kitti_raw_root) / path.name[:10] / path.name / "image_02" / "data")
     image_dir = next((c for c in candidates if c.is_dir()), None)
     if image_dir is None:
-        raise InputError(f"KITTI images for {path.name} not found (looked in {', '.join(map(str, candidates))})")
+        raise InputError(
+            f"KITTI images for {path.name} not found (looked in {', '.join(map(str, candidates))})"
+        )
     rgb = _stack([read_rgb(image_dir / p.name) for p in depth_files], "rgb", image_dir)
     depth = _stack([read_png16(p) for p in depth_files], "depth", depth_dir).astype(np.float32) / 256.0
     K = None

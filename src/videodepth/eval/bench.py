@@ -91,29 +91,47 @@ def _child(job: dict) -> dict:
     from videodepth.loading import load_pipeline
 
     torch.manual_seed(0)
-    pipeline = load_pipeline(_load_model(job["model"]), device=job["device"], threads=job.get("threads"), say=None)
+    pipeline = load_pipeline(
+        _load_model(job["model"]), device=job["device"], threads=job.get("threads"), say=None
+    )
     settings = RunSettings.for_model(pipeline.config, strategy=job["strategy"], steps=job["steps"])
     with tempfile.TemporaryDirectory() as out:
         report = run_video(
-            pipeline, job["video"], settings,
+            pipeline,
+            job["video"],
+            settings,
             InputOptions(max_res=max(job["height"], job["width"]), process_length=job["frames"]),
-            OutputOptions(out_dir=Path(out), kinds=tuple(job["save"]), size="processed"), progress=False,
+            OutputOptions(out_dir=Path(out), kinds=tuple(job["save"]), size="processed"),
+            progress=False,
             geometry=GeometryOptions() if job.get("geometry") else None,
         )
     per_frame = {k: 1000 * v / report.num_frames for k, v in report.stage_seconds.items()}
-    return asdict(Measurement(
-        model=job["model"], strategy=settings.strategy, height=report.size[0], width=report.size[1],
-        frames=report.num_frames, steps=settings.steps, device=str(pipeline.device), seconds=report.seconds,
-        encode_ms=per_frame.get("encode", 0.0), denoise_ms=per_frame.get("denoise", 0.0),
-        decode_ms=per_frame.get("decode", 0.0), tracking_ms=per_frame.get("tracking", 0.0),
-        fusion_ms=per_frame.get("fusion", 0.0), fps=report.num_frames / report.seconds,
-        peak_rss_mib=report.peak_rss_mib, peak_vram_mib=report.peak_vram_mib,
-    ))
+    return asdict(
+        Measurement(
+            model=job["model"],
+            strategy=settings.strategy,
+            height=report.size[0],
+            width=report.size[1],
+            frames=report.num_frames,
+            steps=settings.steps,
+            device=str(pipeline.device),
+            seconds=report.seconds,
+            encode_ms=per_frame.get("encode", 0.0),
+            denoise_ms=per_frame.get("denoise", 0.0),
+            decode_ms=per_frame.get("decode", 0.0),
+            tracking_ms=per_frame.get("tracking", 0.0),
+            fusion_ms=per_frame.get("fusion", 0.0),
+            fps=report.num_frames / report.seconds,
+            peak_rss_mib=report.peak_rss_mib,
+            peak_vram_mib=report.peak_vram_mib,
+        )
+    )
 
 
 def measure(job: dict) -> Measurement:
-    result = subprocess.run([sys.executable, "-m", "videodepth.eval.bench", json.dumps(job)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "videodepth.eval.bench", json.dumps(job)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(f"benchmark run failed: {tail}")
@@ -121,9 +139,18 @@ def measure(job: dict) -> Measurement:
 
 
 def run_grid(
-    model: str, sizes: list[tuple[int, int]], lengths: list[int], strategy: str | None, steps: int | None,
-    device: str, save: tuple[str, ...], work: Path, progress=print, geometry: bool = False,
-    video: Path | None = None, threads: int | None = None,
+    model: str,
+    sizes: list[tuple[int, int]],
+    lengths: list[int],
+    strategy: str | None,
+    steps: int | None,
+    device: str,
+    save: tuple[str, ...],
+    work: Path,
+    progress=print,
+    geometry: bool = False,
+    video: Path | None = None,
+    threads: int | None = None,
 ) -> list[Measurement]:
     """Every (size, length) in a fresh process; on ``video`` (its first frames, resized) or on a
     synthetic drifting texture; with ``geometry``, camera tracking and fusion are timed too."""
@@ -131,16 +158,42 @@ def run_grid(
     for height, width in sizes:
         source = video or synthetic_video(work / f"bench_{height}x{width}.mp4", max(lengths), height, width)
         for frames in lengths:
-            job = {"model": model, "video": str(source), "frames": frames, "height": height, "width": width,
-                   "strategy": strategy, "steps": steps, "device": device, "save": list(save),
-                   "geometry": geometry, "threads": threads}
+            job = {
+                "model": model,
+                "video": str(source),
+                "frames": frames,
+                "height": height,
+                "width": width,
+                "strategy": strategy,
+                "steps": steps,
+                "device": device,
+                "save": list(save),
+                "geometry": geometry,
+                "threads": threads,
+            }
             results.append(measure(job))
             progress(format_row(results[-1]))
     return results
 
 
-COLUMNS = ("model", "strategy", "height", "width", "frames", "steps", "device", "encode_ms", "denoise_ms",
-           "decode_ms", "tracking_ms", "fusion_ms", "fps", "seconds", "peak_rss_mib", "peak_vram_mib")
+COLUMNS = (
+    "model",
+    "strategy",
+    "height",
+    "width",
+    "frames",
+    "steps",
+    "device",
+    "encode_ms",
+    "denoise_ms",
+    "decode_ms",
+    "tracking_ms",
+    "fusion_ms",
+    "fps",
+    "seconds",
+    "peak_rss_mib",
+    "peak_vram_mib",
+)
 
 
 def _cell(value) -> str:

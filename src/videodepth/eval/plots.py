@@ -82,7 +82,7 @@ def temporal_profile(
     ncols = min(per_row or len(columns), len(columns))
     nrows = -(-len(columns) // ncols)
     figure, axes = _figure(size_px, ncols, nrows)
-    for axis in axes.flat[len(columns):]:
+    for axis in axes.flat[len(columns) :]:
         axis.axis("off")
     for axis, (name, slice_) in zip(axes.flat[: len(columns)], columns.items(), strict=True):
         image = np.asarray(slice_)

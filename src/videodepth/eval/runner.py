@@ -99,8 +99,13 @@ def evaluate_sequence(
     scores = evaluate_video(prediction, sequence.depth, max_depth, seq_len=seq_len, K=K, poses_c2w=poses)
     scores["flicker"] = flicker(frames, prediction) if len(frames) > 1 else float("nan")
     scores["ms_per_frame"] = 1000 * seconds / len(frames)
-    return {"sequence": name, "frames": len(frames), **scores, "camera_error": camera_error,
-            "geometry": geometry_note}
+    return {
+        "sequence": name,
+        "frames": len(frames),
+        **scores,
+        "camera_error": camera_error,
+        "geometry": geometry_note,
+    }
 
 
 def camera_path_error(estimated_c2w: np.ndarray, true_c2w: np.ndarray) -> float:
@@ -122,7 +127,9 @@ def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, nam
     rows, seconds = [], 0.0
     indices = range(0, sequence.num_frames, options.single_frame_stride)
     for index in indices:
-        prediction, _, took = predict_sequence(pipeline, sequence.rgb[index : index + 1], settings, options.max_res)
+        prediction, _, took = predict_sequence(
+            pipeline, sequence.rgb[index : index + 1], settings, options.max_res
+        )
         rows.append(evaluate_video(prediction, sequence.depth[index : index + 1], max_depth))
         seconds += took
     scores = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != "frames"}
@@ -131,7 +138,9 @@ def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, nam
 
 
 def config_key(model_id: str, settings: RunSettings, options: EvalOptions) -> str:
-    payload = json.dumps([model_id, dataclasses.asdict(settings), dataclasses.asdict(options)], sort_keys=True)
+    payload = json.dumps(
+        [model_id, dataclasses.asdict(settings), dataclasses.asdict(options)], sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -147,7 +156,18 @@ def _done(csv_path: Path, key: str) -> set[str]:
         return {row["sequence"] for row in csv.DictReader(handle) if row.get("config") == key}
 
 
-COLUMNS = ["config", "label", "dataset", "sequence", "frames", *METRICS, "scale", "shift", "camera_error", "geometry"]
+COLUMNS = [
+    "config",
+    "label",
+    "dataset",
+    "sequence",
+    "frames",
+    *METRICS,
+    "scale",
+    "shift",
+    "camera_error",
+    "geometry",
+]
 
 
 def append_csv_row(csv_path: Path, columns: list[str] | tuple[str, ...], row: dict) -> None:
@@ -193,8 +213,13 @@ def markdown(summary: list[dict]) -> str:
 
 
 def run_eval(
-    pipeline: VideoDepthPipeline, root: str | Path, settings: RunSettings, options: EvalOptions,
-    out_dir: str | Path, model_id: str = "", progress: bool = True,
+    pipeline: VideoDepthPipeline,
+    root: str | Path,
+    settings: RunSettings,
+    options: EvalOptions,
+    out_dir: str | Path,
+    model_id: str = "",
+    progress: bool = True,
 ) -> list[dict]:
     root = Path(root)
     paths = list_sequences(root)

@@ -44,8 +44,14 @@ def check_geometry_kinds(kinds: tuple[str, ...], geometry: object | None) -> Non
 
 
 def open_reader(video: Path, inputs: InputOptions, multiple: int = 64) -> VideoReader:
-    return VideoReader(video, max_res=inputs.max_res, target_fps=inputs.target_fps,
-                       process_length=inputs.process_length, multiple=multiple, folder_fps=inputs.folder_fps)
+    return VideoReader(
+        video,
+        max_res=inputs.max_res,
+        target_fps=inputs.target_fps,
+        process_length=inputs.process_length,
+        multiple=multiple,
+        folder_fps=inputs.folder_fps,
+    )
 
 
 def output_size(reader: VideoReader, outputs: OutputOptions) -> tuple[int, int]:
@@ -57,8 +63,9 @@ def output_size(reader: VideoReader, outputs: OutputOptions) -> tuple[int, int]:
     raise InputError(f"unknown output size '{outputs.size}'; use original or processed")
 
 
-def check_limits(reader: VideoReader, inputs: InputOptions, outputs: OutputOptions,
-                 num_frames: int | None = None) -> None:
+def check_limits(
+    reader: VideoReader, inputs: InputOptions, outputs: OutputOptions, num_frames: int | None = None
+) -> None:
     """Refuse a job whose frame count or output size is over its limits, from the header."""
     name = reader.info.path
     frames = reader.num_frames if num_frames is None else num_frames
@@ -99,7 +106,9 @@ def output_names(videos: list[Path]) -> list[str]:
         if not clashing:
             break
         names = [
-            "_".join([*path.parent.parts[-depth:], output_stem(path)]).lstrip("/_") if name in clashing else name
+            "_".join([*path.parent.parts[-depth:], output_stem(path)]).lstrip("/_")
+            if name in clashing
+            else name
             for name, path in zip(names, resolved, strict=True)
         ]
     unique: list[str] = []

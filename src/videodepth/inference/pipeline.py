@@ -108,7 +108,11 @@ class VideoDepthPipeline:
     # --------------------------------------------------------------------------- denoise
     @torch.no_grad()
     def denoise(
-        self, x: torch.Tensor, sigma: torch.Tensor, cond: Conditioning, guidance: float = 1.0,
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        cond: Conditioning,
+        guidance: float = 1.0,
         input_is_scaled: bool = False,
     ) -> torch.Tensor:
         """D(x; sigma) with one sigma per frame (``sigma`` [1, F])."""
@@ -153,7 +157,9 @@ class VideoDepthPipeline:
         height, width = frame_size
         multiple = self.size_multiple
         if height % multiple or width % multiple or height < multiple or width < multiple:
-            raise InputError(f"frame size {width}x{height} must be positive multiples of {multiple} for this model")
+            raise InputError(
+                f"frame size {width}x{height} must be positive multiples of {multiple} for this model"
+            )
         if num_frames < 1:
             raise InputError("the video has no frames")
         timer = timer or StageTimer(self.device)
@@ -163,10 +169,18 @@ class VideoDepthPipeline:
         schedule = sampling_schedule(self.model.scheduler, settings.steps)
 
         first_window = 0 if resume_state is None else resume_state["next_window"]
-        cache = ConditionCache(self, open_frames, windows[min(first_window, len(windows) - 1)].frames.start,
-                               num_frames, noise, settings.decode_chunk_size, timer)
-        sampler = PipelineSampler(self, schedule, noise, cache, self.latent_shape(height, width), settings.guidance,
-                                  timer)
+        cache = ConditionCache(
+            self,
+            open_frames,
+            windows[min(first_window, len(windows) - 1)].frames.start,
+            num_frames,
+            noise,
+            settings.decode_chunk_size,
+            timer,
+        )
+        sampler = PipelineSampler(
+            self, schedule, noise, cache, self.latent_shape(height, width), settings.guidance, timer
+        )
         decoder = AlignedDecoder(self, settings.decode_chunk_size, sink, timer)
         if resume_state is None:
             state = strategy.initial_state(sampler, num_frames)
@@ -176,7 +190,9 @@ class VideoDepthPipeline:
             decoder.load_state_dict(resume_state["decoder"])
 
         done = windows[first_window].emits.start if first_window < len(windows) else num_frames
-        with tqdm(total=num_frames, initial=done, unit="frame", desc=strategy.name, disable=not progress) as bar:
+        with tqdm(
+            total=num_frames, initial=done, unit="frame", desc=strategy.name, disable=not progress
+        ) as bar:
             for index in range(first_window, len(windows)):
                 window = windows[index]
                 latents = strategy.run(sampler, window, state)
@@ -185,8 +201,14 @@ class VideoDepthPipeline:
                     cache.release_before(windows[index + 1].frames.start)
                 bar.update(len(window.emits))
                 if checkpoint is not None and index + 1 < len(windows):
-                    checkpoint({"next_window": index + 1, "strategy": state, "noise": noise.state_dict(),
-                                "decoder": decoder.state_dict()})
+                    checkpoint(
+                        {
+                            "next_window": index + 1,
+                            "strategy": state,
+                            "noise": noise.state_dict(),
+                            "decoder": decoder.state_dict(),
+                        }
+                    )
         decoder.flush()
 
     def __call__(self, frames: np.ndarray, settings: RunSettings | None = None, **overrides) -> np.ndarray:
@@ -196,7 +218,9 @@ class VideoDepthPipeline:
         applied; files and long videos go through :func:`videodepth.inference.runner.run_video`
         instead, which streams and writes."""
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise InputError(f"expected uint8 frames of shape [T, H, W, 3], got {frames.dtype} {frames.shape}")
+            raise InputError(
+                f"expected uint8 frames of shape [T, H, W, 3], got {frames.dtype} {frames.shape}"
+            )
         if settings is None:
             settings = RunSettings.for_model(self.config, **overrides)
         elif overrides:
@@ -206,7 +230,9 @@ class VideoDepthPipeline:
         def keep(start: int, chunk: np.ndarray) -> None:
             depth[start : start + len(chunk)] = chunk
 
-        self.run(lambda start: iter(frames[start:]), len(frames), frames.shape[1:3], settings, keep, progress=False)
+        self.run(
+            lambda start: iter(frames[start:]), len(frames), frames.shape[1:3], settings, keep, progress=False
+        )
         return normalize_min_max(depth)
 
 

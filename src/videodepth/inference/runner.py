@@ -82,8 +82,13 @@ class JobReport:
         processed = max(self.processed_frames, 1)
         per_frame = {k: 1000 * v / processed for k, v in self.stage_seconds.items()}
         # Tracking and fusion always cover the whole video.
-        per_frame.update({k: 1000 * v / max(self.num_frames, 1) for k, v in self.stage_seconds.items()
-                          if k in ("tracking", "fusion")})
+        per_frame.update(
+            {
+                k: 1000 * v / max(self.num_frames, 1)
+                for k, v in self.stage_seconds.items()
+                if k in ("tracking", "fusion")
+            }
+        )
         names = ("encode", "denoise", "decode") + (("tracking", "fusion") if self.geometry else ())
         stages = " / ".join(f"{k} {per_frame.get(k, 0.0):.1f}" for k in names)
         vram = f", peak VRAM {self.peak_vram_mib:.0f} MiB" if self.peak_vram_mib is not None else ""
@@ -113,12 +118,23 @@ def count_frames(reader: VideoReader) -> int:
     return sum(1 for _ in tqdm(reader, desc="counting frames", unit="frame", leave=False))
 
 
-def _fingerprint(video: Path, settings: RunSettings, inputs: InputOptions, model_id: str,
-                 geometry: GeometryOptions | None) -> str:
+def _fingerprint(
+    video: Path, settings: RunSettings, inputs: InputOptions, model_id: str, geometry: GeometryOptions | None
+) -> str:
     stat = video.stat()
-    payload = json.dumps([str(video.resolve()), stat.st_size, stat.st_mtime_ns, dataclasses.asdict(settings),
-                          dataclasses.asdict(inputs), model_id, geometry and dataclasses.asdict(geometry)],
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        [
+            str(video.resolve()),
+            stat.st_size,
+            stat.st_mtime_ns,
+            dataclasses.asdict(settings),
+            dataclasses.asdict(inputs),
+            model_id,
+            geometry and dataclasses.asdict(geometry),
+        ],
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -164,43 +180,66 @@ def run_video(
     if resume and state_file.exists():
         state = torch.load(state_file, weights_only=False)
         if state.get("fingerprint") != fingerprint:
-            raise InputError(f"{video}: the saved progress in {work} was made with other settings; "
-                             "re-run without --resume to start over")
+            raise InputError(
+                f"{video}: the saved progress in {work} was made with other settings; "
+                "re-run without --resume to start over"
+            )
     else:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
     buffer = FrameBuffer(raw_file, (height, width), create=state is None)
     stats = state["stats"] if state else {"lo": np.inf, "hi": -np.inf}
     confidence: FrameBuffer | None = None
-    resumed_from = 0 if state is None else (num_frames if state["pass1_done"] else
-                                            _first_unfinished_frame(state))
+    resumed_from = (
+        0 if state is None else (num_frames if state["pass1_done"] else _first_unfinished_frame(state))
+    )
     try:
         if state is None or not state["pass1_done"]:
+
             def keep(start: int, depth: np.ndarray) -> None:
                 buffer.write(start, depth)
                 stats["lo"] = min(stats["lo"], float(depth.min()))
                 stats["hi"] = max(stats["hi"], float(depth.max()))
 
             def checkpoint(engine_state: dict) -> None:
-                _save_atomically({"fingerprint": fingerprint, "pass1_done": False, "engine": engine_state,
-                                  "stats": dict(stats)}, state_file)
+                _save_atomically(
+                    {
+                        "fingerprint": fingerprint,
+                        "pass1_done": False,
+                        "engine": engine_state,
+                        "stats": dict(stats),
+                    },
+                    state_file,
+                )
 
-            pipeline.run(reader.frames, num_frames, (height, width), settings, keep,
-                         resume_state=state["engine"] if state else None, checkpoint=checkpoint, progress=progress,
-                         timer=timer)
-            _save_atomically({"fingerprint": fingerprint, "pass1_done": True, "stats": dict(stats)}, state_file)
+            pipeline.run(
+                reader.frames,
+                num_frames,
+                (height, width),
+                settings,
+                keep,
+                resume_state=state["engine"] if state else None,
+                checkpoint=checkpoint,
+                progress=progress,
+                timer=timer,
+            )
+            _save_atomically(
+                {"fingerprint": fingerprint, "pass1_done": True, "stats": dict(stats)}, state_file
+            )
         stage_seconds = dict(timer.seconds)
         geometry_result = None
         if geometry is not None:
             learned = buffer
             try:
                 geometry_result, buffer, confidence, stats, cloud = _refine_with_geometry(
-                    learned, video, reader, inputs, outputs, num_frames, work, geometry, resume, progress)
+                    learned, video, reader, inputs, outputs, num_frames, work, geometry, resume, progress
+                )
             finally:
                 learned.close()
             stage_seconds.update(geometry_result.seconds)
-        written = _write_outputs(buffer, stats, reader, video, num_frames, outputs, stem, inputs, progress,
-                                 confidence)
+        written = _write_outputs(
+            buffer, stats, reader, video, num_frames, outputs, stem, inputs, progress, confidence
+        )
         if geometry_result is not None:
             written += _write_geometry_files(geometry_result, cloud, outputs, stem, reader)
     finally:
@@ -211,23 +250,41 @@ def run_video(
         shutil.rmtree(work, ignore_errors=True)
         _remove_if_empty(out_dir / WORK_FOLDER)
     return JobReport(
-        video=video, outputs=written, num_frames=num_frames, size=(height, width),
-        seconds=time.perf_counter() - started, stage_seconds=stage_seconds,
+        video=video,
+        outputs=written,
+        num_frames=num_frames,
+        size=(height, width),
+        seconds=time.perf_counter() - started,
+        stage_seconds=stage_seconds,
         peak_rss_mib=peak_rss_mib(),
         peak_vram_mib=torch.cuda.max_memory_allocated() / 2**20 if pipeline.device.type == "cuda" else None,
-        resumed_from_frame=resumed_from, geometry=geometry_result,
+        resumed_from_frame=resumed_from,
+        geometry=geometry_result,
     )
 
 
-def _track_video(video: Path, inputs: InputOptions, num_frames: int, work: Path, geometry: GeometryOptions,
-                 resume: bool, progress: bool) -> tuple[Track, float]:
+def _track_video(
+    video: Path,
+    inputs: InputOptions,
+    num_frames: int,
+    work: Path,
+    geometry: GeometryOptions,
+    resume: bool,
+    progress: bool,
+) -> tuple[Track, float]:
     """Camera tracking of the whole video, saved in the work folder so that ``--resume`` reuses it."""
     track_file = work / "track.npz"
     if resume and track_file.exists():
         return Track.load(track_file), 0.0
     started = time.perf_counter()
-    reader = VideoReader(video, max_res=geometry.tracking.max_side, target_fps=inputs.target_fps,
-                         process_length=inputs.process_length, multiple=1, folder_fps=inputs.folder_fps)
+    reader = VideoReader(
+        video,
+        max_res=geometry.tracking.max_side,
+        target_fps=inputs.target_fps,
+        process_length=inputs.process_length,
+        multiple=1,
+        folder_fps=inputs.folder_fps,
+    )
     options = dataclasses.replace(geometry.tracking, source_size=(reader.info.height, reader.info.width))
     with tqdm(total=num_frames, desc="tracking", unit="frame", disable=not progress) as bar:
         track = track_frames(reader.frames(), num_frames, options, progress=bar.update)
@@ -237,8 +294,16 @@ def _track_video(video: Path, inputs: InputOptions, num_frames: int, work: Path,
 
 
 def _refine_with_geometry(
-    learned: FrameBuffer, video: Path, reader: VideoReader, inputs: InputOptions, outputs: OutputOptions,
-    num_frames: int, work: Path, geometry: GeometryOptions, resume: bool, progress: bool,
+    learned: FrameBuffer,
+    video: Path,
+    reader: VideoReader,
+    inputs: InputOptions,
+    outputs: OutputOptions,
+    num_frames: int,
+    work: Path,
+    geometry: GeometryOptions,
+    resume: bool,
+    progress: bool,
 ) -> tuple[GeometryResult, FrameBuffer, FrameBuffer, dict, PointCloudBuilder | None]:
     """Pass 1b: fuse the learned depth with the tracked geometry into new disk buffers."""
     track, tracking_seconds = _track_video(video, inputs, num_frames, work, geometry, resume, progress)
@@ -266,8 +331,13 @@ def _refine_with_geometry(
     return result, fused, confidence, stats, cloud
 
 
-def _write_geometry_files(result: GeometryResult, cloud: PointCloudBuilder | None, outputs: OutputOptions,
-                          stem: str, reader: VideoReader) -> list[Path]:
+def _write_geometry_files(
+    result: GeometryResult,
+    cloud: PointCloudBuilder | None,
+    outputs: OutputOptions,
+    stem: str,
+    reader: VideoReader,
+) -> list[Path]:
     """Cameras and the point cloud, written only when the geometry passed its checks."""
     if not result.used:
         return []
@@ -291,8 +361,15 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _write_outputs(
-    buffer: FrameBuffer, stats: dict, reader: VideoReader, video: Path, num_frames: int,
-    outputs: OutputOptions, stem: str, inputs: InputOptions, progress: bool,
+    buffer: FrameBuffer,
+    stats: dict,
+    reader: VideoReader,
+    video: Path,
+    num_frames: int,
+    outputs: OutputOptions,
+    stem: str,
+    inputs: InputOptions,
+    progress: bool,
     confidence: FrameBuffer | None = None,
 ) -> list[Path]:
     """Pass 2: one normalisation for the whole video, streamed to every writer."""
@@ -301,13 +378,28 @@ def _write_outputs(
     needs_rgb = "sbs" in outputs.kinds
     rgb_frames = None
     if needs_rgb:
-        rgb_reader = VideoReader(video, max_res=max(size), target_fps=inputs.target_fps,
-                                 process_length=inputs.process_length, multiple=1, folder_fps=inputs.folder_fps)
+        rgb_reader = VideoReader(
+            video,
+            max_res=max(size),
+            target_fps=inputs.target_fps,
+            process_length=inputs.process_length,
+            multiple=1,
+            folder_fps=inputs.folder_fps,
+        )
         rgb_frames = rgb_reader.frames()
     depth_kinds = [k for k in outputs.kinds if k not in GEOMETRY_KINDS]
-    writers = MultiWriter(make_writers(outputs.out_dir, stem, depth_kinds, reader.fps, size=size,
-                                       cmap=outputs.cmap, num_frames=num_frames,
-                                       npz_float16=outputs.npz_float16))
+    writers = MultiWriter(
+        make_writers(
+            outputs.out_dir,
+            stem,
+            depth_kinds,
+            reader.fps,
+            size=size,
+            cmap=outputs.cmap,
+            num_frames=num_frames,
+            npz_float16=outputs.npz_float16,
+        )
+    )
     with_confidence = confidence is not None and "conf" in outputs.kinds
     if with_confidence:  # confidence in [0, 1] as 16-bit PNGs, the last writer
         writers.writers.append(Png16Writer(geometry_output_path(outputs.out_dir, stem, "conf"), size))
@@ -331,4 +423,3 @@ def _write_outputs(
     except BaseException:
         writers.abort()
         raise
-

@@ -52,8 +52,12 @@ class WindowSampler(Protocol):
     def noise_latents(self, frames: range) -> torch.Tensor: ...
     def renoise(self, frames: range, step: int) -> torch.Tensor: ...
     def sample(
-        self, x: torch.Tensor, frames: range, context: torch.Tensor | None = None,
-        context_sigma: float | None = None, before_step: BeforeStep | None = None,
+        self,
+        x: torch.Tensor,
+        frames: range,
+        context: torch.Tensor | None = None,
+        context_sigma: float | None = None,
+        before_step: BeforeStep | None = None,
     ) -> torch.Tensor: ...
 
 
@@ -165,7 +169,9 @@ class DepthCrafterWindows(Strategy):
     def __post_init__(self):
         super().__post_init__()
         if not self.overlap < self.window:
-            raise InputError(f"--overlap must be in [0, window) but is {self.overlap} with window {self.window}")
+            raise InputError(
+                f"--overlap must be in [0, window) but is {self.overlap} with window {self.window}"
+            )
 
     def _sizes(self, num_frames: int) -> tuple[int, int]:
         return (num_frames, 0) if num_frames <= self.window else (self.window, self.overlap)
@@ -175,7 +181,9 @@ class DepthCrafterWindows(Strategy):
         windows, start = [], 0
         while start < num_frames - overlap:
             end = min(start + window, num_frames)
-            windows.append(Window(range(start, end), range(start, num_frames if end == num_frames else end - overlap)))
+            windows.append(
+                Window(range(start, end), range(start, num_frames if end == num_frames else end - overlap))
+            )
             start += window - overlap
         return windows
 
@@ -213,7 +221,9 @@ class SlidingWindows(Strategy):
     def __post_init__(self):
         super().__post_init__()
         if not self.context < self.window:
-            raise InputError(f"--context must be in [0, window) but is {self.context} with window {self.window}")
+            raise InputError(
+                f"--context must be in [0, window) but is {self.context} with window {self.window}"
+            )
 
     def plan(self, num_frames: int) -> list[Window]:
         first = min(num_frames, self.window)
@@ -249,7 +259,9 @@ class ChronoDepthWindows(SlidingWindows):
 
     def continue_window(self, sampler, window, context):
         return sampler.sample(
-            sampler.noise_latents(window.emits), window.frames, context=context,
+            sampler.noise_latents(window.emits),
+            window.frames,
+            context=context,
             context_sigma=sigma_from_c_noise(self.sigma_epsilon),
         )
 
@@ -264,7 +276,9 @@ class ReplacementWindows(SlidingWindows):
 
         def renoise_context(x: torch.Tensor, step: int) -> torch.Tensor:
             x = x.clone()
-            x[:, : len(context_frames)] = context + sampler.renoise(context_frames, step) * sampler.sigmas[step]
+            x[:, : len(context_frames)] = (
+                context + sampler.renoise(context_frames, step) * sampler.sigmas[step]
+            )
             return x
 
         x = torch.cat([torch.zeros_like(context), sampler.noise_latents(window.emits)], dim=1)

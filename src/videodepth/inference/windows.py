@@ -35,8 +35,14 @@ class WindowPipeline(Protocol):
     config: DepthModelConfig
 
     def encode_frames(self, frames: np.ndarray, first_frame: int, noise: NoiseSource) -> Conditioning: ...
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: Conditioning, guidance: float = 1.0,
-                input_is_scaled: bool = False) -> torch.Tensor: ...
+    def denoise(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        cond: Conditioning,
+        guidance: float = 1.0,
+        input_is_scaled: bool = False,
+    ) -> torch.Tensor: ...
     def decode(self, latents: torch.Tensor) -> np.ndarray: ...
 
 
@@ -67,8 +73,14 @@ class ConditionCache:
     """
 
     def __init__(
-        self, pipeline: WindowPipeline, open_frames: Callable[[int], Iterator[np.ndarray]], first_frame: int,
-        num_frames: int, noise: NoiseSource, chunk: int, timer: StageTimer,
+        self,
+        pipeline: WindowPipeline,
+        open_frames: Callable[[int], Iterator[np.ndarray]],
+        first_frame: int,
+        num_frames: int,
+        noise: NoiseSource,
+        chunk: int,
+        timer: StageTimer,
     ):
         self.pipeline, self.noise, self.chunk, self.num_frames = pipeline, noise, chunk, num_frames
         self.timer = timer
@@ -84,7 +96,9 @@ class ConditionCache:
             for _ in range(batch_stop - self.next_frame):
                 frame = next(self.frames, None)
                 if frame is None:
-                    raise InputError(f"the video ended at frame {self.next_frame + len(batch)}, earlier than announced")
+                    raise InputError(
+                        f"the video ended at frame {self.next_frame + len(batch)}, earlier than announced"
+                    )
                 batch.append(frame)
             with self.timer("encode"):
                 cond = self.pipeline.encode_frames(np.stack(batch), self.next_frame, self.noise)
@@ -122,8 +136,12 @@ class PipelineSampler:
         return self.noise.renoise(frames, step, self.latent_shape).to(self.device)
 
     def sample(
-        self, x: torch.Tensor, frames: range, context: torch.Tensor | None = None,
-        context_sigma: float | None = None, before_step: BeforeStep | None = None,
+        self,
+        x: torch.Tensor,
+        frames: range,
+        context: torch.Tensor | None = None,
+        context_sigma: float | None = None,
+        before_step: BeforeStep | None = None,
     ) -> torch.Tensor:
         cond = self.cache.get(frames)
         # ChronoDepth v1's sampler hands ``denoise`` latents it has already scaled by c_in.
@@ -135,7 +153,9 @@ class PipelineSampler:
             sigmas = sigma.expand(1, x.shape[1])
             if context is not None:
                 x = torch.cat([context, x], dim=1)
-                context_sigmas = torch.full((1, num_context), context_sigma, dtype=sigma.dtype, device=sigma.device)
+                context_sigmas = torch.full(
+                    (1, num_context), context_sigma, dtype=sigma.dtype, device=sigma.device
+                )
                 sigmas = torch.cat([context_sigmas, sigmas], dim=1)
             with self.timer("denoise"):
                 denoised = self.pipeline.denoise(x, sigmas, cond, self.guidance, input_is_scaled=prescale)

@@ -125,7 +125,9 @@ class DepthVideo:
 def _read_npy_header(stream: BinaryIO, name: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
         version = np.lib.format.read_magic(stream)
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        reader = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
         shape, fortran_order, dtype = reader(stream)
     except (ValueError, OSError, EOFError) as error:
         raise InputError(f"{name} is not a valid .npy array ({str(error).splitlines()[0]})") from None
@@ -157,7 +159,9 @@ class NpzDepth(DepthVideo):
         elif len(names) == 1:
             self.member = names[0]
         else:
-            raise InputError(f"{path} has no 'depth' array (found: {', '.join(n[:-4] for n in names) or 'none'})")
+            raise InputError(
+                f"{path} has no 'depth' array (found: {', '.join(n[:-4] for n in names) or 'none'})"
+            )
         with zipfile.ZipFile(path) as archive, archive.open(self.member) as stream:
             shape, self.dtype = _read_npy_header(stream, f"{path}:{self.member}")
         self.num_frames, height, width = _check_depth_layout(shape, self.dtype, f"{path}:{self.member}")
@@ -213,8 +217,10 @@ class FolderDepth(DepthVideo):
         for file in self.files:
             frame = self._read(file)
             if frame.shape != self.size:
-                raise InputError(f"{file} is {frame.shape[1]}x{frame.shape[0]}, the first frame "
-                                 f"{self.size[1]}x{self.size[0]}")
+                raise InputError(
+                    f"{file} is {frame.shape[1]}x{frame.shape[0]}, the first frame "
+                    f"{self.size[1]}x{self.size[0]}"
+                )
             yield frame
 
 

@@ -274,11 +274,14 @@ def _decode_file(info: VideoInfo) -> Iterator[tuple[Fraction, Any]]:
             decoded += 1
         if decoded == 0:
             raise InputError(f"{path} contains no decodable video frames")
-        _check_not_truncated(path, _declared_duration(container, stream), float(last_time - first_time),
-                             decoded, info.fps)
+        _check_not_truncated(
+            path, _declared_duration(container, stream), float(last_time - first_time), decoded, info.fps
+        )
 
 
-def _check_not_truncated(path: Path, declared: float | None, last_time: float, decoded: int, fps: float) -> None:
+def _check_not_truncated(
+    path: Path, declared: float | None, last_time: float, decoded: int, fps: float
+) -> None:
     """A file whose frames stop well before its declared end was cut short: say so, never truncate silently."""
     if declared is None:
         return
@@ -371,8 +374,11 @@ class VideoReader:
 
     def _warn_about_pixel_format(self) -> None:
         if self.info.has_alpha:
-            logger.warning("%s has an alpha channel (%s); compositing it over black",
-                           self.info.path.name, self.info.pix_fmt)
+            logger.warning(
+                "%s has an alpha channel (%s); compositing it over black",
+                self.info.path.name,
+                self.info.pix_fmt,
+            )
         elif self.info.is_grayscale:
             logger.warning("%s is grayscale (%s); converting to RGB", self.info.path.name, self.info.pix_fmt)
 

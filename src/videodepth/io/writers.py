@@ -196,8 +196,13 @@ def _video_codec() -> str:
 class _VideoWriter(_FileWriter):
     """RGB frames into an mp4 (H.264 when available), padded to even size, at an exact frame rate."""
 
-    def __init__(self, path: str | os.PathLike[str], fps: float | Fraction, cmap: str = "inferno",
-                 size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float | Fraction,
+        cmap: str = "inferno",
+        size: tuple[int, int] | None = None,
+    ) -> None:
         self.cmap = check_colormap(cmap)
         self.rate = fps_fraction(fps)
         super().__init__(path, size)
@@ -280,9 +285,15 @@ class NpzWriter(_FileWriter):
     ``num_frames_hint`` is only compared with the final count, for a debug message.
     """
 
-    def __init__(self, path: str | os.PathLike[str], num_frames_hint: int | None = None,
-                 fps: float | None = None, size: tuple[int, int] | None = None,
-                 float16: bool = False, compress: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        num_frames_hint: int | None = None,
+        fps: float | None = None,
+        size: tuple[int, int] | None = None,
+        float16: bool = False,
+        compress: bool = True,
+    ) -> None:
         super().__init__(path, size)
         self.fps = fps
         self.num_frames_hint = num_frames_hint
@@ -301,10 +312,17 @@ class NpzWriter(_FileWriter):
     def _finish(self) -> None:
         self._raw.close()
         if self.num_frames_hint is not None and self.num_frames_hint != self.frames_written:
-            logger.debug("%s: %d frames written, %d expected", self.path, self.frames_written, self.num_frames_hint)
+            logger.debug(
+                "%s: %d frames written, %d expected", self.path, self.frames_written, self.num_frames_hint
+            )
         header = {"descr": self.dtype, "fortran_order": False, "shape": (self.frames_written, *self.size)}
-        with zipfile.ZipFile(self._pending.tmp, "w", compression=self.compression, compresslevel=1) as archive:
-            with archive.open("depth.npy", "w", force_zip64=True) as member, open(self._raw_path, "rb") as raw:
+        with zipfile.ZipFile(
+            self._pending.tmp, "w", compression=self.compression, compresslevel=1
+        ) as archive:
+            with (
+                archive.open("depth.npy", "w", force_zip64=True) as member,
+                open(self._raw_path, "rb") as raw,
+            ):
                 np.lib.format.write_array_header_1_0(member, header)
                 shutil.copyfileobj(raw, member, _COPY_CHUNK)
             if self.fps is not None:
@@ -384,8 +402,13 @@ class MultiWriter(_ClosesOnSuccess):
 
 def output_path(out_dir: str | os.PathLike[str], stem: str, kind: str) -> Path:
     """Where ``make_writers`` puts a given kind of output."""
-    names = {"mp4": f"{stem}_depth.mp4", "sbs": f"{stem}_sbs.mp4", "npz": f"{stem}.npz",
-             "png16": f"{stem}_png16", "exr": f"{stem}_exr"}
+    names = {
+        "mp4": f"{stem}_depth.mp4",
+        "sbs": f"{stem}_sbs.mp4",
+        "npz": f"{stem}.npz",
+        "png16": f"{stem}_png16",
+        "exr": f"{stem}_exr",
+    }
     if kind not in names:
         raise InputError(f"unknown output kind {kind!r}; choose from: {', '.join(WRITER_KINDS)}")
     return Path(out_dir) / names[kind]
@@ -410,8 +433,9 @@ def make_writers(
     writers: list[DepthWriter] = []
     try:
         for kind in unique:
-            writers.append(_make_writer(kind, output_path(out_dir, stem, kind), fps, size, cmap, num_frames,
-                                        npz_float16))
+            writers.append(
+                _make_writer(kind, output_path(out_dir, stem, kind), fps, size, cmap, num_frames, npz_float16)
+            )
     except BaseException:
         for writer in writers:
             writer.abort()
@@ -419,8 +443,15 @@ def make_writers(
     return writers
 
 
-def _make_writer(kind: str, path: Path, fps: float, size: tuple[int, int] | None, cmap: str,
-                 num_frames: int | None, npz_float16: bool) -> DepthWriter:
+def _make_writer(
+    kind: str,
+    path: Path,
+    fps: float,
+    size: tuple[int, int] | None,
+    cmap: str,
+    num_frames: int | None,
+    npz_float16: bool,
+) -> DepthWriter:
     if kind == "mp4":
         return ColormapVideoWriter(path, fps, cmap, size=size)
     if kind == "sbs":

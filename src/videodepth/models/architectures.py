@@ -24,7 +24,9 @@ def unet_config(
     layers_per_block: int = 1,
 ) -> dict:
     down = tuple("CrossAttnDownBlockSpatioTemporal" if a else "DownBlockSpatioTemporal" for a in attention)
-    up = tuple("CrossAttnUpBlockSpatioTemporal" if a else "UpBlockSpatioTemporal" for a in reversed(attention))
+    up = tuple(
+        "CrossAttnUpBlockSpatioTemporal" if a else "UpBlockSpatioTemporal" for a in reversed(attention)
+    )
     return {
         "in_channels": 8,
         "out_channels": 4,
@@ -62,20 +64,36 @@ SMALL_VAE = {
 TINY_UNET = unet_config((32, 64), (True, True), (2, 4), 32, 8, 1)
 TINY_VAE = {**SMALL_VAE, "block_out_channels": (8, 8, 16, 16), "norm_num_groups": 4}
 TINY_TEMPORAL_VAE = {
-    "down_block_types": ("DownEncoderBlock2D",) * 4, "block_out_channels": (32, 32, 32, 32),
-    "layers_per_block": 1, "latent_channels": 4,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "block_out_channels": (32, 32, 32, 32),
+    "layers_per_block": 1,
+    "latent_channels": 4,
 }
 # SVD img2vid-xt's VAE (the class defaults are a single block).
-SVD_TEMPORAL_VAE = {"down_block_types": ("DownEncoderBlock2D",) * 4, "block_out_channels": (128, 256, 512, 512),
-                    "layers_per_block": 2, "latent_channels": 4}
+SVD_TEMPORAL_VAE = {
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2,
+    "latent_channels": 4,
+}
 TINY_CLIP = {
-    "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "image_size": 224, "patch_size": 32, "projection_dim": 32,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": 224,
+    "patch_size": 32,
+    "projection_dim": 32,
 }
 # CLIP ViT-H/14 vision tower of SVD img2vid-xt.
 FULL_CLIP = {
-    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
-    "image_size": 224, "patch_size": 14, "projection_dim": 1024,
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 16,
+    "image_size": 224,
+    "patch_size": 14,
+    "projection_dim": 1024,
 }
 
 
@@ -93,13 +111,29 @@ def build_temporal_vae(config: dict) -> AutoencoderKLTemporalDecoder:
 
 def build_clip(config: dict) -> tuple[CLIPVisionModelWithProjection, CLIPImageProcessor]:
     encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config))
-    processor = CLIPImageProcessor(crop_size=config["image_size"], size={"shortest_edge": config["image_size"]})
+    processor = CLIPImageProcessor(
+        crop_size=config["image_size"], size={"shortest_edge": config["image_size"]}
+    )
     return encoder.eval(), processor
 
 
 __all__ = [
-    "FULL_CLIP", "SMALL_UNET", "SMALL_VAE", "SVD_TEMPORAL_VAE", "SVD_UNET", "TINY_CLIP", "TINY_TEMPORAL_VAE", "TINY_UNET", "TINY_VAE",
-    "build_clip", "build_temporal_vae", "build_unet", "build_vae", "random_model", "svd_scheduler", "unet_config",
+    "FULL_CLIP",
+    "SMALL_UNET",
+    "SMALL_VAE",
+    "SVD_TEMPORAL_VAE",
+    "SVD_UNET",
+    "TINY_CLIP",
+    "TINY_TEMPORAL_VAE",
+    "TINY_UNET",
+    "TINY_VAE",
+    "build_clip",
+    "build_temporal_vae",
+    "build_unet",
+    "build_vae",
+    "random_model",
+    "svd_scheduler",
+    "unet_config",
 ]
 
 
@@ -121,5 +155,11 @@ def random_model(family: str = "videodepth", size: str = "tiny", seed: int = 0):
         vae = build_vae(TINY_VAE if size == "tiny" else SMALL_VAE)
         encoder = extractor = None
         config = DepthModelConfig(family=family)
-    return DepthModel(vae=vae, unet=unet, scheduler=svd_scheduler(), config=config,
-                      image_encoder=encoder, feature_extractor=extractor).eval()
+    return DepthModel(
+        vae=vae,
+        unet=unet,
+        scheduler=svd_scheduler(),
+        config=config,
+        image_encoder=encoder,
+        feature_extractor=extractor,
+    ).eval()

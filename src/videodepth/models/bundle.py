@@ -125,20 +125,24 @@ class DepthModel:
         )
 
     @classmethod
-    def from_svd(cls, base: str | Path = SVD_HUB_ID, family: str = "depthcrafter",
-                 dtype: torch.dtype = torch.float32) -> DepthModel:
+    def from_svd(
+        cls, base: str | Path = SVD_HUB_ID, family: str = "depthcrafter", dtype: torch.dtype = torch.float32
+    ) -> DepthModel:
         """Stable Video Diffusion's own weights (``base``: a hub id or a folder with ``unet/``,
         ``vae/``, ``image_encoder/``, ``feature_extractor/``, ``scheduler/``) set up with a published
         family's conventions: where both papers start training (``videodepth train`` with
         ``model.init: svd``). SVD img2vid's UNet already takes 8 input channels, noisy latents and
         image latents, so depth training needs no change of architecture."""
         if family not in FAMILY_CONFIGS:
-            raise CheckpointError(f"training from SVD needs a published family ({' or '.join(FAMILY_CONFIGS)}), "
-                                  f"not '{family}'")
+            raise CheckpointError(
+                f"training from SVD needs a published family ({' or '.join(FAMILY_CONFIGS)}), not '{family}'"
+            )
         root = resolve(base, what="SVD base", parts=(*SVD_PARTS, "unet"))
         if not _is_unet_folder(root / "unet"):
-            raise CheckpointError(f"SVD base {base}: no unet/ folder with a UNetSpatioTemporalConditionModel config "
-                                  "(training from SVD needs its unet/, which running a published UNet does not)")
+            raise CheckpointError(
+                f"SVD base {base}: no unet/ folder with a UNetSpatioTemporalConditionModel config "
+                "(training from SVD needs its unet/, which running a published UNet does not)"
+            )
         return _load_published(root / "unet", family, root, dtype)
 
 
@@ -159,10 +163,14 @@ def resolve(source: str | Path, what: str, parts: tuple[str, ...] = ()) -> Path:
     except Exception:
         pass
     include = " ".join(f"'{p}'" for p in patterns) if patterns else ""
-    fetch_hint = (f"fetch it with `hf download {source} {'--include ' + include + ' ' if include else ''}"
-                  f"--local-dir models/{str(source).split('/')[-1]}` and pass that folder")
+    fetch_hint = (
+        f"fetch it with `hf download {source} {'--include ' + include + ' ' if include else ''}"
+        f"--local-dir models/{str(source).split('/')[-1]}` and pass that folder"
+    )
     if not _hub_reachable():  # fail at once instead of after the hub client's retries
-        raise CheckpointError(f"{what} '{source}' is not on this machine and the hub cannot be reached; {fetch_hint}")
+        raise CheckpointError(
+            f"{what} '{source}' is not on this machine and the hub cannot be reached; {fetch_hint}"
+        )
     try:
         return Path(snapshot_download(str(source), allow_patterns=patterns))
     except Exception as error:
@@ -183,7 +191,9 @@ def _hub_reachable(timeout_s: float = 2.0) -> bool:
         return False
     url = urlparse(constants.ENDPOINT)
     try:
-        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout_s):
+        with socket.create_connection(
+            (url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout_s
+        ):
             return True
     except OSError:
         return False
@@ -243,9 +253,17 @@ def _load_vae(folder: Path, dtype: torch.dtype):
 
 def _with_fp16_fallback(model_class, folder: Path, dtype: torch.dtype):
     """Published SVD folders often hold only the ``fp16`` variant of the weights."""
-    has_full = any(p.name.startswith(("diffusion_pytorch_model.safetensors", "model.safetensors",
-                                      "diffusion_pytorch_model.bin", "pytorch_model.bin"))
-                   for p in folder.iterdir())
+    has_full = any(
+        p.name.startswith(
+            (
+                "diffusion_pytorch_model.safetensors",
+                "model.safetensors",
+                "diffusion_pytorch_model.bin",
+                "pytorch_model.bin",
+            )
+        )
+        for p in folder.iterdir()
+    )
     variant = None if has_full else "fp16"
     return model_class.from_pretrained(folder, torch_dtype=dtype, variant=variant)
 
@@ -254,27 +272,40 @@ def _load_ours(root: Path, dtype: torch.dtype) -> DepthModel:
     config = _guarded(root / CONFIG_NAME, lambda: DepthModelConfig.load(root))
     encoder = extractor = None
     if config.image_conditioning != "none":
-        encoder = _guarded(root / "image_encoder",
-                           lambda: _with_fp16_fallback(CLIPVisionModelWithProjection, root / "image_encoder", dtype))
-        extractor = _guarded(root / "feature_extractor",
-                             lambda: CLIPImageProcessor.from_pretrained(root / "feature_extractor"))
+        encoder = _guarded(
+            root / "image_encoder",
+            lambda: _with_fp16_fallback(CLIPVisionModelWithProjection, root / "image_encoder", dtype),
+        )
+        extractor = _guarded(
+            root / "feature_extractor", lambda: CLIPImageProcessor.from_pretrained(root / "feature_extractor")
+        )
     detail = None
     if (root / "detail_encoder").exists():
-        detail = _guarded(root / "detail_encoder",
-                          lambda: DetailEncoder.from_pretrained(root / "detail_encoder", torch_dtype=dtype))
+        detail = _guarded(
+            root / "detail_encoder",
+            lambda: DetailEncoder.from_pretrained(root / "detail_encoder", torch_dtype=dtype),
+        )
     model = DepthModel(
         vae=_load_vae(root / "vae", dtype),
-        unet=_guarded(root / "unet", lambda: VideoDepthUNet.from_pretrained(root / "unet", torch_dtype=dtype)),
-        scheduler=_guarded(root / "scheduler", lambda: EulerDiscreteScheduler.from_pretrained(root / "scheduler")),
+        unet=_guarded(
+            root / "unet", lambda: VideoDepthUNet.from_pretrained(root / "unet", torch_dtype=dtype)
+        ),
+        scheduler=_guarded(
+            root / "scheduler", lambda: EulerDiscreteScheduler.from_pretrained(root / "scheduler")
+        ),
         config=config,
         image_encoder=encoder,
         feature_extractor=extractor,
         detail_encoder=detail,
     )
-    expected = 2 * model.vae.config.latent_channels + (detail.config.out_channels if detail is not None else 0)
+    expected = 2 * model.vae.config.latent_channels + (
+        detail.config.out_channels if detail is not None else 0
+    )
     if model.unet.config.in_channels != expected:
-        raise CheckpointError(f"{root}: the UNet takes {model.unet.config.in_channels} input channels but the "
-                              f"VAE{' and detail encoder' if detail is not None else ''} give {expected}")
+        raise CheckpointError(
+            f"{root}: the UNet takes {model.unet.config.in_channels} input channels but the "
+            f"VAE{' and detail encoder' if detail is not None else ''} give {expected}"
+        )
     return model.eval()
 
 
@@ -283,11 +314,16 @@ def _load_published(unet_root: Path, family: str, svd_root: Path, dtype: torch.d
     return DepthModel(
         vae=_load_vae(svd_root / "vae", dtype),
         unet=unet,
-        scheduler=_guarded(svd_root / "scheduler",
-                           lambda: EulerDiscreteScheduler.from_pretrained(svd_root / "scheduler")),
+        scheduler=_guarded(
+            svd_root / "scheduler", lambda: EulerDiscreteScheduler.from_pretrained(svd_root / "scheduler")
+        ),
         config=FAMILY_CONFIGS[family](),
-        image_encoder=_guarded(svd_root / "image_encoder", lambda: _with_fp16_fallback(
-            CLIPVisionModelWithProjection, svd_root / "image_encoder", dtype)),
-        feature_extractor=_guarded(svd_root / "feature_extractor",
-                                   lambda: CLIPImageProcessor.from_pretrained(svd_root / "feature_extractor")),
+        image_encoder=_guarded(
+            svd_root / "image_encoder",
+            lambda: _with_fp16_fallback(CLIPVisionModelWithProjection, svd_root / "image_encoder", dtype),
+        ),
+        feature_extractor=_guarded(
+            svd_root / "feature_extractor",
+            lambda: CLIPImageProcessor.from_pretrained(svd_root / "feature_extractor"),
+        ),
     ).eval()

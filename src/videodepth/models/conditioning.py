@@ -21,7 +21,11 @@ CLIP_SIZE = (224, 224)
 def clip_embeddings(image_encoder, feature_extractor, images_01: torch.Tensor) -> torch.Tensor:
     """CLIP image embeddings [N, D] of images in [0, 1] already at the encoder's size."""
     pixels = feature_extractor(
-        images=images_01, do_normalize=True, do_center_crop=False, do_resize=False, do_rescale=False,
+        images=images_01,
+        do_normalize=True,
+        do_center_crop=False,
+        do_resize=False,
+        do_rescale=False,
         return_tensors="pt",
     ).pixel_values
     parameter = next(image_encoder.parameters())
@@ -51,8 +55,9 @@ def frame_tokens(model, video: torch.Tensor, embed: Callable[[torch.Tensor], tor
     return embed(clip_input(video))
 
 
-def latents_from_posterior(posterior, mode: str, scaling_factor: float,
-                           eps: torch.Tensor | None = None) -> torch.Tensor:
+def latents_from_posterior(
+    posterior, mode: str, scaling_factor: float, eps: torch.Tensor | None = None
+) -> torch.Tensor:
     """RGB conditioning latents from the VAE posterior: its mode as SVD uses it ("mode"), the mode
     times the scaling factor ("mode_scaled"), or a sample with the given standard-normal ``eps``
     times the scaling factor ("sample_scaled", ChronoDepth)."""

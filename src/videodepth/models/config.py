@@ -65,8 +65,10 @@ class DepthModelConfig(SamplingDefaults):
     def steps_warning(self, steps: int) -> str:
         """A one-line warning when ``steps`` exceeds what this model was measured to benefit from."""
         if 0 < self.max_helpful_steps < steps:
-            return (f"{steps} steps asked for, but this model scored worse with more than "
-                    f"{self.max_helpful_steps} (max_helpful_steps in its videodepth.json)")
+            return (
+                f"{steps} steps asked for, but this model scored worse with more than "
+                f"{self.max_helpful_steps} (max_helpful_steps in its videodepth.json)"
+            )
         return ""
 
     def save(self, folder: str | Path) -> None:
@@ -82,20 +84,46 @@ class DepthModelConfig(SamplingDefaults):
 def depthcrafter_config() -> DepthModelConfig:
     """DepthCrafter v1.0.1 as its reference pipeline runs it."""
     return DepthModelConfig(
-        family="depthcrafter", concat_order="depth_first", rgb_latents="mode", image_conditioning="clip",
-        fps_id=7, motion_bucket_id=127, noise_aug_strength=0.02, clamp_before_channel_mean=True,
-        prescale_state=False, strategy="depthcrafter", steps=5, guidance=1.0, window=110, overlap=25,
-        max_res=1024, decode_chunk_size=8,
+        family="depthcrafter",
+        concat_order="depth_first",
+        rgb_latents="mode",
+        image_conditioning="clip",
+        fps_id=7,
+        motion_bucket_id=127,
+        noise_aug_strength=0.02,
+        clamp_before_channel_mean=True,
+        prescale_state=False,
+        strategy="depthcrafter",
+        steps=5,
+        guidance=1.0,
+        window=110,
+        overlap=25,
+        max_res=1024,
+        decode_chunk_size=8,
     )
 
 
 def chronodepth_config() -> DepthModelConfig:
     """ChronoDepth v1 as its reference script runs it (fps 7 -> id 6, no noise augmentation)."""
     return DepthModelConfig(
-        family="chronodepth", concat_order="rgb_first", rgb_latents="sample_scaled",
-        image_conditioning="clip_of_zeros", fps_id=6, motion_bucket_id=127, noise_aug_strength=0.0,
-        clamp_before_channel_mean=False, prescale_state=True, strategy="chronodepth", steps=5,
-        guidance=1.0, window=10, overlap=0, context=5, sigma_epsilon=-4.0, max_res=1024, decode_chunk_size=8,
+        family="chronodepth",
+        concat_order="rgb_first",
+        rgb_latents="sample_scaled",
+        image_conditioning="clip_of_zeros",
+        fps_id=6,
+        motion_bucket_id=127,
+        noise_aug_strength=0.0,
+        clamp_before_channel_mean=False,
+        prescale_state=True,
+        strategy="chronodepth",
+        steps=5,
+        guidance=1.0,
+        window=10,
+        overlap=0,
+        context=5,
+        sigma_epsilon=-4.0,
+        max_res=1024,
+        decode_chunk_size=8,
     )
 
 

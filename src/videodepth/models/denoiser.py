@@ -85,7 +85,9 @@ class Denoiser(torch.nn.Module):
         if self.detail_encoder is not None:
             with self.place(self.detail_encoder) as encoder:
                 latents = torch.cat([latents, encoder(flat.to(encoder.dtype)).to(latents)], dim=1)
-        return Conditioning(latents.reshape(batch, count, *latents.shape[1:]), tokens.reshape(batch, count, -1))
+        return Conditioning(
+            latents.reshape(batch, count, *latents.shape[1:]), tokens.reshape(batch, count, -1)
+        )
 
     def tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """Cross-attention tokens [N, D] by the model's ``image_conditioning``: zeros, CLIP of a
@@ -123,7 +125,9 @@ class Denoiser(torch.nn.Module):
                 if self.config.rgb_latents == "sample_scaled":
                     shape = tuple(posterior.mean.shape[1:])
                     eps = torch.stack([noise.posterior(i, shape) for i in indices[start : start + VAE_CHUNK]])
-                parts.append(latents_from_posterior(posterior, self.config.rgb_latents, vae.config.scaling_factor, eps))
+                parts.append(
+                    latents_from_posterior(posterior, self.config.rgb_latents, vae.config.scaling_factor, eps)
+                )
         return torch.cat(parts)
 
     # ---------------------------------------------------------------------- the UNet
@@ -141,13 +145,21 @@ class Denoiser(torch.nn.Module):
         """The raw UNet output F for already ``c_in``-scaled latents ``x_in`` [B, F, C, h, w]."""
         with self.place(self.unet) as unet:
             return unet(
-                self.unet_input(x_in, cond), c_noise(sigma).to(x_in.device),
+                self.unet_input(x_in, cond),
+                c_noise(sigma).to(x_in.device),
                 encoder_hidden_states=cond.tokens.to(self.dtype),
-                added_time_ids=self.added_time_ids(len(x_in), x_in.device), return_dict=False,
+                added_time_ids=self.added_time_ids(len(x_in), x_in.device),
+                return_dict=False,
             )[0].float()
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: Conditioning, guidance: float = 1.0,
-                input_is_scaled: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        cond: Conditioning,
+        guidance: float = 1.0,
+        input_is_scaled: bool = False,
+    ) -> torch.Tensor:
         """D(x; sigma) [B, F, C, h, w] with one sigma per frame (``sigma`` [B, F]). With
         ``input_is_scaled`` the latents arrive already multiplied by ``c_in`` (ChronoDepth's
         pre-scaling sampler)."""
@@ -159,9 +171,16 @@ class Denoiser(torch.nn.Module):
         return denoised_from_output(output, x, sigma)
 
     # ---------------------------------------------------------------------- training
-    def loss(self, x0: torch.Tensor, cond: Conditioning, sigma: torch.Tensor, noise: torch.Tensor,
-             weight: torch.Tensor | None = None, scale_shift_weight: float = 0.0,
-             through: torch.nn.Module | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        x0: torch.Tensor,
+        cond: Conditioning,
+        sigma: torch.Tensor,
+        noise: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        scale_shift_weight: float = 0.0,
+        through: torch.nn.Module | None = None,
+    ) -> torch.Tensor:
         """EDM's lambda(sigma)-weighted squared error of D(x0 + sigma noise; sigma) against ``x0``.
 
         ``x0``, ``noise`` [B, F, C, h, w]; ``sigma`` [B, F]; ``weight`` (optional) [B, F, 1, h, w]
@@ -182,8 +201,9 @@ class Denoiser(torch.nn.Module):
         return loss
 
 
-def align_scale_shift(prediction: torch.Tensor, target: torch.Tensor,
-                      weight: torch.Tensor | None = None) -> torch.Tensor:
+def align_scale_shift(
+    prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """``prediction`` after the weighted least-squares scale and shift that best fit it to
     ``target``, one pair per clip and channel over all frames and cells ([B, F, C, h, w]; ``weight``
     broadcasts to it). The evaluation protocol aligns each video this way, so an error measured

@@ -29,8 +29,11 @@ class DetailEncoder(ModelMixin, ConfigMixin):
             layers += [torch.nn.Conv2d(previous, width, 3, stride=2, padding=1), torch.nn.SiLU()]
             previous = width
         # one more 3x3 at the latent grid widens the view to about 30 pixels
-        layers += [torch.nn.Conv2d(previous, previous, 3, padding=1), torch.nn.SiLU(),
-                   torch.nn.Conv2d(previous, out_channels, 1)]
+        layers += [
+            torch.nn.Conv2d(previous, previous, 3, padding=1),
+            torch.nn.SiLU(),
+            torch.nn.Conv2d(previous, out_channels, 1),
+        ]
         self.layers = torch.nn.Sequential(*layers)
 
     @property
@@ -45,8 +48,14 @@ def widen_unet_input(unet: torch.nn.Module, extra_channels: int) -> None:
     """Give ``unet`` ``extra_channels`` more input channels whose weights start at zero, so the
     widened network computes exactly what it did before until training moves them."""
     old = unet.conv_in
-    new = torch.nn.Conv2d(old.in_channels + extra_channels, old.out_channels, old.kernel_size,
-                          padding=old.padding, dtype=old.weight.dtype, device=old.weight.device)
+    new = torch.nn.Conv2d(
+        old.in_channels + extra_channels,
+        old.out_channels,
+        old.kernel_size,
+        padding=old.padding,
+        dtype=old.weight.dtype,
+        device=old.weight.device,
+    )
     with torch.no_grad():
         new.weight.zero_()
         new.weight[:, : old.in_channels] = old.weight
@@ -80,9 +89,15 @@ def widen_detail_encoder(model, channels: int, widths: tuple[int, ...], seed: in
     old = model.detail_encoder
     old_widths, old_channels = tuple(old.config.widths), old.config.out_channels
     same_depth = len(widths) == len(old_widths)
-    if not same_depth or channels < old_channels or any(n < o for n, o in zip(widths, old_widths, strict=True)):
-        raise ValueError(f"a detail encoder can only be widened: it has widths {list(old_widths)} and "
-                         f"{old_channels} channels, asked for {list(widths)} and {channels}")
+    if (
+        not same_depth
+        or channels < old_channels
+        or any(n < o for n, o in zip(widths, old_widths, strict=True))
+    ):
+        raise ValueError(
+            f"a detail encoder can only be widened: it has widths {list(old_widths)} and "
+            f"{old_channels} channels, asked for {list(widths)} and {channels}"
+        )
     new = _seeded_encoder(channels, widths, seed).to(old.dtype)
     old_convs = [m for m in old.layers if isinstance(m, torch.nn.Conv2d)]
     new_convs = [m for m in new.layers if isinstance(m, torch.nn.Conv2d)]

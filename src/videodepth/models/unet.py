@@ -77,7 +77,9 @@ class VideoDepthUNet(UNetSpatioTemporalConditionModel):
             residuals, skips = skips[-len(block.resnets) :], skips[: -len(block.resnets)]
             if getattr(block, "has_cross_attention", False):
                 hidden = block(
-                    hidden_states=hidden, res_hidden_states_tuple=residuals, encoder_hidden_states=tokens,
+                    hidden_states=hidden,
+                    res_hidden_states_tuple=residuals,
+                    encoder_hidden_states=tokens,
                     **block_kwargs,
                 )
             else:

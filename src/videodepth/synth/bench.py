@@ -35,8 +35,12 @@ def run_benchmark(height: int = 320, width: int = 640, clip_len: int = 24, items
     for i, family in enumerate(FAMILIES):
         render_clip(family, 500 + i, clip_len, height, width)
     results["render_single_process_fps"] = len(FAMILIES) * clip_len / (time.perf_counter() - start)
-    log(f"render, 1 process:            {results['render_single_process_fps']:.1f} frames/s ({height}x{width})")
-    procedural = ProceduralDataset(num_items=items + workers, size=(height, width), min_len=clip_len, max_len=clip_len)
+    log(
+        f"render, 1 process:            {results['render_single_process_fps']:.1f} frames/s ({height}x{width})"
+    )
+    procedural = ProceduralDataset(
+        num_items=items + workers, size=(height, width), min_len=clip_len, max_len=clip_len
+    )
     keys = [[(i, clip_len)] for i in range(len(procedural))]  # one clip per batch, in order
     loader = DataLoader(procedural, batch_sampler=keys, num_workers=workers, persistent_workers=False)
     results["procedural_loader_fps"] = _loader_fps(loader, items, workers)
@@ -46,7 +50,9 @@ def run_benchmark(height: int = 320, width: int = 640, clip_len: int = 24, items
         for i, family in enumerate(FAMILIES):
             write_shard(render_clip(family, 900 + i, 2 * clip_len, height, width), root / f"{family}.npz")
         shards = StepKeyedShards([root], (height, width))  # the training dataset, crop/resize included
-        sampler = StepBatchSampler(0, items + workers, batch_size=1, grad_accum=1, min_len=clip_len, max_len=clip_len)
+        sampler = StepBatchSampler(
+            0, items + workers, batch_size=1, grad_accum=1, min_len=clip_len, max_len=clip_len
+        )
         results["shard_loader_fps"] = _loader_fps(step_loader(shards, sampler, workers), items, workers)
     log(f"shards, {workers} workers:          {results['shard_loader_fps']:.1f} frames/s")
     return results

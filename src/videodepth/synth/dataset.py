@@ -30,7 +30,9 @@ class ProceduralDataset(Dataset):
     def __init__(self, num_items: int = 10000, size=(320, 640), min_len=1, max_len=25, seed=0,
                  families: Sequence[str] = FAMILIES, label: str = "fine"):  # fmt: skip
         if not 1 <= min_len <= max_len:
-            raise InputError(f"clip length range must satisfy 1 <= min_len <= max_len, got [{min_len}, {max_len}]")
+            raise InputError(
+                f"clip length range must satisfy 1 <= min_len <= max_len, got [{min_len}, {max_len}]"
+            )
         if label not in ("fine", "realistic", "mixed"):
             raise InputError(f"unknown label style {label!r}; choose fine, realistic or mixed")
         unknown = set(families) - set(FAMILIES)
@@ -40,7 +42,9 @@ class ProceduralDataset(Dataset):
         self.min_len, self.max_len = min_len, max_len
         self.seed = seed
         self.epoch = 0
-        self.sample_length: Callable[[np.random.Generator], int] = lambda rng: int(rng.integers(self.min_len, self.max_len + 1))
+        self.sample_length: Callable[[np.random.Generator], int] = lambda rng: int(
+            rng.integers(self.min_len, self.max_len + 1)
+        )
         self.num_items, self.families, self.label = num_items, tuple(families), label
 
     def set_epoch(self, epoch: int) -> None:
@@ -55,6 +59,8 @@ class ProceduralDataset(Dataset):
         length = length if length is not None else self.sample_length(rng)
         label = self.label if self.label != "mixed" else ("fine" if rng.random() < 0.5 else "realistic")
         family = self.families[index % len(self.families)]
-        clip = render_clip(SceneConfig(family), training_seed(self.seed, self.epoch, index), length, *self.size, label=label)
+        clip = render_clip(
+            SceneConfig(family), training_seed(self.seed, self.epoch, index), length, *self.size, label=label
+        )
         K_frames = clip.K_frames if clip.K_frames is not None else np.repeat(clip.K[None], length, 0)
         return to_item(clip.rgb, np.where(clip.valid, clip.depth, 0), K_frames, clip.poses_c2w)

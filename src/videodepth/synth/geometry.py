@@ -230,7 +230,9 @@ def surface(prim: Primitive, o: np.ndarray, d: np.ndarray, t: np.ndarray) -> tup
     elif kind == "cylinder":
         r, hh = prim.size
         on_cap = np.abs(np.abs(p[:, 1]) - hh) < 1e-3 * max(hh, 1e-3)
-        n = np.where(on_cap[:, None], np.stack([0 * p[:, 0], np.sign(p[:, 1]), 0 * p[:, 0]], 1), p * [1, 0, 1] / r)
+        n = np.where(
+            on_cap[:, None], np.stack([0 * p[:, 0], np.sign(p[:, 1]), 0 * p[:, 0]], 1), p * [1, 0, 1] / r
+        )
         uv = np.where(on_cap[:, None], p[:, [0, 2]], np.stack([np.arctan2(p[:, 2], p[:, 0]) * r, p[:, 1]], 1))
     elif kind == "terrain":
         _, gx, gz = terrain_height(prim.terrain, p[:, 0], p[:, 2])

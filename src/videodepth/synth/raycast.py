@@ -64,7 +64,9 @@ def camera_rays(K: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.
     """Camera-space ray directions (x, y, 1) through pixel centres, as two [H, W] arrays."""
     u = ((np.arange(width) + 0.5 - K[0, 2]) / K[0, 0]).astype(np.float32)
     v = ((np.arange(height) + 0.5 - K[1, 2]) / K[1, 1]).astype(np.float32)
-    return np.broadcast_to(u[None, :], (height, width)).copy(), np.broadcast_to(v[:, None], (height, width)).copy()
+    return np.broadcast_to(u[None, :], (height, width)).copy(), np.broadcast_to(
+        v[:, None], (height, width)
+    ).copy()
 
 
 def rotate(rotation: np.ndarray, vectors: np.ndarray) -> np.ndarray:

@@ -37,7 +37,9 @@ def render_clip(
     if label not in LABELS:
         raise InputError(f"unknown label style {label!r}; choose 'fine' or 'realistic'")
     if num_frames < 1 or height < 8 or width < 8:
-        raise InputError(f"clip size must be at least 1 frame of 8x8 pixels, got {num_frames}x{height}x{width}")
+        raise InputError(
+            f"clip size must be at least 1 frame of 8x8 pixels, got {num_frames}x{height}x{width}"
+        )
     scene, motion = build_scene(config, seed, num_frames, width, height)
     renderer = FrameRenderer(scene, height, width)
     frames = [renderer.render(i) for i in range(num_frames)]
@@ -72,10 +74,14 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def camera_pipeline(linear: np.ndarray, depth: np.ndarray, scene: Scene, rng: np.random.Generator) -> np.ndarray:
+def camera_pipeline(
+    linear: np.ndarray, depth: np.ndarray, scene: Scene, rng: np.random.Generator
+) -> np.ndarray:
     T = linear.shape[0]
     times = np.linspace(0, 1, T)
-    exposure = rng.uniform(0.8, 1.25) * (1 + rng.uniform(0, 0.2) * np.sin(2 * np.pi * rng.uniform(0.2, 1) * times + rng.uniform(0, 6)))
+    exposure = rng.uniform(0.8, 1.25) * (
+        1 + rng.uniform(0, 0.2) * np.sin(2 * np.pi * rng.uniform(0.2, 1) * times + rng.uniform(0, 6))
+    )
     balance = rng.uniform(0.85, 1.15, 3)
     drift = rng.uniform(-0.06, 0.06, 3)
     noise_sigma = rng.uniform(0.0, 0.02)
@@ -88,7 +94,9 @@ def camera_pipeline(linear: np.ndarray, depth: np.ndarray, scene: Scene, rng: np
         if length > 1.5:
             image = cv2.filter2D(image, -1, _line_kernel(length, angle), borderType=cv2.BORDER_REFLECT)
         image = np.clip(image, 0, 1) ** (1 / 2.2)
-        image = image + rng.normal(0, 1, image.shape[:2] + (1,)).astype(np.float32) * noise_sigma * np.sqrt(image + 0.01)
+        image = image + rng.normal(0, 1, image.shape[:2] + (1,)).astype(np.float32) * noise_sigma * np.sqrt(
+            image + 0.01
+        )
         frame = _to_uint8(image)
         if jpeg_quality is not None:
             ok, buffer = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
@@ -109,7 +117,9 @@ def _camera_blur(scene: Scene, depth: np.ndarray, frame: int, shutter: float) ->
         z = np.full_like(z, 50.0)
         keep[:] = True
     K, K_prev = scene.K[frame], scene.K[frame - 1]
-    points = np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0] * z, (ys + 0.5 - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)])
+    points = np.stack(
+        [(xs + 0.5 - K[0, 2]) / K[0, 0] * z, (ys + 0.5 - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)]
+    )
     relative = np.linalg.inv(scene.poses_c2w[frame - 1]) @ scene.poses_c2w[frame]
     prev = relative @ points
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -125,5 +135,7 @@ def _line_kernel(length: float, angle: float) -> np.ndarray:
     kernel = np.zeros((size, size), np.float32)
     c = size // 2
     dx, dy = np.cos(angle) * (length / 2), np.sin(angle) * (length / 2)
-    cv2.line(kernel, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1)
+    cv2.line(
+        kernel, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1
+    )
     return kernel / max(kernel.sum(), 1e-6)

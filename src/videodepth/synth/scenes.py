@@ -146,7 +146,9 @@ class Builder:
     def texture(self, photo_share: float = 0.6) -> np.ndarray:
         return make_texture(self.rng, photo_share=photo_share)
 
-    def add(self, kind: str, size, poses: np.ndarray, texture=None, tile=1.0, moving=False, shadow=True, **kw):
+    def add(
+        self, kind: str, size, poses: np.ndarray, texture=None, tile=1.0, moving=False, shadow=True, **kw
+    ):
         if poses.ndim == 2:
             poses = static_poses(self.num_frames, poses)
         texture = self.texture() if texture is None else texture
@@ -183,7 +185,9 @@ class Builder:
     # --- motions -------------------------------------------------------------
     def linear_path(self, start, velocity, yaw: float = 0.0, spin: float = 0.0) -> np.ndarray:
         positions = np.asarray(start, float) + self.times[:, None] * np.asarray(velocity, float)
-        return np.stack([make_pose(rotation_y(yaw + spin * t), p) for t, p in zip(self.times, positions, strict=True)])
+        return np.stack(
+            [make_pose(rotation_y(yaw + spin * t), p) for t, p in zip(self.times, positions, strict=True)]
+        )
 
     def falling_path(self, start, rest_height: float, delay: float, spin: float = 0.0) -> np.ndarray:
         start = np.asarray(start, float)
@@ -191,7 +195,10 @@ class Builder:
         heights = np.maximum(start[1] - 0.5 * 9.81 * fall**2, rest_height)
         spin_t = np.minimum(fall, np.sqrt(2 * max(start[1] - rest_height, 0) / 9.81))
         return np.stack(
-            [make_pose(rotation_x(spin * s) @ rotation_y(spin * s), [start[0], h, start[2]]) for s, h in zip(spin_t, heights, strict=True)]
+            [
+                make_pose(rotation_x(spin * s) @ rotation_y(spin * s), [start[0], h, start[2]])
+                for s, h in zip(spin_t, heights, strict=True)
+            ]
         )
 
     def rolling_ball(self, start, velocity, radius: float) -> np.ndarray:
@@ -216,7 +223,9 @@ def add_person(b: Builder, start, velocity, ground: float = 0.0, scale: float = 
     velocity = np.asarray(velocity, float)
     yaw = np.arctan2(velocity[0], velocity[2]) if np.linalg.norm(velocity) > 1e-6 else b.rng.uniform(0, 6.28)
     body = b.linear_path(np.asarray(start, float) + [0, ground, 0], velocity, yaw)
-    swing = 0.5 * np.sin(2 * np.pi * 1.8 * b.times + b.rng.uniform(0, 6.28)) * min(np.linalg.norm(velocity), 1.0)
+    swing = (
+        0.5 * np.sin(2 * np.pi * 1.8 * b.times + b.rng.uniform(0, 6.28)) * min(np.linalg.norm(velocity), 1.0)
+    )
     cloth, skin = b.texture(0.4), plain_texture(tuple(b.rng.uniform([0.4, 0.25, 0.15], [0.95, 0.75, 0.6])))
     s = scale
     b.compound(body, [("cylinder", (0.17 * s, 0.3 * s), make_pose(np.eye(3), [0, 1.2 * s, 0]))], True, cloth)
@@ -233,7 +242,12 @@ def add_person(b: Builder, start, velocity, ground: float = 0.0, scale: float = 
                     for a in swing
                 ]
             )
-            b.compound(body, [("cylinder", (radius * s, length * s), locals_)], True, cloth if limb == "leg" else skin)
+            b.compound(
+                body,
+                [("cylinder", (radius * s, length * s), locals_)],
+                True,
+                cloth if limb == "leg" else skin,
+            )
 
 
 # ----------------------------------------------------------------------------- families
@@ -254,7 +268,14 @@ def _indoor(b: Builder) -> dict:
         sign = rng.choice([-1, 1])
         size = rng.uniform([0.2, 0.2], [0.6, 0.45])
         pos = [rng.uniform(-wx / 3, wx / 3), rng.uniform(1.2, wy - 0.6), sign * (wz / 2 - 0.02)]
-        b.add("box", (size[0], size[1], 0.02), make_pose(np.eye(3), pos), b.texture(1.0), tile=2 * size[0], shadow=False)
+        b.add(
+            "box",
+            (size[0], size[1], 0.02),
+            make_pose(np.eye(3), pos),
+            b.texture(1.0),
+            tile=2 * size[0],
+            shadow=False,
+        )
     _movers(b, floor=0.0, extent=(wx / 2 - 0.8, wz / 2 - 0.8), person_share=0.4)
     eye = np.array([rng.uniform(-wx / 4, wx / 4), rng.uniform(1.2, 1.7), rng.uniform(-wz / 2 + 0.7, -wz / 4)])
     target = np.array([rng.uniform(-wx / 4, wx / 4), rng.uniform(0.5, 1.3), rng.uniform(0, wz / 3)])
@@ -297,7 +318,9 @@ def _furniture(b: Builder, xz) -> None:
     b.compound(static_poses(b.num_frames, base), parts, False, tex)
 
 
-def _movers(b: Builder, floor: float, extent, person_share: float, count: int | None = None, scale=1.0) -> None:
+def _movers(
+    b: Builder, floor: float, extent, person_share: float, count: int | None = None, scale=1.0
+) -> None:
     rng = b.rng
     n = int(rng.integers(0, 3)) if count is None else count
     for _ in range(n):
@@ -313,11 +336,15 @@ def _movers(b: Builder, floor: float, extent, person_share: float, count: int | 
                   tile=r * 2, moving=True)  # fmt: skip
         elif roll < person_share + 0.65 * (1 - person_share):
             s = rng.uniform(0.1, 0.3) * scale
-            path = b.falling_path(start + [0, floor + rng.uniform(1.0, 2.5) * scale, 0], floor + s, rng.uniform(0, 1.5), 2.0)
+            path = b.falling_path(
+                start + [0, floor + rng.uniform(1.0, 2.5) * scale, 0], floor + s, rng.uniform(0, 1.5), 2.0
+            )
             b.add("box", (s, s, s), path, tile=2 * s, moving=True)
         else:
             s = rng.uniform(0.1, 0.35) * scale
-            path = b.linear_path(start + [0, floor + s, 0], direction * rng.uniform(0.2, 0.8) * scale, spin=rng.uniform(-2, 2))
+            path = b.linear_path(
+                start + [0, floor + s, 0], direction * rng.uniform(0.2, 0.8) * scale, spin=rng.uniform(-2, 2)
+            )
             b.add("box", (s, s * rng.uniform(0.5, 1.5), s), path, tile=2 * s, moving=True)
 
 
@@ -326,7 +353,15 @@ def _street(b: Builder) -> dict:
     road = rng.uniform(6, 14)
     length = 400.0
     asphalt = b.texture(0.2)
-    b.rect([0, 0, length / 2 - 30], [0, 1, 0], [1, 0, 0], road / 2 + 40, length / 2, asphalt, tile=rng.uniform(1, 4))
+    b.rect(
+        [0, 0, length / 2 - 30],
+        [0, 1, 0],
+        [1, 0, 0],
+        road / 2 + 40,
+        length / 2,
+        asphalt,
+        tile=rng.uniform(1, 4),
+    )
     for side in (-1, 1):
         b.add("box", (1.5, 0.08, length / 2), make_pose(np.eye(3), [side * (road / 2 + 1.5), 0.08, length / 2 - 30]),
               b.texture(0.3), tile=1.0, shadow=False)  # fmt: skip
@@ -342,10 +377,26 @@ def _street(b: Builder) -> dict:
         for z in np.arange(-20, 200, rng.uniform(10, 25)):  # poles and trees along the sidewalk
             x = side * (road / 2 + 0.6)
             if rng.random() < 0.5:
-                b.add("cylinder", (0.06, 3.0), make_pose(np.eye(3), [x, 3.0, z]), plain_texture((0.3, 0.3, 0.32)))
+                b.add(
+                    "cylinder",
+                    (0.06, 3.0),
+                    make_pose(np.eye(3), [x, 3.0, z]),
+                    plain_texture((0.3, 0.3, 0.32)),
+                )
             else:
-                b.add("cylinder", (0.15, 1.5), make_pose(np.eye(3), [x, 1.5, z]), plain_texture((0.35, 0.25, 0.15)))
-                b.add("sphere", (rng.uniform(1.0, 2.0),), make_pose(np.eye(3), [x, 3.8, z]), b.texture(0.3), tile=1.0)
+                b.add(
+                    "cylinder",
+                    (0.15, 1.5),
+                    make_pose(np.eye(3), [x, 1.5, z]),
+                    plain_texture((0.35, 0.25, 0.15)),
+                )
+                b.add(
+                    "sphere",
+                    (rng.uniform(1.0, 2.0),),
+                    make_pose(np.eye(3), [x, 3.8, z]),
+                    b.texture(0.3),
+                    tile=1.0,
+                )
     for _ in range(int(rng.integers(2, 7))):  # cars, parked or driving
         lane = rng.choice([-1, 1]) * road / 4
         parked = rng.random() < 0.4
@@ -394,11 +445,24 @@ def _terrain(b: Builder) -> dict:
         x, z = rng.uniform(-60, 60), rng.uniform(-10, 120)
         if rng.random() < 0.5:
             r = rng.uniform(0.3, 2.0)
-            b.add("sphere", (r,), make_pose(np.eye(3), [x, ground(x, z) + 0.3 * r, z]), b.texture(0.4), tile=r)
+            b.add(
+                "sphere", (r,), make_pose(np.eye(3), [x, ground(x, z) + 0.3 * r, z]), b.texture(0.4), tile=r
+            )
         else:
             h = rng.uniform(1.5, 4)
-            b.add("cylinder", (0.15, h / 2), make_pose(np.eye(3), [x, ground(x, z) + h / 2, z]), plain_texture((0.3, 0.2, 0.1)))
-            b.add("sphere", (rng.uniform(1, 2.5),), make_pose(np.eye(3), [x, ground(x, z) + h + 1, z]), b.texture(0.3), tile=1.5)
+            b.add(
+                "cylinder",
+                (0.15, h / 2),
+                make_pose(np.eye(3), [x, ground(x, z) + h / 2, z]),
+                plain_texture((0.3, 0.2, 0.1)),
+            )
+            b.add(
+                "sphere",
+                (rng.uniform(1, 2.5),),
+                make_pose(np.eye(3), [x, ground(x, z) + h + 1, z]),
+                b.texture(0.3),
+                tile=1.5,
+            )
     eye_xz = rng.uniform([-5, -5], [5, 5])
     height = rng.choice([1.6, rng.uniform(3, 25)])
     eye = np.array([eye_xz[0], ground(*eye_xz) + height, eye_xz[1]])
@@ -434,19 +498,43 @@ def _tabletop(b: Builder) -> dict:
             b.add("cylinder", (0.004, 0.08), make_pose(rotation_y(rng.uniform(0, 3)) @ rotation_x(np.pi / 2), [x, 0.004, z]),
                   plain_texture(tuple(rng.uniform(0.2, 0.9, 3))), tile=0.05)  # fmt: skip
         else:  # plate
-            b.add("cylinder", (rng.uniform(0.08, 0.13), 0.008), make_pose(np.eye(3), [x, 0.008, z]), tex, tile=0.2)
+            b.add(
+                "cylinder",
+                (rng.uniform(0.08, 0.13), 0.008),
+                make_pose(np.eye(3), [x, 0.008, z]),
+                tex,
+                tile=0.2,
+            )
     for _ in range(int(rng.integers(1, 3))):  # movers: rolling, falling, turning
         x, z = rng.uniform(-0.4, 0.4), rng.uniform(-0.3, 0.4)
         roll = rng.random()
         if roll < 0.35:
             r = rng.uniform(0.02, 0.06)
-            b.add("sphere", (r,), b.rolling_ball([x, r, z], rng.uniform(-0.15, 0.15, 3) * [1, 0, 1], r), tile=0.1, moving=True)
+            b.add(
+                "sphere",
+                (r,),
+                b.rolling_ball([x, r, z], rng.uniform(-0.15, 0.15, 3) * [1, 0, 1], r),
+                tile=0.1,
+                moving=True,
+            )
         elif roll < 0.7:
             s = rng.uniform(0.02, 0.06)
-            b.add("box", (s, s, s), b.falling_path([x, rng.uniform(0.3, 0.6), z], s, rng.uniform(0, 1), 3.0), tile=0.1, moving=True)
+            b.add(
+                "box",
+                (s, s, s),
+                b.falling_path([x, rng.uniform(0.3, 0.6), z], s, rng.uniform(0, 1), 3.0),
+                tile=0.1,
+                moving=True,
+            )
         else:
             s = rng.uniform([0.03, 0.03, 0.03], [0.08, 0.12, 0.08])
-            b.add("box", s, b.linear_path([x, s[1], z], [0, 0, 0], spin=rng.uniform(0.5, 2)), tile=0.15, moving=True)
+            b.add(
+                "box",
+                s,
+                b.linear_path([x, s[1], z], [0, 0, 0], spin=rng.uniform(0.5, 2)),
+                tile=0.15,
+                moving=True,
+            )
     eye = np.array([rng.uniform(-0.3, 0.3), rng.uniform(0.25, 0.6), rng.uniform(-1.0, -0.5)])
     target = np.array([rng.uniform(-0.1, 0.1), 0.03, rng.uniform(0.0, 0.2)])
     return dict(eye=eye, target=target, speed=0.1, shake=0.003, max_depth=10.0, ambient=0.45,
@@ -461,11 +549,18 @@ def _people(b: Builder) -> dict:
         centre = rotation_y(angle) @ [0, 0, rng.uniform(25, 45)] + [0, 0, 20]
         h = rng.uniform(6, 20)
         normal = -rotation_y(angle) @ [0, 0, 1]
-        b.rect(centre + [0, h / 2, 0], normal, rotation_y(angle) @ [1, 0, 0], 50, h / 2, b.texture(0.8), tile=4.0)
+        b.rect(
+            centre + [0, h / 2, 0], normal, rotation_y(angle) @ [1, 0, 0], 50, h / 2, b.texture(0.8), tile=4.0
+        )
     for _ in range(int(rng.integers(2, 6))):  # benches, bollards, planters
         x, z = rng.uniform(-8, 8), rng.uniform(3, 25)
         if rng.random() < 0.5:
-            b.add("box", (rng.uniform(0.6, 1.2), 0.22, 0.25), make_pose(rotation_y(rng.uniform(0, 3)), [x, 0.22, z]), tile=0.5)
+            b.add(
+                "box",
+                (rng.uniform(0.6, 1.2), 0.22, 0.25),
+                make_pose(rotation_y(rng.uniform(0, 3)), [x, 0.22, z]),
+                tile=0.5,
+            )
         else:
             b.add("cylinder", (0.1, 0.5), make_pose(np.eye(3), [x, 0.5, z]), plain_texture((0.4, 0.4, 0.42)))
     for _ in range(int(rng.integers(3, 9))):
@@ -496,7 +591,13 @@ def _structures(b: Builder) -> dict:
         b.beam([x, 0, z], [x, h, z], rng.uniform(0.15, 0.4), plain_texture((0.3, 0.2, 0.1)))
         leaves = b.texture(0.3)
         for _ in range(int(rng.integers(2, 5))):
-            b.add("sphere", (rng.uniform(1, 2.5),), make_pose(np.eye(3), [x, h, z] + rng.uniform(-1.5, 1.5, 3)), leaves, tile=1.5)
+            b.add(
+                "sphere",
+                (rng.uniform(1, 2.5),),
+                make_pose(np.eye(3), [x, h, z] + rng.uniform(-1.5, 1.5, 3)),
+                leaves,
+                tile=1.5,
+            )
     for _ in range(int(rng.integers(0, 3))):  # poles with a cable between them
         x, z = rng.uniform(-12, 12), rng.uniform(4, 30)
         h = rng.uniform(6, 12)
@@ -514,7 +615,9 @@ def _structures(b: Builder) -> dict:
     target = anchors[int(rng.integers(len(anchors)))] + rng.uniform(-2, 2, 3)
     heading = rng.uniform(-0.8, 0.8)
     distance = rng.uniform(3, 14)
-    eye = np.array([target[0] - distance * np.sin(heading), rng.uniform(1.5, 4), target[2] - distance * np.cos(heading)])
+    eye = np.array(
+        [target[0] - distance * np.sin(heading), rng.uniform(1.5, 4), target[2] - distance * np.cos(heading)]
+    )
     return dict(eye=eye, target=target, speed=rng.uniform(1, 5), shake=0.02, max_depth=120.0, ambient=0.4,
                 motions=("pan", "orbit", "forward", "handheld", "static"), sky=True,
                 clouds=(float(rng.uniform(0.2, 0.7)) if rng.random() < 0.6 else 0.0, int(rng.integers(1 << 30))))  # fmt: skip
@@ -578,14 +681,18 @@ FAMILY_BUILDERS: dict[str, Callable[[Builder], dict]] = {
 }
 
 
-def build_scene(config: SceneConfig, seed: int, num_frames: int, width: int, height: int) -> tuple[Scene, str]:
+def build_scene(
+    config: SceneConfig, seed: int, num_frames: int, width: int, height: int
+) -> tuple[Scene, str]:
     """Deterministic scene and camera-motion name for (config, seed)."""
     from videodepth.errors import InputError
 
     if config.family not in FAMILY_BUILDERS:
         raise InputError(f"unknown scene family {config.family!r}; choose one of {', '.join(FAMILIES)}")
     if config.camera_motion is not None and config.camera_motion not in CAMERA_MOTIONS:
-        raise InputError(f"unknown camera motion {config.camera_motion!r}; choose one of {', '.join(CAMERA_MOTIONS)}")
+        raise InputError(
+            f"unknown camera motion {config.camera_motion!r}; choose one of {', '.join(CAMERA_MOTIONS)}"
+        )
     if not 0.0 <= config.look_up <= 1.0:
         raise InputError(f"look-up is a probability in [0, 1], got {config.look_up}")
     rng = np.random.default_rng([seed, FAMILIES.index(config.family)])
@@ -606,10 +713,16 @@ def build_scene(config: SceneConfig, seed: int, num_frames: int, width: int, hei
     Ks = np.repeat(K[None], num_frames, 0)
     Ks[:, 0, 0] *= zoom
     Ks[:, 1, 1] *= zoom
-    sun_azimuth = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.3, 0.3) * np.arange(num_frames) / max(num_frames - 1, 1)
+    sun_azimuth = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.3, 0.3) * np.arange(num_frames) / max(
+        num_frames - 1, 1
+    )
     sun_elevation = rng.uniform(0.4, 1.2)
     light = np.stack(
-        [np.cos(sun_elevation) * np.cos(sun_azimuth), np.full(num_frames, np.sin(sun_elevation)), np.cos(sun_elevation) * np.sin(sun_azimuth)],
+        [
+            np.cos(sun_elevation) * np.cos(sun_azimuth),
+            np.full(num_frames, np.sin(sun_elevation)),
+            np.cos(sun_elevation) * np.sin(sun_azimuth),
+        ],
         axis=1,
     ).astype(np.float32)
     horizon, zenith = sky_colours(rng)

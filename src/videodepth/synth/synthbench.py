@@ -59,12 +59,19 @@ def render_bench_clip(item: BenchClip, out: Path, height: int, width: int) -> Pa
     target = out / item.name
     if (target / "meta.json").is_file():  # resumable: finished clips are complete (atomic rename)
         return target
-    clip = render_clip(SceneConfig(item.family, camera_motion=item.camera_motion), item.seed, item.num_frames, height, width)
+    clip = render_clip(
+        SceneConfig(item.family, camera_motion=item.camera_motion), item.seed, item.num_frames, height, width
+    )
     from videodepth.data.clip import clip_to_sequence
 
     sequence = clip_to_sequence(clip)
     sequence.name = item.name
-    sequence.extra |= {"family": item.family, "seed": item.seed, "camera_motion": item.camera_motion, "label": "fine"}
+    sequence.extra |= {
+        "family": item.family,
+        "seed": item.seed,
+        "camera_motion": item.camera_motion,
+        "label": "fine",
+    }
     if item.camera_motion == "zoom":  # focal length changes per frame; K holds frame 0
         sequence.extra["K_frames"] = clip.K_frames.tolist()
     return write_rgbd_folder(sequence, target)

@@ -53,7 +53,9 @@ def _value_noise(rng: np.random.Generator, size: int, octaves: int = 4) -> np.nd
         cells = 2 ** (octave + 2)
         grid = rng.random((cells, cells)).astype(np.float32)
         tiled = np.tile(grid, (3, 3))
-        up = cv2.resize(tiled, (3 * size, 3 * size), interpolation=cv2.INTER_CUBIC)[size : 2 * size, size : 2 * size]
+        up = cv2.resize(tiled, (3 * size, 3 * size), interpolation=cv2.INTER_CUBIC)[
+            size : 2 * size, size : 2 * size
+        ]
         total += amplitude * up
         weight += amplitude
         amplitude *= 0.5

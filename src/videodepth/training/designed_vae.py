@@ -32,7 +32,12 @@ from diffusers import AutoencoderKL
 from videodepth.models.architectures import SMALL_VAE
 
 # SMALL_VAE's layout (8x down-sampling, 4 latent channels, same scaling factor), made lean.
-DESIGNED_VAE = {**SMALL_VAE, "block_out_channels": (12, 12, 12, 12), "layers_per_block": 0, "norm_num_groups": 3}
+DESIGNED_VAE = {
+    **SMALL_VAE,
+    "block_out_channels": (12, 12, 12, 12),
+    "layers_per_block": 0,
+    "norm_num_groups": 3,
+}
 CONSTANT = 50.0  # dominates the variance of a 4-channel group, so GroupNorm scales by a constant
 GN_BIAS = 4.0  # SiLU is nearly linear around here
 CARRIED = (0, 1, 2)

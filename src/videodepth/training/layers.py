@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import torch
 
-TEMPORAL_MODULE_NAMES = frozenset({"temporal_res_block", "temporal_transformer_blocks", "time_mixer", "time_pos_embed"})
+TEMPORAL_MODULE_NAMES = frozenset(
+    {"temporal_res_block", "temporal_transformer_blocks", "time_mixer", "time_pos_embed"}
+)
 
 
 def is_temporal(parameter_name: str) -> bool:

@@ -23,9 +23,16 @@ import torch.nn.functional as F
 from videodepth.diffusion.schedules import SVD_SCHEDULER_CONFIG, sample_training_sigmas
 
 
-def draw_sigmas(batch: int, frames: int, per: str, p_mean: float, p_std: float,
-                generator: torch.Generator | None = None, top_fraction: float = 0.0,
-                sigma_top: float = SVD_SCHEDULER_CONFIG["sigma_max"]) -> torch.Tensor:
+def draw_sigmas(
+    batch: int,
+    frames: int,
+    per: str,
+    p_mean: float,
+    p_std: float,
+    generator: torch.Generator | None = None,
+    top_fraction: float = 0.0,
+    sigma_top: float = SVD_SCHEDULER_CONFIG["sigma_max"],
+) -> torch.Tensor:
     """[B, F] noise levels: one per clip repeated over frames ("clip") or one per frame ("frame").
 
     With ``top_fraction`` > 0, each draw is replaced by ``sigma_top`` with that probability.
@@ -51,10 +58,15 @@ def latent_cell_weights(valid: torch.Tensor, factor: int) -> torch.Tensor:
 def encode_in_chunks(vae, images: torch.Tensor, to_latents: Callable, chunk: int = 32) -> torch.Tensor:
     """``to_latents`` of the VAE posterior of ``images`` [N, 3, H, W], ``chunk`` frames per encoder
     call (bounded activation memory for long clips)."""
-    parts = [to_latents(vae.encode(images[i : i + chunk].to(vae.dtype)).latent_dist) for i in range(0, len(images), chunk)]
+    parts = [
+        to_latents(vae.encode(images[i : i + chunk].to(vae.dtype)).latent_dist)
+        for i in range(0, len(images), chunk)
+    ]
     return torch.cat(parts)
 
 
 def encode_scaled(vae, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     """VAE posterior mode times the scaling factor, [N, 3, H, W] -> [N, 4, h, w]."""
-    return encode_in_chunks(vae, images, lambda posterior: posterior.mode() * vae.config.scaling_factor, chunk)
+    return encode_in_chunks(
+        vae, images, lambda posterior: posterior.mode() * vae.config.scaling_factor, chunk
+    )

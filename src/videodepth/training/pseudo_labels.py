@@ -34,25 +34,49 @@ def teacher_depth(disparity: np.ndarray) -> np.ndarray:
     return 1.0 / (disparity.astype(np.float32) + np.float32(DISPARITY_OFFSET))
 
 
-def pseudo_label_video(pipeline: VideoDepthPipeline, video: str | Path, out: str | Path, settings: RunSettings,
-                       frames_per_shard: int = 48, max_res: int | None = None, teacher: str = "",
-                       progress: bool = True) -> list[Path]:
+def pseudo_label_video(
+    pipeline: VideoDepthPipeline,
+    video: str | Path,
+    out: str | Path,
+    settings: RunSettings,
+    frames_per_shard: int = 48,
+    max_res: int | None = None,
+    teacher: str = "",
+    progress: bool = True,
+) -> list[Path]:
     """Label ``video`` with ``pipeline``'s predictions and write one ``fine``-label shard per
     ``frames_per_shard`` frames (the last one may be shorter); returns the shard paths."""
     if frames_per_shard < 1:
         raise InputError(f"frames per shard must be at least 1, got {frames_per_shard}")
     video, out = Path(video), Path(out)
-    reader = VideoReader(video, max_res=max_res or pipeline.config.max_res, multiple=max(64, pipeline.size_multiple))
+    reader = VideoReader(
+        video, max_res=max_res or pipeline.config.max_res, multiple=max(64, pipeline.size_multiple)
+    )
     stem = video.stem if video.is_file() else video.name
     paths = []
-    bar = tqdm(total=reader.num_frames, desc=f"labelling {stem}", unit="frame", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=reader.num_frames,
+        desc=f"labelling {stem}",
+        unit="frame",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for start, frames in _chunks(iter(reader), frames_per_shard):
         disparity = pipeline(frames, settings)
         bar.update(len(frames))
-        sequence = Sequence(name=stem, rgb=frames, depth=teacher_depth(disparity), K=None, poses_c2w=None,
-                            max_depth=1.0 / DISPARITY_OFFSET + 1.0, fps=reader.fps,
-                            source=f"pseudo-label of {video.name} by {teacher or 'a videodepth model'}")
-        clip = dataclasses.replace(sequence_to_clip(sequence, slice(None), "fine"), seed=start)  # its first frame
+        sequence = Sequence(
+            name=stem,
+            rgb=frames,
+            depth=teacher_depth(disparity),
+            K=None,
+            poses_c2w=None,
+            max_depth=1.0 / DISPARITY_OFFSET + 1.0,
+            fps=reader.fps,
+            source=f"pseudo-label of {video.name} by {teacher or 'a videodepth model'}",
+        )
+        clip = dataclasses.replace(
+            sequence_to_clip(sequence, slice(None), "fine"), seed=start
+        )  # its first frame
         paths.append(write_shard(clip, out / f"{stem}_{start:06d}_pseudo.npz"))
     bar.close()
     if not paths:

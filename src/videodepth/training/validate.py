@@ -46,9 +46,18 @@ def _vae_round_trip(model: DepthModel, sequence) -> tuple[np.ndarray, float]:
     return ((decoded + 1) / 2).numpy(), rgb_error
 
 
-def validate_model(model: DepthModel, root: str | Path, clips: int, frames: int, steps: int,
-                   task: str = "unet", input_size: tuple[int, int] | None = None, blank_input: bool = False,
-                   device: str | torch.device = "cpu", **settings) -> dict[str, float]:
+def validate_model(
+    model: DepthModel,
+    root: str | Path,
+    clips: int,
+    frames: int,
+    steps: int,
+    task: str = "unet",
+    input_size: tuple[int, int] | None = None,
+    blank_input: bool = False,
+    device: str | torch.device = "cpu",
+    **settings,
+) -> dict[str, float]:
     """Mean metrics over ``clips`` SynthBench clips cut to ``frames`` frames. ``input_size`` (H, W)
     resizes the frames before the pipeline (e.g. to the resolution ``videodepth run`` would use);
     the prediction is compared at the ground truth's size. ``blank_input`` replaces every frame by
