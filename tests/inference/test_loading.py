@@ -133,3 +133,19 @@ def test_one_policy_builds_every_pipeline(monkeypatch):
             resolve_dtype("float8", torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_default_threads_are_the_idle_cores(monkeypatch):
+    from videodepth import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    samples = iter([(1000, 4000), (1150, 4200)])  # 150 of 200 jiffies idle: 3 of 4 cores
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    assert threads.default_threads() == 3
+    samples = iter([(1000, 4000), (1000, 4200)])  # every core busy: still one thread
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(samples))
+    assert threads.default_threads() == 1
+    monkeypatch.setattr(threads, "_cpu_times", lambda: None)  # no /proc/stat: every core
+    assert threads.default_threads() == 4
