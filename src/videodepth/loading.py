@@ -115,5 +115,7 @@ def load_pipeline(
     if say is not None:
         announce(model, say)
         if threads is None and device.type == "cpu" and used < available_cores():
-            say(f"note: {used} CPU thread(s): the other cores were busy when the job started (--threads sets it)")
+            say(
+                f"note: {used} CPU thread(s): the other cores were busy when the job started (--threads sets it)"
+            )
     return VideoDepthPipeline(model, device, dtype, cpu_offload=cpu_offload)
