@@ -69,7 +69,9 @@ def test_sintel_layout_with_cameras(tmp_path):
         w2c = np.hstack([np.eye(3), [[i], [0], [0]]])
         cam = root / "camdata_left" / "alley_1" / f"frame_{i:04d}.cam"
         cam.parent.mkdir(parents=True, exist_ok=True)
-        cam.write_bytes(struct.pack("<f", 202021.25) + K.astype("<f8").tobytes() + w2c.astype("<f8").tobytes())
+        cam.write_bytes(
+            struct.pack("<f", 202021.25) + K.astype("<f8").tobytes() + w2c.astype("<f8").tobytes()
+        )
     assert list_sequences(tmp_path) == [root / "final" / "alley_1"]
     seq = read_sequence(root / "final" / "alley_1")
     assert seq.rgb.shape == (3, H, W, 3) and seq.max_depth == 70.0
@@ -82,7 +84,9 @@ def test_scannet_layout(tmp_path):
     scene = tmp_path / "scene0707_00"
     mm = RNG.integers(300, 9000, (2, H, W))
     for i in range(2):
-        _image(scene / "color" / f"{i}.jpg", _rgb(2 * H, 2 * W))  # colour larger than depth, as in raw exports
+        _image(
+            scene / "color" / f"{i}.jpg", _rgb(2 * H, 2 * W)
+        )  # colour larger than depth, as in raw exports
         _png16(scene / "depth" / f"{i}.png", mm[i])
         pose = np.eye(4)
         pose[0, 3] = i
@@ -126,7 +130,9 @@ def test_kitti_layout_sparse(tmp_path):
         name = f"{i + 5:010d}.png"
         _png16(seq_dir / "proj_depth" / "groundtruth" / "image_02" / name, raw[i])
         _image(seq_dir / "image_02" / "data" / name, _rgb())
-    (seq_dir / "calib_cam_to_cam.txt").write_text("P_rect_02: 721.5 0 609.5 44.8 0 721.5 172.8 0.2 0 0 1 0.003\n")
+    (seq_dir / "calib_cam_to_cam.txt").write_text(
+        "P_rect_02: 721.5 0 609.5 44.8 0 721.5 172.8 0.2 0 0 1 0.003\n"
+    )
     seq = read_sequence(seq_dir)
     np.testing.assert_allclose(seq.depth, raw / 256.0)
     assert not seq.valid[:, ::2].any() and seq.max_depth == 80 and seq.K[0, 0] == pytest.approx(721.5)

@@ -125,12 +125,16 @@ def _reproject(depth0, K0, K1, pose0, pose1):
     """Project frame-0 pixels into frame 1; returns (u1, v1, z1) for every frame-0 pixel."""
     h, w = depth0.shape
     v, u = np.mgrid[0:h, 0:w] + 0.5
-    cam = np.stack([(u - K0[0, 2]) / K0[0, 0] * depth0, (v - K0[1, 2]) / K0[1, 1] * depth0, depth0, np.ones_like(u)])
+    cam = np.stack(
+        [(u - K0[0, 2]) / K0[0, 0] * depth0, (v - K0[1, 2]) / K0[1, 1] * depth0, depth0, np.ones_like(u)]
+    )
     moved = (np.linalg.inv(pose1) @ pose0 @ cam.reshape(4, -1)).reshape(4, h, w)
     return K1[0, 0] * moved[0] / moved[2] + K1[0, 2], K1[1, 1] * moved[1] / moved[2] + K1[1, 2], moved[2]
 
 
-@pytest.mark.parametrize(("family", "motion"), [("indoor", "orbit"), ("street", "forward"), ("tabletop", "zoom")])
+@pytest.mark.parametrize(
+    ("family", "motion"), [("indoor", "orbit"), ("street", "forward"), ("tabletop", "zoom")]
+)
 def test_reprojection_with_gt_pose_matches_next_frame_depth(family, motion):
     clip = render_clip(SceneConfig(family, camera_motion=motion), 3, num_frames=2, height=96, width=160)
     u1, v1, z1 = _reproject(clip.depth[0].astype(np.float64), clip.K_frames[0], clip.K_frames[1],

@@ -74,7 +74,9 @@ def test_shard_dataset_shapes_ranges_and_variable_length(tmp_path, clip):
         assert item["rgb"].min() >= -1 and item["rgb"].max() <= 1
         assert item["disparity"].shape == (T, 1, 32, 48)
         valid = item["valid"]
-        assert item["disparity"][valid].min() == pytest.approx(-1) and item["disparity"][valid].max() == pytest.approx(1)
+        assert item["disparity"][valid].min() == pytest.approx(-1) and item["disparity"][
+            valid
+        ].max() == pytest.approx(1)
         assert (item["disparity"][~valid] == -1).all()
         assert item["weight"].shape == (T, 1, 32, 48) and item["weight"].dtype == torch.float32
     assert len(lengths) > 1
@@ -111,11 +113,19 @@ def test_procedural_dataset_batches_one_length_per_batch():
 def test_seed_split_is_disjoint():
     spec = synthbench_spec()
     # the benchmark is frozen: 9 clips of each original family, whatever families the engine adds
-    assert len(spec) == 45 and {s.family for s in spec} == {"indoor", "street", "terrain", "tabletop", "people"}
+    assert len(spec) == 45 and {s.family for s in spec} == {
+        "indoor",
+        "street",
+        "terrain",
+        "tabletop",
+        "people",
+    }
     assert [s.name for s in spec[:2]] == ["indoor_00", "indoor_01"] and spec[0].seed == BENCH_SEED_BASE
     assert all(is_benchmark_seed(s.seed) and 50 <= s.num_frames <= 110 for s in spec)
     assert len({s.seed for s in spec}) == len(spec)
-    assert not any(is_benchmark_seed(training_seed(b, e, i)) for b in range(3) for e in range(3) for i in range(200))
+    assert not any(
+        is_benchmark_seed(training_seed(b, e, i)) for b in range(3) for e in range(3) for i in range(200)
+    )
     assert BENCH_SEED_BASE == 10**9
 
 
@@ -128,7 +138,9 @@ def test_cli_synthbench_and_contact_sheet(tmp_path, capsys, monkeypatch):
     sequences = list_sequences(tmp_path / "sb")
     assert [p.name for p in sequences] == ["tabletop_00"]
     seq = read_sequence(sequences[0])
-    assert seq.rgb.shape == (3, 32, 48, 3) and seq.poses_c2w.shape == (3, 4, 4) and seq.moving_mask is not None
+    assert (
+        seq.rgb.shape == (3, 32, 48, 3) and seq.poses_c2w.shape == (3, 4, 4) and seq.moving_mask is not None
+    )
     fine = render_clip(SceneConfig("tabletop", camera_motion="orbit"), BENCH_SEED_BASE, 3, 32, 48)
     np.testing.assert_allclose(seq.depth, np.where(fine.valid, fine.depth, 0), atol=0.6 / 1000)  # 16-bit mm
     out = tmp_path / "sheet.png"
@@ -151,8 +163,27 @@ def test_cli_render_looks_up_when_asked(tmp_path):
     from videodepth.data.shards import read_shard
 
     for name, look_up in (("level", "0"), ("up", "1")):
-        assert main(["data", "render", "--out", str(tmp_path / name), "--families", "street", "--clips", "1",
-                     "--frames", "1", "--size", "16x24", "--look-up", look_up]) == 0
+        assert (
+            main(
+                [
+                    "data",
+                    "render",
+                    "--out",
+                    str(tmp_path / name),
+                    "--families",
+                    "street",
+                    "--clips",
+                    "1",
+                    "--frames",
+                    "1",
+                    "--size",
+                    "16x24",
+                    "--look-up",
+                    look_up,
+                ]
+            )
+            == 0
+        )
     level, up = (read_shard(next((tmp_path / n).glob("*.npz"))) for n in ("level", "up"))
     assert level.seed == up.seed
     # OpenCV camera, y-up world: the optical axis' world-y component grows when the camera pitches up
@@ -165,8 +196,22 @@ def test_rgbd_sequences_become_training_shards(tmp_path, clip, capsys):
 
     folder = write_rgbd_folder(clip, tmp_path / "real" / "kitchen")
     sequence = read_sequence(folder)
-    assert main(["data", "shards", str(tmp_path / "real"), "--out", str(tmp_path / "shards"),
-                 "--label", "realistic", "--frames", "4"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "shards",
+                str(tmp_path / "real"),
+                "--out",
+                str(tmp_path / "shards"),
+                "--label",
+                "realistic",
+                "--frames",
+                "4",
+            ]
+        )
+        == 0
+    )
     paths = sorted((tmp_path / "shards").glob("*.npz"))
     expected = [(0, 4), (4, sequence.num_frames)]  # 6 frames: a full shard and the rest
     assert len(paths) == len(expected)
@@ -179,7 +224,10 @@ def test_rgbd_sequences_become_training_shards(tmp_path, clip, capsys):
     item = StepKeyedShards([tmp_path / "shards"], (32, 64), seed=0)[ItemKey(0, 0, 0, 0, 2)]
     assert item["rgb"].shape == (2, 3, 32, 64)
     (tmp_path / "empty").mkdir()
-    assert main(["data", "shards", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--label", "fine"]) == 2
+    assert (
+        main(["data", "shards", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--label", "fine"])
+        == 2
+    )
     assert "no sequences in a supported layout" in capsys.readouterr().err
 
 

@@ -26,7 +26,9 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("shards")
-    for i, (family, label) in enumerate([("tabletop", "realistic"), ("indoor", "fine"), ("street", "realistic")]):
+    for i, (family, label) in enumerate(
+        [("tabletop", "realistic"), ("indoor", "fine"), ("street", "realistic")]
+    ):
         clip = render_clip(SceneConfig(family), 100 + i, 5, 40, 72, label=label)
         write_shard(clip, folder / f"{family}_{i}.npz")
     return folder
@@ -34,11 +36,24 @@ def tiny_shards(tmp_path_factory) -> Path:
 
 def tiny_config_values(shards: Path, out: Path, **changes) -> dict:
     values = {
-        "name": "tiny", "task": "unet", "trainable": "all", "steps": 4, "seed": 3, "ema_decay": 0.9,
-        "log_every": 1, "checkpoint_every": 2, "out": str(out),
+        "name": "tiny",
+        "task": "unet",
+        "trainable": "all",
+        "steps": 4,
+        "seed": 3,
+        "ema_decay": 0.9,
+        "log_every": 1,
+        "checkpoint_every": 2,
+        "out": str(out),
         "model": {"init": "random", "size": "tiny", "seed": 0},
-        "data": {"shards": [str(shards)], "size": [32, 64], "min_len": 1, "max_len": 3, "batch_size": 2,
-                 "workers": 0},
+        "data": {
+            "shards": [str(shards)],
+            "size": [32, 64],
+            "min_len": 1,
+            "max_len": 3,
+            "batch_size": 2,
+            "workers": 0,
+        },
         "objective": {"noise": "clip", "invalid": "fill_and_mask"},
         "optim": {"lr": 1e-3, "warmup_steps": 2},
     }

@@ -42,7 +42,9 @@ def test_augmentation_changes_only_what_it_should(tiny_shards):
         key = ItemKey(step=step, micro=0, rank=0, slot=0, length=3)
         base, colour, flip = plain[key], jittered[key], flipped[key]
         # colour jitter: same clip, crop and labels, other colours
-        assert torch.equal(colour["disparity"], base["disparity"]) and torch.equal(colour["valid"], base["valid"])
+        assert torch.equal(colour["disparity"], base["disparity"]) and torch.equal(
+            colour["valid"], base["valid"]
+        )
         assert not torch.equal(colour["rgb"], base["rgb"])
         # flip: the same item or its mirror image, RGB and labels together
         is_mirror = torch.equal(flip["rgb"], base["rgb"].flip(-1))
@@ -60,7 +62,9 @@ def test_vertical_flip_turns_rgb_and_labels_upside_down_together(tiny_shards):
     for step in range(12):
         key = ItemKey(step=step, micro=0, rank=0, slot=0, length=3)
         base, item = plain[key], upside_down[key]
-        is_turned = torch.equal(item["rgb"], base["rgb"].flip(-2)) and not torch.equal(item["rgb"], base["rgb"])
+        is_turned = torch.equal(item["rgb"], base["rgb"].flip(-2)) and not torch.equal(
+            item["rgb"], base["rgb"]
+        )
         assert is_turned or torch.equal(item["rgb"], base["rgb"])  # horizontal flips are unchanged
         for name in ("disparity", "valid"):
             assert torch.equal(item[name], base[name].flip(-2) if is_turned else base[name])
@@ -102,8 +106,10 @@ def test_the_invalid_policy_is_one_weight_map_per_item(tmp_path, tiny_shards):
         folder = tmp_path / shard.stem
         folder.mkdir()
         (folder / shard.name).symlink_to(shard)
-        far, masked, by_label = (StepKeyedShards([folder], (32, 64), invalid=mode, flip=True)[key]
-                                 for mode in ("far", "fill_and_mask", "by_label"))
+        far, masked, by_label = (
+            StepKeyedShards([folder], (32, 64), invalid=mode, flip=True)[key]
+            for mode in ("far", "fill_and_mask", "by_label")
+        )
         assert far["weight"].dtype == torch.float32 and far["weight"].shape == far["valid"].shape
         assert (far["weight"] == 1).all()
         assert torch.equal(masked["weight"], masked["valid"].float())

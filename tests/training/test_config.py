@@ -43,8 +43,10 @@ def test_overrides_and_errors(tmp_path):
     with pytest.raises(InputError, match="unknown key.*learning_rate"):
         load_config(path)
     with pytest.raises(InputError, match="multiples of 32"):
-        load_config(path.with_name("ok.yaml") if path.with_name("ok.yaml").write_text("{}") else None,
-                     ["data.size=[50, 64]"])
+        load_config(
+            path.with_name("ok.yaml") if path.with_name("ok.yaml").write_text("{}") else None,
+            ["data.size=[50, 64]"],
+        )
     with pytest.raises(InputError, match="not found"):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(InputError, match="section.key=value"):
@@ -63,7 +65,9 @@ def test_a_family_without_a_published_start_is_refused(tmp_path):
 def test_a_misspelt_inference_key_fails_at_load(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("inference: {stpes: 4}\n")
-    with pytest.raises(InputError, match=r"^c.yaml.inference: unknown key\(s\) stpes; known: strategy, steps, "):
+    with pytest.raises(
+        InputError, match=r"^c.yaml.inference: unknown key\(s\) stpes; known: strategy, steps, "
+    ):
         load_config(path)
     path.write_text("inference: {seed: 4}\n")  # a run setting, but not one a saved model keeps
     with pytest.raises(InputError, match=r"^c.yaml.inference: unknown key\(s\) seed;"):
@@ -83,8 +87,14 @@ def test_a_misspelt_inference_key_fails_at_load(tmp_path):
         ("{window: 0}", ": window must be an integer >= 1, got 0"),
         ("{sigma_epsilon: .nan}", ": sigma-epsilon must be a finite number, got nan"),
         ("{guidance: high}", ".guidance: expected a number, got 'high'"),
-        ("{strategy: depthcrafter, window: 8, overlap: 8}", r": --overlap must be in \[0, window\) but is 8 with window 8"),
-        ("{strategy: chronodepth, window: 4, context: 4}", r": --context must be in \[0, window\) but is 4 with window 4"),
+        (
+            "{strategy: depthcrafter, window: 8, overlap: 8}",
+            r": --overlap must be in \[0, window\) but is 8 with window 8",
+        ),
+        (
+            "{strategy: chronodepth, window: 4, context: 4}",
+            r": --context must be in \[0, window\) but is 4 with window 4",
+        ),
     ],
 )
 def test_a_bad_inference_value_fails_at_load(tmp_path, inference, message):

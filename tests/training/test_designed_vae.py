@@ -46,7 +46,9 @@ def test_layout_is_checked():
     from diffusers import AutoencoderKL
 
     with pytest.raises(ValueError, match="DESIGNED_VAE"):
-        design_vae(AutoencoderKL(**{**DESIGNED_VAE, "block_out_channels": (16, 16, 16, 16), "norm_num_groups": 4}))
+        design_vae(
+            AutoencoderKL(**{**DESIGNED_VAE, "block_out_channels": (16, 16, 16, 16), "norm_num_groups": 4})
+        )
 
 
 @torch.no_grad()

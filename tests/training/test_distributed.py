@@ -29,19 +29,35 @@ def _svd_family_values(tmp_path, tiny_shards) -> dict:
     from videodepth.models.architectures import random_model
 
     random_model("depthcrafter", seed=5).save_published_layout(tmp_path / "svd" / "unet", tmp_path / "svd")
-    values = tiny_config_values(tiny_shards, tmp_path / "run", steps=2, trainable="temporal",
-                                optim={"gradient_checkpointing": True})
+    values = tiny_config_values(
+        tiny_shards, tmp_path / "run", steps=2, trainable="temporal", optim={"gradient_checkpointing": True}
+    )
     values["model"] = {"init": "svd", "base": str(tmp_path / "svd"), "family": "depthcrafter"}
     return values
 
 
 @pytest.mark.parametrize("setup", ["ours", "svd_family"])
 def test_two_process_gloo_run(tmp_path, tiny_shards, setup):
-    values = (tiny_config_values(tiny_shards, tmp_path / "run", steps=2) if setup == "ours"
-              else _svd_family_values(tmp_path, tiny_shards))
+    values = (
+        tiny_config_values(tiny_shards, tmp_path / "run", steps=2)
+        if setup == "ours"
+        else _svd_family_values(tmp_path, tiny_shards)
+    )
     path = write_config(tmp_path / "c.yaml", values)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(_free_port()), "-m", "videodepth", "train", str(path), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "videodepth",
+        "train",
+        str(path),
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

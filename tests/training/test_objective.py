@@ -40,7 +40,14 @@ def denoising_loss(net, x0, rgb, sigma, noise, tokens, ids, weight=None, scale_s
 def _inputs(sigma):
     x0 = torch.ones(1, len(sigma), 4, 2, 3)
     rgb = torch.full_like(x0, 0.5)
-    return x0, rgb, torch.tensor([sigma]), torch.zeros_like(x0), torch.zeros(1, len(sigma), 8), torch.zeros(1, 3)
+    return (
+        x0,
+        rgb,
+        torch.tensor([sigma]),
+        torch.zeros_like(x0),
+        torch.zeros(1, len(sigma), 8),
+        torch.zeros(1, 3),
+    )
 
 
 def test_zero_network_loss_is_sigma2_over_1_plus_sigma2():
@@ -118,7 +125,9 @@ def test_alignment_matches_the_evaluation_protocols_fit():
     disparity = torch.rand(1, 4, 1, 6, 7, generator=generator, dtype=torch.float64) + 0.5
     valid = torch.rand(1, 4, 1, 6, 7, generator=generator) > 0.3
     depth = 1.0 / disparity - GT_INVERSE_EPS
-    scale, shift = fit_scale_shift(prediction[0, :, 0].numpy(), depth[0, :, 0].numpy(), valid[0, :, 0].numpy())
+    scale, shift = fit_scale_shift(
+        prediction[0, :, 0].numpy(), depth[0, :, 0].numpy(), valid[0, :, 0].numpy()
+    )
     aligned = align_scale_shift(prediction, disparity, valid.double())
     torch.testing.assert_close(aligned, scale * prediction + shift)
 

@@ -45,24 +45,34 @@ def _unet_calls(unet: torch.nn.Module) -> tuple[list[dict], torch.utils.hooks.Re
 
     def record(module, args, kwargs):
         sample, timestep = args[:2]
-        calls.append({"sample": sample.detach().float().clone(), "timestep": timestep.detach().float().clone(),
-                      "tokens": kwargs["encoder_hidden_states"].detach().float().clone(),
-                      "time_ids": kwargs["added_time_ids"].detach().float().clone()})
+        calls.append(
+            {
+                "sample": sample.detach().float().clone(),
+                "timestep": timestep.detach().float().clone(),
+                "tokens": kwargs["encoder_hidden_states"].detach().float().clone(),
+                "time_ids": kwargs["added_time_ids"].detach().float().clone(),
+            }
+        )
 
     return calls, unet.register_forward_pre_hook(record, with_kwargs=True)
 
 
 @pytest.mark.parametrize("family", ["videodepth", "depthcrafter", "chronodepth"])
 @pytest.mark.parametrize("detail", [0, 8])
-def test_training_and_inference_feed_the_unet_the_same_tensor(tmp_path, tiny_shards, tiny_svd, family, detail,
-                                                              monkeypatch):
+def test_training_and_inference_feed_the_unet_the_same_tensor(
+    tmp_path, tiny_shards, tiny_svd, family, detail, monkeypatch
+):
     trainer = _trainer(tmp_path, tiny_shards, tiny_svd, family, detail)
     model = trainer.model
     frames = np.random.default_rng(1).integers(0, 255, (3, 32, 64, 3), dtype=np.uint8)
     rgb = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0 * 2.0 - 1.0
     disparity = torch.rand(1, 3, 1, 32, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    batch = {"rgb": rgb[None], "disparity": disparity, "valid": torch.ones_like(disparity, dtype=torch.bool),
-             "weight": torch.ones_like(disparity)}
+    batch = {
+        "rgb": rgb[None],
+        "disparity": disparity,
+        "valid": torch.ones_like(disparity, dtype=torch.bool),
+        "weight": torch.ones_like(disparity),
+    }
 
     # training: one step's loss, with the pipeline's noise source for the conditioning draws
     monkeypatch.setattr(trainer_module, "GeneratorNoise", lambda generator: FrameKeyedNoise(0))
@@ -104,6 +114,7 @@ def test_the_family_orders_the_channels():
     x, latents = torch.zeros(1, 2, 4, 3, 3), torch.full((1, 2, 12, 3, 3), 7.0)
     cond = Conditioning(latents, torch.zeros(1, 2, 8))
     for order, expected in (("depth_first", [x, latents]), ("rgb_first", [latents, x])):
-        model = SimpleNamespace(unet=torch.nn.Identity(), detail_encoder=None,
-                                config=DepthModelConfig(concat_order=order))
+        model = SimpleNamespace(
+            unet=torch.nn.Identity(), detail_encoder=None, config=DepthModelConfig(concat_order=order)
+        )
         assert torch.equal(Denoiser(model).unet_input(x, cond), torch.cat(expected, dim=2))

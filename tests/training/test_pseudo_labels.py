@@ -14,8 +14,19 @@ from videodepth.models.bundle import DepthModel
 
 def test_each_shard_holds_the_teachers_depth_of_its_frames(tiny_models, tiny_video, tmp_path, capsys):
     sampling = ["--steps", "1", "--window", "4", "--overlap", "1", "--seed", "7"]
-    args = ["train-pseudo-label", str(tiny_video), "--out", str(tmp_path / "shards"), "--frames", "8",
-            "--max-res", "128", "--model", str(tiny_models["ours"]), *sampling]
+    args = [
+        "train-pseudo-label",
+        str(tiny_video),
+        "--out",
+        str(tmp_path / "shards"),
+        "--frames",
+        "8",
+        "--max-res",
+        "128",
+        "--model",
+        str(tiny_models["ours"]),
+        *sampling,
+    ]
     assert main(args) == 0
     paths = sorted((tmp_path / "shards").glob("*.npz"))
     shards = [read_shard(p) for p in paths]

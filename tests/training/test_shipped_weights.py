@@ -17,8 +17,13 @@ from videodepth.synth.scenes import SceneConfig
 
 # Recorded with the committed weights (docs/TRAINING.md, "The shipped model (model card)").
 # Session 9 changed only the decoder's padding to replicate (the corner sample was the bright rim).
-RECORDED = {"mean": 0.44052, "std": 0.29864, "samples": [0.10557, 0.27445, 0.88725], "abs_rel": 0.28417,
-            "delta1": 0.44846}
+RECORDED = {
+    "mean": 0.44052,
+    "std": 0.29864,
+    "samples": [0.10557, 0.27445, 0.88725],
+    "abs_rel": 0.28417,
+    "delta1": 0.44846,
+}
 
 
 def test_weights_are_small_float_safetensors_and_marked_trained():
@@ -28,7 +33,8 @@ def test_weights_are_small_float_safetensors_and_marked_trained():
     assert {p.parent.name for p in weights} == {"unet", "vae", "detail_encoder"}
     for path in weights:
         with safe_open(str(path), "pt") as handle:
-            assert {str(handle.get_tensor(k).dtype) for k in handle.keys()} <= {"torch.float32", "torch.float16"}  # noqa: SIM118
+            dtypes = {str(handle.get_tensor(k).dtype) for k in handle.keys()}  # noqa: SIM118 (not a dict)
+            assert dtypes <= {"torch.float32", "torch.float16"}
     config = json.loads((DEFAULT_MODEL_DIR / "videodepth.json").read_text())
     assert config["notice"] == "" and config["family"] == "videodepth"
     assert "synthetic scenes only" in config["note"] and "--model" in config["note"]

@@ -37,17 +37,21 @@ def _svd_config(tmp_path, shards, base, family, **changes):
 
 
 @pytest.mark.parametrize("family", ["depthcrafter", "chronodepth"])
-def test_training_from_svd_starts_from_its_unet_and_saves_a_family_model(tmp_path, tiny_shards, tiny_svd, family):
+def test_training_from_svd_starts_from_its_unet_and_saves_a_family_model(
+    tmp_path, tiny_shards, tiny_svd, family
+):
     noise = "clip" if family == "depthcrafter" else "frame"
-    trainer = Trainer(_svd_config(tmp_path, tiny_shards, tiny_svd, family, objective={"noise": noise}),
-                      show_progress=False)
+    trainer = Trainer(
+        _svd_config(tmp_path, tiny_shards, tiny_svd, family, objective={"noise": noise}), show_progress=False
+    )
     svd = DepthModel.from_svd(tiny_svd, family)
     start = svd.unet.state_dict()
     assert all(torch.equal(t, start[n]) for n, t in trainer.model.unet.state_dict().items())
     model = DepthModel.from_pretrained(trainer.train())
     assert model.config.family == family
-    assert dataclasses.replace(model.config, strategy="", window=0, context=0, steps=0) == dataclasses.replace(
-        svd.config, strategy="", window=0, context=0, steps=0)
+    assert dataclasses.replace(
+        model.config, strategy="", window=0, context=0, steps=0
+    ) == dataclasses.replace(svd.config, strategy="", window=0, context=0, steps=0)
     assert model.image_encoder is not None and model.feature_extractor is not None
     assert any(not torch.equal(t, start[n]) for n, t in model.unet.state_dict().items())
     # the saved model runs as any other
@@ -59,8 +63,13 @@ def test_training_from_svd_starts_from_its_unet_and_saves_a_family_model(tmp_pat
 def test_gradient_checkpointing_changes_memory_not_results(tmp_path, tiny_shards, tiny_svd):
     states = []
     for checkpointing in (False, True):
-        config = _svd_config(tmp_path / str(checkpointing), tiny_shards, tiny_svd, "depthcrafter",
-                             optim={"gradient_checkpointing": checkpointing})
+        config = _svd_config(
+            tmp_path / str(checkpointing),
+            tiny_shards,
+            tiny_svd,
+            "depthcrafter",
+            optim={"gradient_checkpointing": checkpointing},
+        )
         trainer = Trainer(config, show_progress=False)
         assert trainer.model.unet.is_gradient_checkpointing == checkpointing
         trainer.train()
@@ -73,8 +82,9 @@ def test_training_from_a_published_unet_folder(tmp_path, tiny_shards, tiny_model
     values = tiny_config_values(tiny_shards, tmp_path / "run", steps=1)
     values["model"] = {"init": str(tiny_models["chronodepth"]), "base": str(tiny_models["chronodepth_base"])}
     values["objective"] = {"noise": "frame"}
-    model = DepthModel.from_pretrained(Trainer(load_config(write_config(tmp_path / "c.yaml", values)),
-                                               show_progress=False).train())
+    model = DepthModel.from_pretrained(
+        Trainer(load_config(write_config(tmp_path / "c.yaml", values)), show_progress=False).train()
+    )
     assert model.config.family == "chronodepth" and model.config.concat_order == "rgb_first"
 
 
@@ -82,10 +92,16 @@ def test_svd_init_errors_are_one_line(tmp_path, tiny_shards, tiny_svd):
     with pytest.raises(CheckpointError, match="needs a published family"):
         Trainer(_svd_config(tmp_path / "a", tiny_shards, tiny_svd, "auto"), show_progress=False)
     with pytest.raises(CheckpointError, match="no unet/ folder"):
-        Trainer(_svd_config(tmp_path / "b", tiny_shards, tiny_svd / "vae", "depthcrafter"), show_progress=False)
+        Trainer(
+            _svd_config(tmp_path / "b", tiny_shards, tiny_svd / "vae", "depthcrafter"), show_progress=False
+        )
     with pytest.raises(InputError, match="use encoder: vae"):
-        Trainer(_svd_config(tmp_path / "c", tiny_shards, tiny_svd, "depthcrafter", objective={"encoder": "designed"}),
-                show_progress=False)
+        Trainer(
+            _svd_config(
+                tmp_path / "c", tiny_shards, tiny_svd, "depthcrafter", objective={"encoder": "designed"}
+            ),
+            show_progress=False,
+        )
 
 
 SVD_RECIPES = Path(__file__).resolve().parents[2] / "configs" / "svd"
@@ -110,11 +126,21 @@ def test_svd_recipes_keep_the_papers_settings():
 
 @pytest.mark.parametrize("recipe", ["depthcrafter_stage1", "chronodepth_spatial"])
 def test_svd_recipes_run_a_step_on_a_tiny_svd(tmp_path, tiny_shards, tiny_svd, recipe):
-    overrides = [f"model.base={tiny_svd}", f"data.shards=[{tiny_shards}]", "data.size=[32, 64]", "data.max_len=3",
-                 "data.workers=0", "steps=1", "optim.grad_accum=1", "optim.warmup_steps=0", "validation.synthbench=",
-                 f"out={tmp_path / 'run'}"]
-    model = DepthModel.from_pretrained(Trainer(load_config(SVD_RECIPES / f"{recipe}.yaml", overrides),
-                                               show_progress=False).train())
+    overrides = [
+        f"model.base={tiny_svd}",
+        f"data.shards=[{tiny_shards}]",
+        "data.size=[32, 64]",
+        "data.max_len=3",
+        "data.workers=0",
+        "steps=1",
+        "optim.grad_accum=1",
+        "optim.warmup_steps=0",
+        "validation.synthbench=",
+        f"out={tmp_path / 'run'}",
+    ]
+    model = DepthModel.from_pretrained(
+        Trainer(load_config(SVD_RECIPES / f"{recipe}.yaml", overrides), show_progress=False).train()
+    )
     assert model.config.family == recipe.split("_")[0]
 
 
@@ -122,8 +148,12 @@ def test_hub_ids_offline_name_what_to_download(monkeypatch, tmp_path, tiny_shard
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(CheckpointError, match="hf download stabilityai/stable-video-diffusion-img2vid-xt"):
-        Trainer(_svd_config(tmp_path / "a", tiny_shards, "stabilityai/stable-video-diffusion-img2vid-xt",
-                            "depthcrafter"), show_progress=False)
+        Trainer(
+            _svd_config(
+                tmp_path / "a", tiny_shards, "stabilityai/stable-video-diffusion-img2vid-xt", "depthcrafter"
+            ),
+            show_progress=False,
+        )
     values = tiny_config_values(tiny_shards, tmp_path / "run")
     values["model"] = {"init": "tencent/DepthCrafter"}
     with pytest.raises(CheckpointError, match="hf download tencent/DepthCrafter"):

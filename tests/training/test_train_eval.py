@@ -10,9 +10,25 @@ from videodepth.synth.render import render_clip
 
 
 def test_train_eval_reports_metrics_and_the_blank_input_control(tiny_models, tmp_path, capsys):
-    write_rgbd_folder(render_clip("tabletop", 3, num_frames=4, height=64, width=64), tmp_path / "bench" / "tabletop_3")
-    args = ["train-eval", str(tiny_models["ours"]), "--synthbench", str(tmp_path / "bench"), "--clips", "1",
-            "--frames", "4", "--steps", "1", "--window", "4", "--overlap", "1"]
+    write_rgbd_folder(
+        render_clip("tabletop", 3, num_frames=4, height=64, width=64), tmp_path / "bench" / "tabletop_3"
+    )
+    args = [
+        "train-eval",
+        str(tiny_models["ours"]),
+        "--synthbench",
+        str(tmp_path / "bench"),
+        "--clips",
+        "1",
+        "--frames",
+        "4",
+        "--steps",
+        "1",
+        "--window",
+        "4",
+        "--overlap",
+        "1",
+    ]
     assert main(args) == 0
     real = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert main([*args, "--blank-input"]) == 0

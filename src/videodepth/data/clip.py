@@ -31,6 +31,9 @@ class Clip:
     K_frames: np.ndarray | None = None  # float32 [T, 3, 3] when the focal length changes (zooms)
     camera_motion: str = ""
     label_params: dict = field(default_factory=dict)  # how a realistic label was degraded
+    # float [T, H, W] in [0, 1]: how much each pixel's label is trusted (real-video labels,
+    # training.real_labels); None = every valid pixel fully (rendered and RGB-D clips)
+    confidence: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -117,9 +120,17 @@ def sequence_to_clip(sequence: Sequence, frames: slice, label: str) -> Clip:
     moving = sequence.moving_mask[frames] if sequence.moving_mask is not None else np.zeros(depth.shape, bool)
     valid = sequence.valid[frames]
     return Clip(
-        rgb=rgb, depth=np.where(valid, depth, 0).astype(np.float32), valid=valid, K=np.asarray(K, np.float32),
-        poses_c2w=np.asarray(poses, np.float32), moving_mask=moving, family=sequence.name,
-        seed=frames.start or 0, fps=sequence.fps, label=label, max_depth=sequence.max_depth,
+        rgb=rgb,
+        depth=np.where(valid, depth, 0).astype(np.float32),
+        valid=valid,
+        K=np.asarray(K, np.float32),
+        poses_c2w=np.asarray(poses, np.float32),
+        moving_mask=moving,
+        family=sequence.name,
+        seed=frames.start or 0,
+        fps=sequence.fps,
+        label=label,
+        max_depth=sequence.max_depth,
         K_frames=np.asarray(per_frame, np.float32)[frames] if per_frame is not None else None,
         label_params=notes,
     )

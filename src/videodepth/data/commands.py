@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videodepth.argtypes import float_in, frame_size, non_negative_int, positive_int
+from videodepth.argtypes import (
+    device_name,
+    float_in,
+    frame_size,
+    int_at_least,
+    non_negative_int,
+    positive_int,
+)
 from videodepth.errors import InputError
 
 
@@ -29,8 +36,15 @@ def register(subparsers) -> None:
     bench.add_argument("--out", required=True, type=Path)
     bench.add_argument("--size", type=frame_size, default=(256, 448), help="HxW, default 256x448")
     bench.add_argument("--workers", type=positive_int, default=1)
-    bench.add_argument("--max-frames", type=positive_int, default=None, help="cap clip length (quick looks only)")
-    bench.add_argument("--clips-per-family", type=positive_int, default=9, help="the first N clips of each family (default all 9)")
+    bench.add_argument(
+        "--max-frames", type=positive_int, default=None, help="cap clip length (quick looks only)"
+    )
+    bench.add_argument(
+        "--clips-per-family",
+        type=positive_int,
+        default=9,
+        help="the first N clips of each family (default all 9)",
+    )
     bench.set_defaults(func=_synthbench)
 
     sheet = sub.add_parser("contact-sheet", help="PNG grid of RGB and depth for one clip per family")
@@ -51,21 +65,84 @@ def register(subparsers) -> None:
     speed.set_defaults(func=_bench)
 
     convert = sub.add_parser("convert", help="convert benchmark sequences to the RGB-D folder layout")
-    convert.add_argument("source", type=Path, help="a sequence or a folder of sequences (any supported layout)")
+    convert.add_argument(
+        "source", type=Path, help="a sequence or a folder of sequences (any supported layout)"
+    )
     convert.add_argument("--out", required=True, type=Path)
     convert.add_argument("--max-frames", type=positive_int, default=None)
     convert.add_argument("--kitti-raw-root", type=Path, default=None)
     convert.set_defaults(func=_convert)
 
     shards = sub.add_parser("shards", help="turn RGB-D sequences (any supported layout) into training shards")
-    shards.add_argument("source", type=Path, help="a sequence or a folder of sequences (any supported layout)")
+    shards.add_argument(
+        "source", type=Path, help="a sequence or a folder of sequences (any supported layout)"
+    )
     shards.add_argument("--out", required=True, type=Path, help="folder for the shards")
-    shards.add_argument("--label", choices=("fine", "realistic"), required=True,
-                        help="fine: exact depth (holes are sky); realistic: sensor or stereo depth with holes")
+    shards.add_argument(
+        "--label",
+        choices=("fine", "realistic"),
+        required=True,
+        help="fine: exact depth (holes are sky); realistic: sensor or stereo depth with holes",
+    )
     shards.add_argument("--frames", type=positive_int, default=48, help="frames per shard (default 48)")
-    shards.add_argument("--max-frames", type=positive_int, default=None, help="read at most this many frames per sequence")
+    shards.add_argument(
+        "--max-frames", type=positive_int, default=None, help="read at most this many frames per sequence"
+    )
     shards.add_argument("--kitti-raw-root", type=Path, default=None)
     shards.set_defaults(func=_shards)
+
+    label = sub.add_parser(
+        "label", help="label real video with depth from its own geometry (or stereo) as training shards"
+    )
+    label.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="VIDEO_OR_FOLDER",
+        help="video files, image folders, stereo folders (rgb/ and right/), or folders of these",
+    )
+    label.add_argument("--out", required=True, type=Path, help="folder for the shards (one .npz per clip)")
+    label.add_argument(
+        "--model", default=None, help="the depth prior fused with the geometry (default: the shipped model)"
+    )
+    label.add_argument(
+        "--max-res",
+        type=int_at_least(64),
+        default=448,
+        help="longer side of the processing size (default 448)",
+    )
+    label.add_argument(
+        "--frames", type=positive_int, default=120, help="at most this many frames per clip (default 120)"
+    )
+    label.add_argument(
+        "--min-confidence",
+        type=float_in(0.0, 1.0),
+        default=0.0,
+        metavar="C",
+        help="pixels whose confidence is below C get no label (default 0)",
+    )
+    label.add_argument(
+        "--fill-weight",
+        type=float_in(0.0, 1.0),
+        default=0.2,
+        metavar="W",
+        help="confidence of the densified fill where the prior decided (default 0.2)",
+    )
+    label.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="CSV report (default <out>/label_report.csv; label_report.rank<r>.csv per rank)",
+    )
+    label.add_argument(
+        "--exclude", type=_names, default=(), metavar="NAME,...", help="clip names to hold out"
+    )
+    label.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    label.set_defaults(func=_label)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _families(text: str) -> tuple[str, ...]:
@@ -90,7 +167,9 @@ def _render(args) -> int:
     for i in range(args.clips):
         family = families[i % len(families)]
         seed = training_seed(args.seed, 0, i)
-        clip = render_clip(SceneConfig(family, look_up=args.look_up), seed, args.frames, *args.size, label=args.label)
+        clip = render_clip(
+            SceneConfig(family, look_up=args.look_up), seed, args.frames, *args.size, label=args.label
+        )
         path = write_shard(clip, args.out / f"{family}_{seed:010d}_{args.label}.npz")
         print(f"{path} ({clip.num_frames} frames, {clip.camera_motion})")
     return 0
@@ -169,6 +248,34 @@ def _shards(args) -> int:
             clip = sequence_to_clip(sequence, slice(start, start + args.frames), args.label)
             write_shard(clip, args.out / f"{sequence.name}_{start:06d}_{args.label}.npz")
             written += 1
-        print(f"{path}: {sequence.num_frames} frames -> {-(-sequence.num_frames // args.frames)} shards", flush=True)
+        print(
+            f"{path}: {sequence.num_frames} frames -> {-(-sequence.num_frames // args.frames)} shards",
+            flush=True,
+        )
     print(f"{written} shards in {args.out}")
+    return 0
+
+
+def _label(args) -> int:
+    from videodepth.training.real_labels import LabelOptions, label_clips, rank_and_world
+
+    rank, world = rank_and_world()  # a bad RANK / WORLD_SIZE is one line, before anything loads
+    options = LabelOptions(
+        max_res=args.max_res,
+        frames=args.frames,
+        min_confidence=args.min_confidence,
+        fill_weight=args.fill_weight,
+    )
+    summary = label_clips(
+        args.inputs,
+        args.out,
+        options,
+        model=args.model,
+        report=args.report,
+        exclude=args.exclude,
+        device=args.device,
+        rank=rank,
+        world=world,
+    )
+    print(summary.describe(), flush=True)
     return 0

@@ -11,7 +11,13 @@ Each item of :class:`StepKeyedShards` is a dict:
   value where the invalid-pixel policy fills them;
 - ``valid`` bool [T, 1, H, W];
 - ``weight`` float32 [T, 1, H, W]: the invalid-pixel policy applied once, here: 1 where the pixel
-  counts in the loss, 0 where it does not (all ones for "far").
+  counts in the loss, 0 where it does not (all ones for "far"); for a shard with a per-pixel
+  ``confidence`` (a real-video label, ``training.real_labels``) that weight times the confidence,
+  cropped, resized and flipped exactly like the depth.
+
+With ``real_roots`` and ``real_fraction`` > 0, each batch (one step, micro-step and rank) draws its
+clips from the real-video shards with that probability and from ``roots`` otherwise; the draw
+has its own generator, so ``real_fraction`` 0 gives exactly the batches of a dataset without it.
 
 All clips of a batch share one length (:class:`StepBatchSampler`); :func:`to_item` also gives
 the depth, intrinsics and poses, for datasets that need them (``synth.dataset``).
@@ -47,7 +53,9 @@ def normalised_disparity(depth: np.ndarray, valid: np.ndarray) -> tuple[np.ndarr
     return out, valid
 
 
-def crop_and_resize(clip: Clip, size: tuple[int, int], rng: np.random.Generator, max_zoom: float = 1.25) -> dict:
+def crop_and_resize(
+    clip: Clip, size: tuple[int, int], rng: np.random.Generator, max_zoom: float = 1.25
+) -> dict:
     """Random scale (at least cover ``size``, up to ``max_zoom`` more) and random crop."""
     H, W = clip.depth.shape[1:]
     out_h, out_w = size
@@ -55,20 +63,34 @@ def crop_and_resize(clip: Clip, size: tuple[int, int], rng: np.random.Generator,
     new_h, new_w = max(out_h, int(np.ceil(H * scale))), max(out_w, int(np.ceil(W * scale)))
     top, left = int(rng.integers(0, new_h - out_h + 1)), int(rng.integers(0, new_w - out_w + 1))
     sx, sy = new_w / W, new_h / H
-    rgb, depth = [], []
+    rgb, depth, confidence = [], [], []
     for i in range(clip.num_frames):
         rgb.append(cv2.resize(clip.rgb[i], (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
                    [top : top + out_h, left : left + out_w])  # fmt: skip
         # nearest keeps depth exact (no blending across occlusion edges)
         d = np.where(clip.valid[i], clip.depth[i], 0).astype(np.float32)
-        depth.append(cv2.resize(d, (new_w, new_h), interpolation=cv2.INTER_NEAREST)[top : top + out_h, left : left + out_w])
+        depth.append(
+            cv2.resize(d, (new_w, new_h), interpolation=cv2.INTER_NEAREST)[
+                top : top + out_h, left : left + out_w
+            ]
+        )
+        if clip.confidence is not None:  # the same nearest-neighbour map as the depth, pixel for pixel
+            c = np.ascontiguousarray(clip.confidence[i], dtype=np.float32)
+            confidence.append(
+                cv2.resize(c, (new_w, new_h), interpolation=cv2.INTER_NEAREST)[
+                    top : top + out_h, left : left + out_w
+                ]
+            )
     K_frames = clip.K_frames if clip.K_frames is not None else np.repeat(clip.K[None], clip.num_frames, 0)
     K_frames = K_frames.astype(np.float32).copy()
     K_frames[:, 0] *= sx
     K_frames[:, 1] *= sy
     K_frames[:, 0, 2] -= left
     K_frames[:, 1, 2] -= top
-    return dict(rgb=np.stack(rgb), depth=np.stack(depth), K_frames=K_frames)
+    view = dict(rgb=np.stack(rgb), depth=np.stack(depth), K_frames=K_frames)
+    if clip.confidence is not None:
+        view["confidence"] = np.stack(confidence)
+    return view
 
 
 def jitter_colour(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -131,8 +153,9 @@ def fill_invalid_nearest(disparity: torch.Tensor, valid: torch.Tensor) -> torch.
     return out
 
 
-def apply_invalid_policy(disparity: torch.Tensor, valid: torch.Tensor, invalid: str,
-                         label: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def apply_invalid_policy(
+    disparity: torch.Tensor, valid: torch.Tensor, invalid: str, label: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``TrainConfig.objective.invalid`` for one clip: (disparity, valid, weight), all [T, 1, H, W].
 
     "far": invalid pixels stay at -1 (the far end) and count in the loss (weight all ones);
@@ -159,12 +182,38 @@ class ItemKey:
 class StepKeyedShards(Dataset):
     """Sub-clips of training shards, indexed by :class:`ItemKey`."""
 
-    def __init__(self, roots: list[str | Path], size: tuple[int, int], seed: int = 0, max_zoom: float = 1.25,
-                 invalid: str = "far", colour_jitter: float = 0.0, flip: bool = False,
-                 vertical_flip: float = 0.0):
+    def __init__(
+        self,
+        roots: list[str | Path],
+        size: tuple[int, int],
+        seed: int = 0,
+        max_zoom: float = 1.25,
+        invalid: str = "far",
+        colour_jitter: float = 0.0,
+        flip: bool = False,
+        vertical_flip: float = 0.0,
+        real_roots: list[str | Path] | None = None,
+        real_fraction: float = 0.0,
+        held_out: tuple[str, ...] = (),
+    ):
+        if not 0.0 <= real_fraction <= 1.0:
+            raise InputError(f"real_fraction must be in [0, 1], got {real_fraction}")
+        self.real_fraction = float(real_fraction)
+        self.real_paths = (
+            sorted({p for root in real_roots or [] for p in list_shards(root)}) if real_fraction > 0 else []
+        )
+        if real_fraction > 0 and not self.real_paths:
+            raise InputError(
+                f"no real-video shards (*.npz) found in {', '.join(map(str, real_roots or [])) or '(none given)'}"
+            )
         self.paths = sorted({p for root in roots for p in list_shards(root)})
-        if not self.paths:
-            raise InputError(f"no training shards (*.npz) found in {', '.join(map(str, roots)) or '(none given)'}")
+        # clips kept for evaluation must never be trained on: a shard is named after its clip
+        if leaked := sorted(p.name for p in [*self.real_paths, *self.paths] if p.stem in set(held_out)):
+            raise InputError(f"held-out clips in the training shards: {', '.join(leaked)} (data.held_out)")
+        if not self.paths and real_fraction < 1:
+            raise InputError(
+                f"no training shards (*.npz) found in {', '.join(map(str, roots)) or '(none given)'}"
+            )
         self.size, self.seed, self.max_zoom, self.invalid = tuple(size), seed, max_zoom, invalid
         self.colour_jitter, self.flip, self.vertical_flip = colour_jitter, flip, vertical_flip
         self._lengths: dict[Path, int] = {}
@@ -177,9 +226,19 @@ class StepKeyedShards(Dataset):
             self._lengths[path] = read_shard_length(path)
         return self._lengths[path]
 
+    def uses_real(self, step: int, micro: int, rank: int) -> bool:
+        """Whether the batch of (step, micro-step, rank) is drawn from the real-video shards: one
+        draw per batch, from a generator of its own (stream 4), so it moves no other draw."""
+        if self.real_fraction <= 0:
+            return False
+        if self.real_fraction >= 1:
+            return True
+        return bool(np.random.default_rng([self.seed, step, micro, rank, 4]).random() < self.real_fraction)
+
     def __getitem__(self, key: ItemKey) -> dict:
         rng = np.random.default_rng([self.seed, key.step, key.micro, key.rank, key.slot, 1])
-        path = self.paths[int(rng.integers(len(self.paths)))]
+        paths = self.real_paths if self.uses_real(key.step, key.micro, key.rank) else self.paths
+        path = paths[int(rng.integers(len(paths)))]
         total = self._total(path)
         length = min(key.length, total)
         start = int(rng.integers(0, total - length + 1))
@@ -190,7 +249,11 @@ class StepKeyedShards(Dataset):
         augment = np.random.default_rng([self.seed, key.step, key.micro, key.rank, key.slot, 3])
         rgb = jitter_colour(view["rgb"], augment, self.colour_jitter)
         item = to_item(rgb, view["depth"], view["K_frames"], clip.poses_c2w)
-        disparity, valid, weight = apply_invalid_policy(item["disparity"], item["valid"], self.invalid, clip.label)
+        disparity, valid, weight = apply_invalid_policy(
+            item["disparity"], item["valid"], self.invalid, clip.label
+        )
+        if "confidence" in view:  # a real-video label: each pixel counts by how far it is trusted
+            weight = weight * torch.from_numpy(view["confidence"])[:, None]
         tensors = (item["rgb"], disparity, valid, weight)
         if self.flip and augment.random() < 0.5:
             # A mirrored scene is as plausible as the original; relative depth is unchanged.
@@ -211,8 +274,17 @@ class StepBatchSampler(Sampler):
     dataset, so a batch may only shrink when a shard is shorter than ``max_len``.
     """
 
-    def __init__(self, start: int, total: int, batch_size: int, grad_accum: int, min_len: int, max_len: int,
-                 seed: int = 0, rank: int = 0):
+    def __init__(
+        self,
+        start: int,
+        total: int,
+        batch_size: int,
+        grad_accum: int,
+        min_len: int,
+        max_len: int,
+        seed: int = 0,
+        rank: int = 0,
+    ):
         self.start, self.total = start, total
         self.batch_size, self.grad_accum = batch_size, grad_accum
         self.min_len, self.max_len, self.seed, self.rank = min_len, max_len, seed, rank
@@ -237,5 +309,11 @@ def _collate(items: list[dict]) -> dict:
 
 
 def step_loader(dataset: StepKeyedShards, sampler: StepBatchSampler, workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
-                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=_collate,
+        persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+    )

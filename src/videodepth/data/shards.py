@@ -4,6 +4,8 @@ Contents: ``rgb_jpeg`` (all frames' JPEG bytes, concatenated) with ``rgb_offsets
 ``depth`` float32 [T, H, W] metres (0 = invalid, stored losslessly, zlib-compressed);
 ``moving_mask`` bit-packed; ``K`` [3, 3]; ``K_frames`` [T, 3, 3]; ``poses_c2w`` [T, 4, 4];
 ``meta`` a UTF-8 JSON document (family, seed, fps, label, max_depth, camera_motion, shape).
+Optional: ``confidence`` float16 [T, H, W] in [0, 1] (steps of 1/255), the per-pixel trust in a real-video label
+(``training.real_labels``); shards without it read back with ``confidence=None``.
 """
 
 from __future__ import annotations
@@ -25,15 +27,25 @@ JPEG_QUALITY = 95
 
 def write_shard(clip: Clip, path: str | Path) -> Path:
     path = Path(path)
-    encoded = [cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1] for f in clip.rgb]
+    encoded = [
+        cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1] for f in clip.rgb
+    ]
     offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
     meta = dict(family=clip.family, seed=clip.seed, fps=clip.fps, label=clip.label, max_depth=clip.max_depth,
                 camera_motion=clip.camera_motion, shape=list(clip.depth.shape), label_params=clip.label_params)  # fmt: skip
     K_frames = clip.K_frames if clip.K_frames is not None else np.repeat(clip.K[None], clip.num_frames, 0)
+    optional = {}
+    if clip.confidence is not None:
+        if clip.confidence.shape != clip.depth.shape:
+            raise ValueError(f"confidence {clip.confidence.shape} and depth {clip.depth.shape} disagree")
+        # in steps of 1/255: finer than any label deserves, and it halves the compressed size
+        steps = np.round(np.clip(np.nan_to_num(clip.confidence), 0, 1) * 255) / 255
+        optional["confidence"] = steps.astype(np.float16)
     try:
         with atomic_file(path) as temporary, open(temporary, "wb") as handle:
             np.savez_compressed(
                 handle,
+                **optional,
                 rgb_jpeg=np.concatenate(encoded).ravel(),
                 rgb_offsets=offsets,
                 depth=np.where(clip.valid, clip.depth, 0).astype(np.float32),
@@ -64,6 +76,8 @@ def read_shard(path: str | Path, frames: slice | None = None) -> Clip:
             depth = data["depth"][select.start : select.stop : select.step]
             moving = np.unpackbits(data["moving_mask"], count=T * H * W).reshape(T, H, W).astype(bool)
             idx = list(select)
+            confidence = (data["confidence"][select.start : select.stop : select.step].astype(np.float32)
+                          if "confidence" in data.files else None)  # fmt: skip
             clip = Clip(
                 rgb=rgb,
                 depth=depth,
@@ -79,11 +93,16 @@ def read_shard(path: str | Path, frames: slice | None = None) -> Clip:
                 K_frames=data["K_frames"][idx],
                 camera_motion=meta.get("camera_motion", ""),
                 label_params=meta.get("label_params", {}),
+                confidence=confidence,
             )
     except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError, json.JSONDecodeError) as error:
         raise InputError(f"corrupt or truncated shard {path}: {type(error).__name__}: {error}") from error
     if clip.rgb.shape[:3] != clip.depth.shape:
         raise InputError(f"corrupt shard {path}: rgb {clip.rgb.shape} and depth {clip.depth.shape} disagree")
+    if clip.confidence is not None and clip.confidence.shape != clip.depth.shape:
+        raise InputError(
+            f"corrupt shard {path}: confidence {clip.confidence.shape} and depth {clip.depth.shape} disagree"
+        )
     return clip
 
 

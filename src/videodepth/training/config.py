@@ -55,6 +55,14 @@ class DataSection:
     colour_jitter: float = 0.0
     flip: bool = False
     vertical_flip: float = 0.0
+    # Real video labelled by `videodepth data label` (geometry or stereo labels with a per-pixel
+    # confidence): each batch is drawn from these shards with probability real_fraction, else
+    # from `shards` (keyed by the step, so resume stays exact; 0 = today's batches exactly).
+    real_shards: list[str] = field(default_factory=list)
+    real_fraction: float = 0.0
+    # Clips kept for evaluation (by name, as `videodepth data label` names their shards): training
+    # refuses to start if any of them is among its shards.
+    held_out: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -155,7 +163,12 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise InputError(f"{where}: expected a number, got {value!r}") from None
-    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+    if (
+        isinstance(default, int)
+        and not isinstance(default, bool)
+        and isinstance(value, float)
+        and value.is_integer()
+    ):
         return int(value)
     return value
 
@@ -206,14 +219,27 @@ def _check(config: TrainConfig, where: str) -> None:
         raise InputError(f"{where}: data.colour_jitter must be in [0, 1], got {config.data.colour_jitter}")
     if not 0.0 <= config.data.vertical_flip <= 1.0:
         raise InputError(f"{where}: data.vertical_flip must be in [0, 1], got {config.data.vertical_flip}")
+    real_shards, real_fraction = config.data.real_shards, config.data.real_fraction
+    if not isinstance(real_shards, list) or not all(isinstance(p, str) for p in real_shards):
+        raise InputError(f"{where}: data.real_shards must be a list of folders or files, got {real_shards!r}")
+    if not 0.0 <= real_fraction <= 1.0:
+        raise InputError(f"{where}: data.real_fraction must be in [0, 1], got {real_fraction}")
+    if real_fraction > 0 and not real_shards:
+        raise InputError(
+            f"{where}: data.real_fraction {real_fraction:g} needs data.real_shards (folders of labelled real video)"
+        )
     if not 0.0 <= config.objective.sigma_max_fraction <= 1.0:
-        raise InputError(f"{where}: objective.sigma_max_fraction must be in [0, 1], "
-                         f"got {config.objective.sigma_max_fraction}")
+        raise InputError(
+            f"{where}: objective.sigma_max_fraction must be in [0, 1], "
+            f"got {config.objective.sigma_max_fraction}"
+        )
     if config.optim.grad_accum < 1 or config.data.batch_size < 1:
         raise InputError(f"{where}: batch_size and grad_accum must be at least 1")
     if config.model.init in ("random", "designed") and config.model.family != "auto":
-        raise InputError(f"{where}: model.family applies to model.init svd or a published UNet, "
-                         f"not to init {config.model.init}")
+        raise InputError(
+            f"{where}: model.family applies to model.init svd or a published UNet, "
+            f"not to init {config.model.init}"
+        )
 
 
 def _check_inference(config: TrainConfig, where: str) -> None:
@@ -230,12 +256,16 @@ def _check_inference(config: TrainConfig, where: str) -> None:
     known = [f.name for f in dataclasses.fields(DepthModelConfig)]
     unknown = sorted(set(inference) - set(known))
     if unknown:
-        raise InputError(f"{where}.inference: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(known)}")
+        raise InputError(
+            f"{where}.inference: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(known)}"
+        )
     if not inference:
         return
     defaults = DepthModelConfig()
     for key, value in inference.items():
-        if isinstance(getattr(defaults, key), float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if isinstance(getattr(defaults, key), float) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
             raise InputError(f"{where}.inference.{key}: expected a number, got {value!r}")
     from videodepth.inference.settings import RunSettings
 
@@ -256,6 +286,9 @@ def _starting_model_config(section: ModelSection):
             return DepthModelConfig.load(section.init)
         except (OSError, ValueError, TypeError):
             pass  # loading the model reports it
-    family = section.family if section.family != "auto" else next(
-        (name for name in FAMILY_CONFIGS if name in section.init.lower()), None)
+    family = (
+        section.family
+        if section.family != "auto"
+        else next((name for name in FAMILY_CONFIGS if name in section.init.lower()), None)
+    )
     return FAMILY_CONFIGS[family]() if family in FAMILY_CONFIGS else DepthModelConfig()

@@ -130,15 +130,22 @@ def trained_module(config: TrainConfig, model: DepthModel) -> torch.nn.Module:
 def model_with_ema(model: DepthModel, config: TrainConfig, ema: EMAModel) -> DepthModel:
     """A detached copy of ``model`` with ``ema``'s weights in the module that ``config`` trains."""
     detail = copy.deepcopy(model.detail_encoder)
-    copied = dataclasses.replace(model, unet=copy.deepcopy(model.unet), vae=copy.deepcopy(model.vae),
-                                 detail_encoder=detail)
+    copied = dataclasses.replace(
+        model, unet=copy.deepcopy(model.unet), vae=copy.deepcopy(model.vae), detail_encoder=detail
+    )
     ema.copy_to(trained_module(config, copied).parameters())
     # a model trained from another inherits neither its description nor its measured step limit
     settings = dataclasses.replace(model.config, **{"note": "", "max_helpful_steps": 0, **config.inference})
     encoder = copy.deepcopy(model.image_encoder).cpu().float() if model.image_encoder is not None else None
-    return DepthModel(vae=copied.vae.cpu().float(), unet=copied.unet.cpu().float(), scheduler=model.scheduler,
-                      config=settings, image_encoder=encoder, feature_extractor=model.feature_extractor,
-                      detail_encoder=detail.cpu().float() if detail is not None else None).eval()
+    return DepthModel(
+        vae=copied.vae.cpu().float(),
+        unet=copied.unet.cpu().float(),
+        scheduler=model.scheduler,
+        config=settings,
+        image_encoder=encoder,
+        feature_extractor=model.feature_extractor,
+        detail_encoder=detail.cpu().float() if detail is not None else None,
+    ).eval()
 
 
 def export_checkpoint(run: Path, out: Path, step: int | None = None) -> Path:
@@ -162,19 +169,27 @@ def export_checkpoint(run: Path, out: Path, step: int | None = None) -> Path:
     try:
         ema.load_state_dict(torch.load(folder / "state.pt", map_location="cpu", weights_only=False)["ema"])
     except (OSError, KeyError, RuntimeError, ValueError) as error:
-        raise CheckpointError(f"{folder}: cannot read its EMA weights ({str(error).splitlines()[0][:200]})") from None
+        raise CheckpointError(
+            f"{folder}: cannot read its EMA weights ({str(error).splitlines()[0][:200]})"
+        ) from None
     model_with_ema(model, config, ema).save_pretrained(out)
     return Path(out)
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, out: str | Path | None = None, resume: bool = False,
-                 show_progress: bool = True):
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: str | Path | None = None,
+        resume: bool = False,
+        show_progress: bool = True,
+    ):
         self.config = config
         self.out = Path(out or config.out)
         on_gpu = torch.cuda.is_available()
         self.accelerator = Accelerator(
-            cpu=not on_gpu, mixed_precision=config.mixed_precision if on_gpu else "no",
+            cpu=not on_gpu,
+            mixed_precision=config.mixed_precision if on_gpu else "no",
             gradient_accumulation_steps=config.optim.grad_accum,
         )
         self.show_progress = show_progress and self.accelerator.is_main_process
@@ -186,8 +201,9 @@ class Trainer:
             self.model.unet.enable_gradient_checkpointing()
         self.device = self.accelerator.device
         self.module, parameters = self._trainable_module()
-        self.optimizer = torch.optim.AdamW(parameters, lr=config.optim.lr, betas=config.optim.betas,
-                                           weight_decay=config.optim.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            parameters, lr=config.optim.lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
+        )
         self.ema = EMAModel(self.module.parameters(), decay=config.ema_decay)
         self.module, self.optimizer = self.accelerator.prepare(self.module, self.optimizer)
         self.ema.to(self.device)
@@ -204,14 +220,18 @@ class Trainer:
             raise InputError(f"{self.out} already holds checkpoints; pass --resume or choose another --out")
         if self.accelerator.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(dataclasses.asdict(self.config)), sort_keys=False))
+            (self.out / "config.yaml").write_text(
+                yaml.safe_dump(_plain(dataclasses.asdict(self.config)), sort_keys=False)
+            )
         self.accelerator.wait_for_everyone()
 
     def _check_encoder(self) -> None:
         if self.config.objective.encoder == "designed" and self.model.config.rgb_latents != "mode_scaled":
-            raise InputError(f"objective.encoder: designed gives mode_scaled latents, but this "
-                             f"{self.model.config.family} model is conditioned on {self.model.config.rgb_latents} "
-                             "ones; use encoder: vae")
+            raise InputError(
+                f"objective.encoder: designed gives mode_scaled latents, but this "
+                f"{self.model.config.family} model is conditioned on {self.model.config.rgb_latents} "
+                "ones; use encoder: vae"
+            )
 
     def _trainable_module(self) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
         self.model.unet.requires_grad_(False)
@@ -244,7 +264,8 @@ class Trainer:
             with atomic_dir(target) as folder:
                 torch.save(state, folder / "state.pt")
                 (folder / STATE_FILE).write_text(
-                    json.dumps({"step": self.step, "num_processes": self.accelerator.num_processes}) + "\n")
+                    json.dumps({"step": self.step, "num_processes": self.accelerator.num_processes}) + "\n"
+                )
             for old in sorted((self.out / CHECKPOINTS).glob("step_*"))[:-KEEP_CHECKPOINTS]:
                 shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
@@ -303,15 +324,25 @@ class Trainer:
             factor = rgb.shape[-1] // x0.shape[-1]
             weight = latent_cell_weights(weight.flatten(0, 1), factor).reshape(B, T, 1, *x0.shape[-2:])
         objective = self.config.objective
-        sigma = draw_sigmas(B, T, objective.noise, objective.p_mean, objective.p_std, generator,
-                            objective.sigma_max_fraction, self.model.scheduler.config.sigma_max).to(self.device)
+        sigma = draw_sigmas(
+            B,
+            T,
+            objective.noise,
+            objective.p_mean,
+            objective.p_std,
+            generator,
+            objective.sigma_max_fraction,
+            self.model.scheduler.config.sigma_max,
+        ).to(self.device)
         noise = torch.randn(x0.shape, generator=generator).to(self.device)
         denoiser = self.unwrapped
         with self.accelerator.autocast():
             # the step's generator feeds the conditioning's draws through the same protocol that
             # inference keys to frames, so the model is trained on what it is later fed
             cond = denoiser.conditioning(rgb, GeneratorNoise(generator))
-            loss = denoiser.loss(x0, cond, sigma, noise, weight, objective.scale_shift_weight, through=self.module)
+            loss = denoiser.loss(
+                x0, cond, sigma, noise, weight, objective.scale_shift_weight, through=self.module
+            )
         return loss, B * T
 
     def _encoder(self):
@@ -331,12 +362,29 @@ class Trainer:
     # -------------------------------------------------------------------------- loop
     def _loader(self):
         data = self.config.data
-        dataset = StepKeyedShards(data.shards, data.size, self.config.seed, data.max_zoom,
-                                  invalid=self.config.objective.invalid,
-                                  colour_jitter=data.colour_jitter, flip=data.flip,
-                                  vertical_flip=data.vertical_flip)
-        sampler = StepBatchSampler(self.step, self.config.steps, data.batch_size, self.config.optim.grad_accum,
-                                   data.min_len, data.max_len, self.config.seed, self.accelerator.process_index)
+        dataset = StepKeyedShards(
+            data.shards,
+            data.size,
+            self.config.seed,
+            data.max_zoom,
+            invalid=self.config.objective.invalid,
+            colour_jitter=data.colour_jitter,
+            flip=data.flip,
+            vertical_flip=data.vertical_flip,
+            real_roots=data.real_shards,
+            real_fraction=data.real_fraction,
+            held_out=tuple(data.held_out),
+        )
+        sampler = StepBatchSampler(
+            self.step,
+            self.config.steps,
+            data.batch_size,
+            self.config.optim.grad_accum,
+            data.min_len,
+            data.max_len,
+            self.config.seed,
+            self.accelerator.process_index,
+        )
         return step_loader(dataset, sampler, data.workers)
 
     def train(self) -> Path:
@@ -344,8 +392,13 @@ class Trainer:
         if self.step >= config.steps:
             return self.save_model()
         logger = RunLogger(self.out, self.accelerator.is_main_process, resume=self.step > 0)
-        bar = tqdm(total=config.steps, initial=self.step, disable=not self.show_progress, desc=config.name,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=config.steps,
+            initial=self.step,
+            disable=not self.show_progress,
+            desc=config.name,
+            dynamic_ncols=True,
+        )
         rank, micro, frames, losses = self.accelerator.process_index, 0, 0, []
         started = time.perf_counter()
         for batch in self._loader():
@@ -372,14 +425,32 @@ class Trainer:
             bar.set_postfix(loss=f"{step_loss:.4f}", frames_s=f"{fps:.1f}")
             if self.step % config.log_every == 0 or self.step == config.steps:
                 recent = losses[-config.log_every * config.optim.grad_accum :]
-                logger.scalars(self.step, {"loss": sum(recent) / len(recent), "lr": lr, "frames_per_s": fps,
-                                           "elapsed_s": elapsed, "peak_memory_mib": self._peak_memory_mib()})
-            if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < config.steps:
+                logger.scalars(
+                    self.step,
+                    {
+                        "loss": sum(recent) / len(recent),
+                        "lr": lr,
+                        "frames_per_s": fps,
+                        "elapsed_s": elapsed,
+                        "peak_memory_mib": self._peak_memory_mib(),
+                    },
+                )
+            if (
+                config.checkpoint_every
+                and self.step % config.checkpoint_every == 0
+                and self.step < config.steps
+            ):
                 self.save_checkpoint()
-            if config.validation.every and self.step % config.validation.every == 0 and self.step < config.steps:
+            if (
+                config.validation.every
+                and self.step % config.validation.every == 0
+                and self.step < config.steps
+            ):
                 self.validate(logger)
             if config.max_minutes and self._out_of_time(started):
-                tqdm.write(f"{config.name}: wall-clock budget of {config.max_minutes} min reached at step {self.step}")
+                tqdm.write(
+                    f"{config.name}: wall-clock budget of {config.max_minutes} min reached at step {self.step}"
+                )
                 break
         bar.close()
         self.save_checkpoint()
@@ -397,7 +468,9 @@ class Trainer:
     def _out_of_time(self, started: float) -> bool:
         """The same decision on every process (the main process's clock), so DDP ranks stop together."""
         spent = torch.tensor([time.perf_counter() - started], device=self.device)
-        spent = self.accelerator.reduce(spent, reduction="max") if self.accelerator.num_processes > 1 else spent
+        spent = (
+            self.accelerator.reduce(spent, reduction="max") if self.accelerator.num_processes > 1 else spent
+        )
         return float(spent) > self.config.max_minutes * 60
 
     def validate(self, logger: RunLogger | None = None) -> dict[str, float]:
@@ -406,8 +479,15 @@ class Trainer:
         if settings.synthbench and self.accelerator.is_main_process:
             from videodepth.training.validate import validate_model
 
-            results = validate_model(self.ema_model(), settings.synthbench, settings.clips, settings.frames,
-                                     settings.steps, task=self.config.task, device=self.device)
+            results = validate_model(
+                self.ema_model(),
+                settings.synthbench,
+                settings.clips,
+                settings.frames,
+                settings.steps,
+                task=self.config.task,
+                device=self.device,
+            )
             if logger is not None:
                 logger.scalars(self.step, {f"val_{k}": v for k, v in results.items()}, table="validation")
             if self.show_progress:
@@ -462,5 +542,7 @@ def _plain(value):
     return value
 
 
-def train(config: TrainConfig, out: str | Path | None = None, resume: bool = False, show_progress: bool = True) -> Path:
+def train(
+    config: TrainConfig, out: str | Path | None = None, resume: bool = False, show_progress: bool = True
+) -> Path:
     return Trainer(config, out, resume, show_progress).train()
