@@ -182,6 +182,13 @@ def test_user_errors(tmp_path, tiny_shards, capsys):
         Trainer(
             load_config(path, [f"data.shards=[{tmp_path / 'empty'}]"]), tmp_path / "c", show_progress=False
         ).train() if (tmp_path / "empty").mkdir() is None else None
+    # a missing benchmark folder is refused before the first step, not after the last
+    with pytest.raises(InputError, match="validation.synthbench .*no such folder"):
+        Trainer(
+            load_config(path, [f"validation.synthbench={tmp_path / 'nope'}"]),
+            tmp_path / "d",
+            show_progress=False,
+        )
     assert main(["train", str(tmp_path / "nope.yaml")]) != 0
     assert "training config not found" in capsys.readouterr().err
 

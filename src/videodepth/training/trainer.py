@@ -197,6 +197,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = initial_model(config)
         self._check_encoder()
+        self._check_validation_data()
         if config.optim.gradient_checkpointing:
             self.model.unet.enable_gradient_checkpointing()
         self.device = self.accelerator.device
@@ -224,6 +225,12 @@ class Trainer:
                 yaml.safe_dump(_plain(dataclasses.asdict(self.config)), sort_keys=False)
             )
         self.accelerator.wait_for_everyone()
+
+    def _check_validation_data(self) -> None:
+        """A missing benchmark folder is found before training, not after its last step."""
+        folder = self.config.validation.synthbench
+        if folder and not Path(folder).is_dir():
+            raise InputError(f"validation.synthbench {folder}: no such folder (render it, or set it empty)")
 
     def _check_encoder(self) -> None:
         if self.config.objective.encoder == "designed" and self.model.config.rgb_latents != "mode_scaled":
@@ -454,9 +461,10 @@ class Trainer:
                 break
         bar.close()
         self.save_checkpoint()
+        model = self.save_model()  # before validating, so that a failed validation loses nothing
         self.validate(logger)
         logger.close()
-        return self.save_model()
+        return model
 
     def _peak_memory_mib(self) -> float:
         """Peak GPU memory allocated on this process's device, or peak RSS on the CPU: what decides
