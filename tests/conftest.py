@@ -10,6 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """Commands set torch's thread count for the process (``--threads``, or the idle cores); each
+    test starts from the same count, so results do not depend on which tests ran before."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 torch.set_num_threads(2)
 logging.getLogger("transformers").setLevel(logging.ERROR)
 logging.getLogger("diffusers").setLevel(logging.ERROR)

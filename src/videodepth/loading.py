@@ -103,9 +103,9 @@ def load_pipeline(
     note (None: stay quiet, e.g. where a UI shows the note itself)."""
     from videodepth.inference.pipeline import VideoDepthPipeline
     from videodepth.models.bundle import DepthModel
-    from videodepth.threads import available_cores, set_threads
+    from videodepth.threads import set_threads
 
-    used = set_threads(threads)
+    set_threads(threads)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     if cpu_offload and device.type == "cpu":
@@ -114,8 +114,4 @@ def load_pipeline(
         model = load_model(model, family, base, dtype)
     if say is not None:
         announce(model, say)
-        if threads is None and device.type == "cpu" and used < available_cores():
-            say(
-                f"note: {used} CPU thread(s): the other cores were busy when the job started (--threads sets it)"
-            )
     return VideoDepthPipeline(model, device, dtype, cpu_offload=cpu_offload)

@@ -100,7 +100,7 @@ class JobReport:
         line = (
             f"{self.video}: {done} at {size} in {self.seconds:.1f} s "
             f"({self.processed_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame {' / '.join(names)}: "
-            f"{stages}; peak RAM {self.peak_rss_mib:.0f} MiB{vram}"
+            f"{stages}; peak RAM {self.peak_rss_mib:.0f} MiB{vram}; {torch.get_num_threads()} CPU thread(s)"
         )
         return f"{line}\n  {self.geometry.summary()}" if self.geometry else line
 
