@@ -11,7 +11,6 @@ import pytest
 
 from videodepth.apps.effects import (
     apply_matte,
-    demo_samples,
     depth_slice,
     disparity_to_depth,
     fog,
@@ -20,6 +19,7 @@ from videodepth.apps.effects import (
     stereo,
 )
 from videodepth.apps.pointcloud import PLY_VERTEX, backproject, pointcloud_preview, write_ply
+from videodepth.apps.samples import demo_samples
 from videodepth.errors import InputError, OutputError
 
 H, W = 48, 64
