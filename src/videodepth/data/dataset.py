@@ -63,23 +63,20 @@ def crop_and_resize(
     new_h, new_w = max(out_h, int(np.ceil(H * scale))), max(out_w, int(np.ceil(W * scale)))
     top, left = int(rng.integers(0, new_h - out_h + 1)), int(rng.integers(0, new_w - out_w + 1))
     sx, sy = new_w / W, new_h / H
+
+    def crop(image: np.ndarray, interpolation: int) -> np.ndarray:
+        return cv2.resize(image, (new_w, new_h), interpolation=interpolation)[
+            top : top + out_h, left : left + out_w
+        ]
+
     rgb, depth, confidence = [], [], []
     for i in range(clip.num_frames):
-        rgb.append(cv2.resize(clip.rgb[i], (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-                   [top : top + out_h, left : left + out_w])  # fmt: skip
+        rgb.append(crop(clip.rgb[i], cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR))
         # nearest keeps depth exact (no blending across occlusion edges)
-        d = np.where(clip.valid[i], clip.depth[i], 0).astype(np.float32)
-        depth.append(
-            cv2.resize(d, (new_w, new_h), interpolation=cv2.INTER_NEAREST)[
-                top : top + out_h, left : left + out_w
-            ]
-        )
+        depth.append(crop(np.where(clip.valid[i], clip.depth[i], 0).astype(np.float32), cv2.INTER_NEAREST))
         if clip.confidence is not None:  # the same nearest-neighbour map as the depth, pixel for pixel
-            c = np.ascontiguousarray(clip.confidence[i], dtype=np.float32)
             confidence.append(
-                cv2.resize(c, (new_w, new_h), interpolation=cv2.INTER_NEAREST)[
-                    top : top + out_h, left : left + out_w
-                ]
+                crop(np.ascontiguousarray(clip.confidence[i], dtype=np.float32), cv2.INTER_NEAREST)
             )
     K_frames = clip.K_frames if clip.K_frames is not None else np.repeat(clip.K[None], clip.num_frames, 0)
     K_frames = K_frames.astype(np.float32).copy()

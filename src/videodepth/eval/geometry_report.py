@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 
 from videodepth.eval.metrics import row_variance_share
-from videodepth.eval.runner import append_csv_row
 from videodepth.geometry import GeometryOptions
 from videodepth.geometry.checks import horizontal_fov_deg
 from videodepth.geometry.refine import fuse_in_memory, track_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.inference.settings import RunSettings
 from videodepth.io import VideoReader, atomic_file, colorize
+from videodepth.io.tables import append_csv_row
 
 COLUMNS = (
     "clip",

@@ -29,7 +29,7 @@ from videodepth.geometry import GeometryOptions
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
 from videodepth.inference.settings import RunSettings
-from videodepth.io import processing_size, resize_rgb
+from videodepth.io import append_csv_row, processing_size, resize_rgb
 
 METRICS = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "tae", "flicker", "ms_per_frame")
 
@@ -168,17 +168,6 @@ COLUMNS = [
     "camera_error",
     "geometry",
 ]
-
-
-def append_csv_row(csv_path: Path, columns: list[str] | tuple[str, ...], row: dict) -> None:
-    """One row, flushed at once, with the header when the file is new: results survive a kill."""
-    new = not csv_path.exists()
-    with open(csv_path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        handle.flush()
 
 
 def read_results(csv_path: Path) -> list[dict]:

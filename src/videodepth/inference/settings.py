@@ -11,11 +11,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from videodepth.diffusion.noise import FrameKeyedNoise, NoiseSource, ReferenceOrderNoise
 from videodepth.errors import InputError
-from videodepth.inference.strategies import Strategy, check_options, strategy_from_settings
+from videodepth.inference.strategies import Strategy, check_options, integer_at_least, strategy_from_settings
 from videodepth.models.config import DepthModelConfig, SamplingDefaults
 
 
@@ -32,11 +30,8 @@ class RunSettings(SamplingDefaults):
         """Every setting checked here, so that the CLI, the web UI and Python callers get one clear line.
         The strategy options are checked by the strategies' own fields: each option on its own, whichever
         strategy runs, and the chosen strategy's options together."""
-        at_least = {"steps": 1, "decode_chunk_size": 1, "seed": 0}
-        for name, minimum in at_least.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise InputError(f"{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
+        for name, minimum in {"steps": 1, "decode_chunk_size": 1, "seed": 0}.items():
+            integer_at_least(minimum)(name, getattr(self, name))
         if not math.isfinite(self.guidance) or self.guidance < 0:
             raise InputError(f"guidance must be a finite number >= 0 (1 = off), got {self.guidance!r}")
         if self.noise not in ("frame", "reference"):

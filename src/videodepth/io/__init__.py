@@ -13,6 +13,7 @@ from videodepth.io.depthfiles import (
     read_png16,
     read_png16_folder,
 )
+from videodepth.io.tables import append_csv_row
 from videodepth.io.video import VideoInfo, VideoReader, probe, processing_size, resize_rgb
 from videodepth.io.writers import (
     WRITER_KINDS,
@@ -30,6 +31,7 @@ from videodepth.io.writers import (
 )
 
 __all__ = [
+    "append_csv_row",
     "COLORMAPS",
     "PNG16_MAX",
     "WRITER_KINDS",

@@ -44,6 +44,7 @@ from videodepth.errors import InputError, OutputError
 from videodepth.geometry.checks import CheckThresholds, GeometryChecks, check_track
 from videodepth.geometry.refine import GeometryOptions, fuse_in_memory, track_in_memory
 from videodepth.geometry.tracking import Track
+from videodepth.io.tables import append_csv_row
 from videodepth.io.video import VideoReader, list_images
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
@@ -470,23 +471,6 @@ def label_stereo(source: ClipSource, options: LabelOptions) -> tuple[Clip | None
 # ---------------------------------------------------------------------------- driver
 
 
-class _Report:
-    """Rows appended to the rank's CSV as clips finish, so an interrupted run keeps them."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.new = not path.is_file() or path.stat().st_size == 0
-
-    def add(self, row: Row) -> None:
-        with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
-            if self.new:
-                writer.writeheader()
-                self.new = False
-            writer.writerow(row.as_csv())
-
-
 @dataclass
 class LabelSummary:
     clips: list[str]  # this rank's share
@@ -536,7 +520,7 @@ def label_clips(
     mine = clips[rank::world]
     path = report_path(out, Path(report) if report else None, rank, world)
     done = finished_in_reports(path)
-    table = _Report(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     say = say or (lambda text: tqdm.write(text, file=sys.stderr))
     state: dict = {"pipeline": pipeline}
 
@@ -576,7 +560,7 @@ def label_clips(
                       f"{type(error).__name__}: {message}"[:300])  # fmt: skip
             clip = None
         row.seconds = time.perf_counter() - started
-        table.add(row)
+        append_csv_row(path, REPORT_COLUMNS, row.as_csv())
         summary.rows.append(row)
         say(
             f"{source.name}: {row.status}"
