@@ -19,6 +19,7 @@ Safety rules for a public demo, each enforced here:
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import os
@@ -578,7 +579,8 @@ def serve(config: ServeConfig) -> None:
         raise InputError("--max-upload-mb and --max-seconds must be positive")
     from videodepth.threads import set_threads
 
-    set_threads(config.threads)
+    # resolved once: every pipeline the server loads later uses the same count, not a new sample
+    config = dataclasses.replace(config, threads=set_threads(config.threads))
     app = WebApp(config)
     # A service manager stops us with SIGTERM: turn it into a normal exit so the job files go too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
