@@ -47,7 +47,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--threads",
         type=positive_int,
-        help="CPU threads for torch and OpenCV (default: one per available core)",
+        help="CPU threads for torch and OpenCV (default: the cores idle when the job starts)",
     )
 
 
@@ -88,6 +88,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
 def pipeline_from_args(args: argparse.Namespace) -> VideoDepthPipeline:
     """The pipeline that the model arguments describe (see :func:`videodepth.loading.load_pipeline`)."""
     from videodepth.loading import load_pipeline
+    from videodepth.threads import resolve_threads
 
     return load_pipeline(
         args.model,
@@ -96,7 +97,7 @@ def pipeline_from_args(args: argparse.Namespace) -> VideoDepthPipeline:
         args.device,
         args.dtype,
         args.cpu_offload,
-        getattr(args, "threads", None),
+        resolve_threads(getattr(args, "threads", None)),
     )
 
 

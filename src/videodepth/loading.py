@@ -99,13 +99,15 @@ def load_pipeline(
 ) -> VideoDepthPipeline:
     """The pipeline for ``model`` (a folder, a hub id, a loaded :class:`DepthModel`, or None for
     the shipped model) under the one device and precision policy. ``threads`` sets the CPU
-    threads of torch and OpenCV (None: one per available core); ``say`` receives the model's
+    threads of torch and OpenCV for the whole process (None: leave them as they are, as training's
+    validation must; commands resolve their ``--threads`` first, see ``resolve_threads``); ``say`` receives the model's
     note (None: stay quiet, e.g. where a UI shows the note itself)."""
     from videodepth.inference.pipeline import VideoDepthPipeline
     from videodepth.models.bundle import DepthModel
     from videodepth.threads import set_threads
 
-    set_threads(threads)
+    if threads is not None:
+        set_threads(threads)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     if cpu_offload and device.type == "cpu":

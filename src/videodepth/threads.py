@@ -50,12 +50,17 @@ def default_threads() -> int:
     return max(1, min(available_cores(), round(idle_cores())))
 
 
+def resolve_threads(count: int | None) -> int:
+    """A command's ``--threads``: the number given, or :func:`default_threads` when none was."""
+    return default_threads() if count is None else count
+
+
 def set_threads(count: int | None) -> int:
     """Use ``count`` threads (None: :func:`default_threads`) for torch and OpenCV; return the number used."""
     import cv2
     import torch
 
-    count = default_threads() if count is None else count
+    count = resolve_threads(count)
     torch.set_num_threads(count)
     cv2.setNumThreads(count)
     return count

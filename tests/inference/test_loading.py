@@ -124,6 +124,8 @@ def test_one_policy_builds_every_pipeline(monkeypatch):
         assert pipeline.model is model and pipeline.dtype == torch.float32 and pipeline.device.type == "cpu"
         assert torch.get_num_threads() == 1 and said == ["note: a tiny random model"]
         assert load_pipeline(model, device="cpu", threads=2, say=None) and torch.get_num_threads() == 2
+        # no threads given (training's validation, a library caller): the process keeps its own
+        assert load_pipeline(model, device="cpu", say=None) and torch.get_num_threads() == 2
         assert said == ["note: a tiny random model"]
         with pytest.raises(InputError, match="--cpu-offload needs a GPU"):
             load_pipeline(model, device="cpu", cpu_offload=True, say=None)

@@ -292,7 +292,9 @@ def _register_serve(subparsers) -> None:
         help="seconds a job's files are kept for download (all are removed at shutdown)",
     )
     parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: one per available core)")
+    parser.add_argument(
+        "--threads", type=positive_int, help="CPU threads (default: the cores idle when the job starts)"
+    )
     parser.set_defaults(func=serve_command)
 
 

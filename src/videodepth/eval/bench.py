@@ -89,10 +89,11 @@ def _child(job: dict) -> dict:
     from videodepth.inference.runner import InputOptions, OutputOptions, run_video
     from videodepth.inference.settings import RunSettings
     from videodepth.loading import load_pipeline
+    from videodepth.threads import resolve_threads
 
     torch.manual_seed(0)
     pipeline = load_pipeline(
-        _load_model(job["model"]), device=job["device"], threads=job.get("threads"), say=None
+        _load_model(job["model"]), device=job["device"], threads=resolve_threads(job.get("threads")), say=None
     )
     settings = RunSettings.for_model(pipeline.config, strategy=job["strategy"], steps=job["steps"])
     with tempfile.TemporaryDirectory() as out:
