@@ -77,3 +77,17 @@ def concat_for_unet(depth_input: torch.Tensor, rgb_latents: torch.Tensor, order:
     [B, F, C, h, w]) in the family's order."""
     parts = [depth_input, rgb_latents] if order == "depth_first" else [rgb_latents, depth_input]
     return torch.cat(parts, dim=2)
+
+
+VAE_CHUNK = 32  # frames per VAE encoder call: bounded activation memory on long clips
+
+
+@torch.no_grad()
+def encode_in_chunks(vae, images: torch.Tensor, to_latents: Callable, chunk: int = VAE_CHUNK) -> torch.Tensor:
+    """``to_latents(posterior, start)`` of the VAE posterior of ``images`` [N, 3, H, W] encoded
+    ``chunk`` frames per call, ``start`` being the index of the chunk's first frame."""
+    parts = [
+        to_latents(vae.encode(images[i : i + chunk].to(vae.dtype)).latent_dist, i)
+        for i in range(0, len(images), chunk)
+    ]
+    return torch.cat(parts)

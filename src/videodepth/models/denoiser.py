@@ -23,6 +23,7 @@ from videodepth.models.conditioning import (
     black_clip_input,
     clip_embeddings,
     clip_input,
+    encode_in_chunks,
     latents_from_posterior,
 )
 
@@ -31,7 +32,6 @@ Placement = Callable[[torch.nn.Module], contextlib.AbstractContextManager[torch.
 # Frames [N, 3, H, W] in [-1, 1] -> the VAE's conditioning latents [N, C, h, w], replacing the
 # posterior step (training's closed form of the designed VAE, a third of its step time).
 RgbEncoder = Callable[[torch.Tensor], torch.Tensor]
-VAE_CHUNK = 32  # frames per VAE encoder call
 
 
 @contextlib.contextmanager
@@ -117,18 +117,19 @@ class Denoiser(torch.nn.Module):
     def _rgb_latents(self, frames: torch.Tensor, noise: NoiseSource, indices: list[int]) -> torch.Tensor:
         if self.rgb_encoder is not None:
             return self.rgb_encoder(frames)
-        vae, parts = self.model.vae, []
-        with self.place(vae):
-            for start in range(0, len(frames), VAE_CHUNK):  # bounded activation memory on long clips
-                posterior = vae.encode(frames[start : start + VAE_CHUNK].to(vae.dtype)).latent_dist
-                eps = None
-                if self.config.rgb_latents == "sample_scaled":
-                    shape = tuple(posterior.mean.shape[1:])
-                    eps = torch.stack([noise.posterior(i, shape) for i in indices[start : start + VAE_CHUNK]])
-                parts.append(
-                    latents_from_posterior(posterior, self.config.rgb_latents, vae.config.scaling_factor, eps)
+        vae, mode = self.model.vae, self.config.rgb_latents
+
+        def to_latents(posterior, start: int) -> torch.Tensor:
+            eps = None
+            if mode == "sample_scaled":
+                shape = tuple(posterior.mean.shape[1:])
+                eps = torch.stack(
+                    [noise.posterior(i, shape) for i in indices[start : start + len(posterior.mean)]]
                 )
-        return torch.cat(parts)
+            return latents_from_posterior(posterior, mode, vae.config.scaling_factor, eps)
+
+        with self.place(vae):
+            return encode_in_chunks(vae, frames, to_latents)
 
     # ---------------------------------------------------------------------- the UNet
     def unet_input(self, x_in: torch.Tensor, cond: Conditioning) -> torch.Tensor:

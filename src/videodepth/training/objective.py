@@ -15,12 +15,11 @@ Optionally a fraction of the draws is replaced by the sampler's first noise leve
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 
 from videodepth.diffusion.schedules import SVD_SCHEDULER_CONFIG, sample_training_sigmas
+from videodepth.models.conditioning import encode_in_chunks
 
 
 def draw_sigmas(
@@ -54,19 +53,8 @@ def latent_cell_weights(valid: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(valid.float(), kernel_size=factor, stride=factor)
 
 
-@torch.no_grad()
-def encode_in_chunks(vae, images: torch.Tensor, to_latents: Callable, chunk: int = 32) -> torch.Tensor:
-    """``to_latents`` of the VAE posterior of ``images`` [N, 3, H, W], ``chunk`` frames per encoder
-    call (bounded activation memory for long clips)."""
-    parts = [
-        to_latents(vae.encode(images[i : i + chunk].to(vae.dtype)).latent_dist)
-        for i in range(0, len(images), chunk)
-    ]
-    return torch.cat(parts)
-
-
 def encode_scaled(vae, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     """VAE posterior mode times the scaling factor, [N, 3, H, W] -> [N, 4, h, w]."""
     return encode_in_chunks(
-        vae, images, lambda posterior: posterior.mode() * vae.config.scaling_factor, chunk
+        vae, images, lambda posterior, start: posterior.mode() * vae.config.scaling_factor, chunk
     )
