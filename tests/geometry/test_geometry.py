@@ -14,8 +14,9 @@ from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_
 from videodepth.geometry.checks import check_track
 from videodepth.geometry.export import _quaternion, cameras_document
 from videodepth.geometry.fusion import fit_alignment
+from videodepth.geometry.observations import OBS_DEPTH, ObservationStore
 from videodepth.geometry.refine import refine_in_memory
-from videodepth.geometry.tracking import OBS_DEPTH, _chunk_ranges, _join, observations_near
+from videodepth.geometry.tracking import _chunk_ranges, _join, observations_near
 from videodepth.synth.render import render_clip
 from videodepth.synth.scenes import SceneConfig
 
@@ -88,6 +89,8 @@ def test_long_videos_are_tracked_in_chunks(orbit_clip):
     options = TrackingOptions(max_side=224, threads=1, chunk_frames=16, chunk_overlap=6)
     track = track_frames(iter(orbit_clip.rgb), orbit_clip.num_frames, options)
     assert track.num_frames == orbit_clip.num_frames and track.registered[:16].all()
+    # every chunk's points went to disk, not to a list that grows with the video
+    assert isinstance(track.observations, ObservationStore)
 
 
 def test_saved_tracks_load_identically(orbit_track, tmp_path):

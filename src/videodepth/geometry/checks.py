@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import spearmanr
 
-from videodepth.geometry.tracking import OBS_ANGLE, OBS_ERROR, Track
+from videodepth.geometry.observations import OBS_ANGLE, OBS_ERROR, frame_counts, pooling_stride
+from videodepth.geometry.tracking import Track
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,12 @@ def check_track(
     """Measure every check. ``rank_per_frame``: Spearman correlation of the learned disparity with
     the points' inverse depth per frame (NaN where a frame has too few points)."""
     registered = track.registered
-    counts = np.array([len(o) for o in track.observations])
+    counts = frame_counts(track.observations)
     if not registered.any():
         return GeometryChecks(
             frame_ok=np.zeros(track.num_frames, bool), note=track.note or "no frame registered"
         )
-    observations = np.concatenate(track.observations)
+    mean_error, median_angle = _pooled_error_and_angle(track)
     low_fov, high_fov = thresholds.fov_range_deg
     fov = horizontal_fov_deg(track)
     rank = float(np.nanmedian(rank_per_frame)) if np.isfinite(rank_per_frame).any() else math.nan
@@ -115,15 +116,14 @@ def check_track(
         ),
         Check(
             "reprojection error",
-            float(observations[:, OBS_ERROR].mean()) if len(observations) else math.inf,
-            len(observations) > 0 and observations[:, OBS_ERROR].mean() <= thresholds.max_reprojection_px,
+            mean_error,
+            mean_error <= thresholds.max_reprojection_px,
             f"at most {thresholds.max_reprojection_px} px",
         ),
         Check(
             "triangulation angle",
-            float(np.median(observations[:, OBS_ANGLE])) if len(observations) else 0.0,
-            len(observations) > 0
-            and np.median(observations[:, OBS_ANGLE]) >= thresholds.min_triangulation_deg,
+            median_angle,
+            median_angle >= thresholds.min_triangulation_deg,
             f"needs {thresholds.min_triangulation_deg} deg: too little parallax",
         ),
         Check(
@@ -138,6 +138,20 @@ def check_track(
     ]
     frame_ok = registered & (counts >= thresholds.min_points_per_frame)
     return GeometryChecks(checks=checks, frame_ok=frame_ok)
+
+
+def _pooled_error_and_angle(track: Track) -> tuple[float, float]:
+    """Mean reprojection error and median triangulation angle of all observations, read one frame
+    at a time (the median from an even subsample on long videos, so memory stays bounded)."""
+    counts = frame_counts(track.observations)
+    if counts.sum() == 0:
+        return math.inf, 0.0
+    stride = pooling_stride(int(counts.sum()))
+    error_sum, angles = 0.0, []
+    for observations in track.observations:
+        error_sum += float(observations[:, OBS_ERROR].sum(dtype=np.float64))
+        angles.append(observations[::stride, OBS_ANGLE])
+    return error_sum / counts.sum(), float(np.median(np.concatenate(angles)))
 
 
 def rank_agreement(learned_at_points: np.ndarray, inverse_depth: np.ndarray, min_points: int = 10) -> float:

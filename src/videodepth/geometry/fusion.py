@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from videodepth.geometry.tracking import OBS_DEPTH, OBS_ERROR, OBS_TRACK
+from videodepth.geometry.observations import OBS_DEPTH, OBS_ERROR, OBS_TRACK
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from videodepth.geometry.fusion import (
     point_weights,
     sample_at,
 )
-from videodepth.geometry.tracking import OBS_DEPTH, Track, TrackingOptions, observations_near, track_frames
+from videodepth.geometry.observations import OBS_DEPTH, frame_counts, pooling_stride
+from videodepth.geometry.tracking import Track, TrackingOptions, observations_near, track_frames
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,16 @@ def align_to_points(
     and the per-frame rank agreement between the two."""
     xs, ys, ws = [], [], []
     rank = np.full(track.num_frames, np.nan)
+    stride = pooling_stride(int(frame_counts(track.observations).sum()))
     for index, observations in enumerate(track.observations):
         if len(observations) == 0:
             continue
         at_points = sample_at(learned(index), observations)
         inverse_depth = 1.0 / observations[:, OBS_DEPTH]
         rank[index] = rank_agreement(at_points, inverse_depth)
-        xs.append(at_points)
-        ys.append(inverse_depth)
-        ws.append(point_weights(observations, options.fusion))
+        xs.append(at_points[::stride])
+        ys.append(inverse_depth[::stride])
+        ws.append(point_weights(observations[::stride], options.fusion))
     if not xs:
         return Alignment(1.0, 0.0), rank
     return fit_alignment(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)), rank

@@ -20,17 +20,24 @@ import gc
 import logging
 import math
 import tempfile
-from collections.abc import Callable, Iterable
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from videodepth.geometry.observations import (
+    OBS_DEPTH,
+    OBS_ERROR,
+    ObservationStore,
+    frame_counts,
+    read_observations,
+    write_observations,
+)
 
-#: columns of a frame's observation array
-OBS_U, OBS_V, OBS_DEPTH, OBS_ERROR, OBS_ANGLE, OBS_TRACK = range(6)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,9 @@ class Track:
     size: tuple[int, int]  # (height, width) of the tracking frames; K refers to it
     K: np.ndarray  # [3, 3] shared intrinsics
     c2w: np.ndarray  # [T, 4, 4] camera-to-world, NaN where a frame is not registered
-    observations: list[
-        np.ndarray
-    ]  # per frame: [N, 6] (u, v in [0,1], depth, error px, angle deg, track length)
+    # per frame: [N, 6] (u, v in [0,1], depth, error px, angle deg, track length); a list, or an
+    # ObservationStore on disk for tracked videos, whose length is unbounded
+    observations: Sequence[np.ndarray]
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))  # xyz + rgb (0-255)
     note: str = ""  # why tracking gave nothing, if it did not
     image_motion: float = float("nan")  # median image motion, tracking pixels per frame (0: a still camera)
@@ -96,33 +103,36 @@ class Track:
         return np.diag([size[1] / self.size[1], size[0] / self.size[0], 1.0]) @ self.K
 
     def save(self, path: Path) -> None:
-        counts = np.array([len(o) for o in self.observations], np.int64)
-        flat = np.concatenate(self.observations) if counts.sum() else np.zeros((0, 6), np.float32)
-        np.savez(
-            path,
-            size=np.array(self.size),
-            K=self.K,
-            c2w=self.c2w,
-            counts=counts,
-            observations=flat,
-            points=self.points,
-            note=np.array(self.note),
-            image_motion=np.array(self.image_motion),
-        )
+        """One ``.npz`` (exactly at ``path``); the observations are written frame by frame."""
+        with open(path, "wb") as file:
+            np.savez(
+                file,
+                size=np.array(self.size),
+                K=self.K,
+                c2w=self.c2w,
+                counts=frame_counts(self.observations),
+                points=self.points,
+                note=np.array(self.note),
+                image_motion=np.array(self.image_motion),
+            )
+        with zipfile.ZipFile(path, "a") as archive:
+            write_observations(archive, "observations.npy", self.observations)
 
     @classmethod
     def load(cls, path: Path) -> Track:
         with np.load(path) as data:
-            splits = np.cumsum(data["counts"])[:-1]
-            return cls(
-                size=tuple(int(s) for s in data["size"]),
-                K=data["K"],
-                c2w=data["c2w"],
-                observations=list(np.split(data["observations"], splits)),
-                points=data["points"],
-                note=str(data["note"]),
-                image_motion=float(data["image_motion"]),
-            )
+            meta = {key: data[key] for key in data.files if key != "observations"}
+        with zipfile.ZipFile(path) as archive:
+            observations = read_observations(archive, "observations.npy", meta["counts"])
+        return cls(
+            size=tuple(int(s) for s in meta["size"]),
+            K=meta["K"],
+            c2w=meta["c2w"],
+            observations=observations,
+            points=meta["points"],
+            note=str(meta["note"]),
+            image_motion=float(meta["image_motion"]),
+        )
 
     @classmethod
     def empty(cls, num_frames: int, size: tuple[int, int], note: str) -> Track:
@@ -186,7 +196,10 @@ def track_frames(
                 progress(stop - start - (options.chunk_overlap if chunk_index else 0))
             if part.note:
                 notes.append(f"frames {start}-{stop - 1}: {part.note}")
-            track = part if track is None else _join(track, part, start, options.chunk_overlap)
+            if track is None:  # later chunks append to this store: memory stays bounded by a chunk
+                track = dataclasses.replace(part, observations=ObservationStore(part.observations))
+            else:
+                track = _join(track, part, start, options.chunk_overlap)
             if track.registered.any() and options.intrinsics is None:
                 # one camera for the whole video: later chunks keep the first one's calibration
                 K = track.K
@@ -505,7 +518,8 @@ def _to_track(
 
 def _join(previous: Track, new: Track, start: int, overlap: int) -> Track:
     """Append ``new`` (whose frame 0 is global frame ``start``) to ``previous`` through the
-    similarity that best maps ``new``'s shared frames onto ``previous``'s."""
+    similarity that best maps ``new``'s shared frames onto ``previous``'s. An ObservationStore of
+    ``previous`` is extended in place (so ``previous`` is consumed); a list is copied."""
     shared = [k for k in range(overlap) if previous.registered[start + k] and new.registered[k]]
     transform = _similarity_from_shared(previous, new, start, shared)
     if transform is None:
@@ -527,9 +541,16 @@ def _join(previous: Track, new: Track, start: int, overlap: int) -> Track:
         size=previous.size,
         K=previous.K if previous.registered.any() else new.K,
         c2w=np.concatenate([previous.c2w, c2w[overlap:]]),
-        observations=previous.observations + observations[overlap:],
+        observations=_extended(previous.observations, observations[overlap:]),
         points=np.concatenate([previous.points, points]),
     )
+
+
+def _extended(kept: Sequence[np.ndarray], more: list[np.ndarray]) -> Sequence[np.ndarray]:
+    if isinstance(kept, ObservationStore):
+        kept.extend(more)
+        return kept
+    return list(kept) + more
 
 
 def _similarity_from_shared(previous: Track, new: Track, start: int, shared: list[int]):
