@@ -142,7 +142,7 @@ def test_alignment_is_one_affine_map_and_never_inverts():
     assert fit_alignment(learned, 1 - learned, np.ones(200)).scale == 0
 
 
-def synthetic_track(num_frames: int = 6, points: int = 80, seed: int = 0) -> tuple[Track, np.ndarray]:
+def synthetic_track(num_frames: int = 6, points: int = 150, seed: int = 0) -> tuple[Track, np.ndarray]:
     """Cameras translating sideways over random points; no pycolmap involved."""
     rng = np.random.default_rng(seed)
     c2w = np.repeat(np.eye(4)[None], num_frames, 0)
@@ -201,6 +201,7 @@ def test_an_inverted_reconstruction_is_rejected_and_the_learned_depth_kept():
         ("flat", "triangulation angle"),
         ("wide", "field of view"),
         ("noisy", "reprojection error"),
+        ("sparse", "points per frame"),
     ],
 )
 def test_each_failed_check_is_named(change, failed):
@@ -216,6 +217,8 @@ def test_each_failed_check_is_named(change, failed):
             observations[:, 3] = 4.0
     if change == "wide":
         track.K[0, 0] = 5.0
+    if change == "sparse":
+        track.observations = [o[:20] for o in track.observations]
     checks = check_track(track, np.full(track.num_frames, 0.8))
     assert not checks.passed and checks.first_failure.startswith(failed)
 

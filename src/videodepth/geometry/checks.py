@@ -22,8 +22,11 @@ class CheckThresholds:
     min_image_motion: float = 0.0006  # share of the width the picture moves per frame (a still camera: ~0)
     min_registered: float = 0.5  # share of frames with a camera
     min_points_per_frame: int = 30  # a frame with fewer keeps its learned depth
-    max_reprojection_px: float = 1.5  # mean over all observations
-    min_triangulation_deg: float = 3.0  # median over points: below it, parallax is too small to trust
+    # mean over all observations; the two SynthBench reconstructions that passed at 1.5 px / 3.0 deg
+    # (1.50 px; 3.2 deg) were 9-15% off and made the depth worse, where every real clip the geometry
+    # helped measured at most 0.99 px and at least 5.5 deg
+    max_reprojection_px: float = 1.2
+    min_triangulation_deg: float = 4.0  # median over points: below it, parallax is too small to trust
     fov_range_deg: tuple[float, float] = (15.0, 130.0)  # horizontal field of view a real lens gives
     min_rank_agreement: float = 0.0  # median per-frame Spearman (learned disparity vs points' 1/depth)
 
