@@ -390,3 +390,13 @@ def test_geometry_report_writes_a_row_and_a_contact_sheet_per_clip(orbit_clip, t
         assert len(list(csv.DictReader(handle))) == 1
     assert main(["geometry-report", str(tmp_path / "missing.mp4"), "--out", str(out)]) == 2
     assert "no such clip" in capsys.readouterr().err
+
+
+def test_a_known_calibration_is_mapped_from_other_random_starts_instead_of_other_focal_guesses():
+    from videodepth.geometry.tracking import _intrinsics_guesses, _mapping_attempts
+
+    guessed = _intrinsics_guesses(224, 128, TrackingOptions())
+    assert [seed for _, seed in _mapping_attempts(guessed, 5)] == [5] * len(guessed)
+    known = _intrinsics_guesses(224, 128, TrackingOptions(intrinsics=(100, 100, 112, 64)))
+    attempts = _mapping_attempts(known, 5)
+    assert [seed for _, seed in attempts] == [5, 6, 7] and all(p == known[0] for p, _ in attempts)

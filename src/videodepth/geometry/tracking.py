@@ -296,10 +296,10 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
     except Exception as error:  # pycolmap raises plain RuntimeErrors for unreadable or degenerate input
         return Track.empty(len(frames), (height, width), f"feature matching failed ({error})")
     best = None
-    for attempt, params in enumerate(guesses):
+    for attempt, (params, seed) in enumerate(_mapping_attempts(guesses, options.seed)):
         try:
             reconstruction = _map_keyframes(
-                pycolmap, images, database, folder / f"sparse{attempt}", params, options
+                pycolmap, images, database, folder / f"sparse{attempt}", params, options, seed
             )
         except Exception as error:
             logger.info("pycolmap mapping failed: %s", error)
@@ -314,6 +314,16 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
         return Track.empty(len(frames), (height, width), "no reconstruction (too little texture or motion)")
     extra = _register_between_keyframes(pycolmap, best, frames, names)
     return _to_track(best, names, (height, width), extra, options.max_points_per_frame)
+
+
+def _mapping_attempts(guesses: list[list[float]], seed: int) -> list[tuple[list[float], int]]:
+    """(camera parameters, random seed) to map with, in order. A known calibration (the user's,
+    or a long video's first chunk's) has one guess, so it gets two more random starts instead:
+    the incremental mapper can settle on a degenerate first pair (a camera turning back on its
+    path) and register a handful of frames with one seed and every frame with the next."""
+    if len(guesses) == 1:
+        return [(guesses[0], seed + k) for k in range(3)]
+    return [(params, seed) for params in guesses]
 
 
 def _intrinsics_guesses(width: int, height: int, options: TrackingOptions) -> list[list[float]]:
@@ -358,16 +368,23 @@ def _extract_and_match(
 
 
 def _map_keyframes(
-    pycolmap, images: Path, database: Path, output: Path, params: list[float], options: TrackingOptions
+    pycolmap,
+    images: Path,
+    database: Path,
+    output: Path,
+    params: list[float],
+    options: TrackingOptions,
+    seed: int,
 ):
     """Incremental mapping of the keyframes, the shared camera starting from ``params``."""
+    pycolmap.set_random_seed(seed)
     with pycolmap.Database.open(database) as db:
         camera = db.read_all_cameras()[0]
         camera.params = params
         db.update_camera(camera)
     mapper = pycolmap.IncrementalPipelineOptions()
     mapper.num_threads = options.threads
-    mapper.random_seed = options.seed
+    mapper.random_seed = seed
     mapper.multiple_models = False
     mapper.min_model_size = 3
     mapper.ba_refine_principal_point = False
