@@ -8,6 +8,7 @@ a long video's rows live in an unlinked temporary file and are read one frame at
 
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,10 +37,12 @@ class ObservationStore(Sequence[np.ndarray]):
         self.extend(arrays)
 
     def append(self, observations: np.ndarray) -> None:
-        rows = np.ascontiguousarray(observations, dtype=np.float32).reshape(-1, OBS_COLUMNS)
-        self._file.seek(self._starts[-1] * _ROW_BYTES)
-        self._file.write(rows.tobytes())
-        self._starts.append(self._starts[-1] + len(rows))
+        rows = np.ascontiguousarray(observations, dtype=np.float32)
+        if rows.size and (rows.ndim != 2 or rows.shape[1] != OBS_COLUMNS):
+            raise ValueError(f"observations must be [N, {OBS_COLUMNS}], got {rows.shape}")
+        # positioned writes and reads: no shared file offset, so concurrent readers cannot interfere
+        os.pwrite(self._file.fileno(), rows.tobytes(), self._starts[-1] * _ROW_BYTES)
+        self._starts.append(self._starts[-1] + len(rows.reshape(-1, OBS_COLUMNS)))
 
     def extend(self, arrays: Iterable[np.ndarray]) -> None:
         for observations in arrays:
@@ -56,8 +59,7 @@ class ObservationStore(Sequence[np.ndarray]):
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} of {len(self)}")
         start, stop = self._starts[index], self._starts[index + 1]
-        self._file.seek(start * _ROW_BYTES)
-        data = self._file.read((stop - start) * _ROW_BYTES)
+        data = os.pread(self._file.fileno(), (stop - start) * _ROW_BYTES, start * _ROW_BYTES)
         return np.frombuffer(data, np.float32).reshape(-1, OBS_COLUMNS).copy()
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -98,8 +100,15 @@ def read_observations(archive: zipfile.ZipFile, name: str, counts: np.ndarray) -
     """The frames written by :func:`write_observations`, streamed into a store."""
     store = ObservationStore()
     with archive.open(name) as member:
-        np.lib.format.read_magic(member)
-        np.lib.format.read_array_header_1_0(member)
+        major, _ = np.lib.format.read_magic(member)
+        read_header = (
+            np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = read_header(member)
+        if dtype != np.dtype("<f4") or fortran_order or shape != (int(np.sum(counts)), OBS_COLUMNS):
+            raise ValueError(
+                f"{name}: expected float32 [{int(np.sum(counts))}, {OBS_COLUMNS}], got {dtype} {shape}"
+            )
         for count in counts:
             data = member.read(int(count) * _ROW_BYTES)
             store.append(np.frombuffer(data, "<f4").reshape(-1, OBS_COLUMNS))
