@@ -44,7 +44,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep models in RAM and move each to the GPU only while it runs",
     )
-    group.add_argument(
+    add_threads_argument(group)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--threads``, for every command that runs torch (resolved by ``threads.resolve_threads``)."""
+    parser.add_argument(
         "--threads",
         type=positive_int,
         help="CPU threads for torch and OpenCV (default: the cores idle when the job starts)",

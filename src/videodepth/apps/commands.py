@@ -17,6 +17,7 @@ from videodepth.argtypes import (
     positive_float,
     positive_int,
 )
+from videodepth.arguments import add_threads_argument
 from videodepth.errors import InputError
 from videodepth.io import COLORMAPS
 
@@ -292,9 +293,7 @@ def _register_serve(subparsers) -> None:
         help="seconds a job's files are kept for download (all are removed at shutdown)",
     )
     parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument(
-        "--threads", type=positive_int, help="CPU threads (default: the cores idle when the job starts)"
-    )
+    add_threads_argument(parser)
     parser.set_defaults(func=serve_command)
 
 

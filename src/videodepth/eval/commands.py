@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from videodepth.argtypes import int_at_least, non_negative_int, positive_float, positive_int
+from videodepth.arguments import add_threads_argument
 from videodepth.errors import InputError
 
 
@@ -196,9 +197,7 @@ def register_bench(subparsers) -> None:
     parser.add_argument("--strategy")
     parser.add_argument("--steps", type=positive_int)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--threads", type=positive_int, help="CPU threads (default: the cores idle when the job starts)"
-    )
+    add_threads_argument(parser)
     parser.add_argument("--save", default="npz,mp4", help="writers to include in the timing")
     parser.add_argument("--csv", type=Path, help="also write the results as CSV")
     parser.add_argument("--geometry", action="store_true", help="also time camera tracking and fusion")
