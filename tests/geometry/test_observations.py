@@ -79,37 +79,31 @@ def test_rows_of_the_wrong_width_are_refused():
     assert len(ObservationStore([np.zeros((0,), np.float32)])) == 1  # an empty frame is fine
 
 
-def test_a_track_file_with_observations_of_another_type_is_refused(tmp_path):
-    path = tmp_path / "track.npz"
+def _save_in_one_array(path, counts: list[int], rows: np.ndarray) -> None:
+    """A track file as session 12's Track.save wrote it: one np.savez, all rows in one array."""
     np.savez(
         path,
         size=np.array((4, 4)),
         K=np.eye(3),
-        c2w=np.repeat(np.eye(4)[None], 1, axis=0),
-        counts=np.array([2]),
-        observations=np.zeros((2, 6), np.float64),  # written by something else: not our rows
+        c2w=np.repeat(np.eye(4)[None], len(counts), axis=0),
+        counts=np.array(counts),
+        observations=rows,
         points=np.zeros((0, 6), np.float32),
         note=np.array(""),
         image_motion=np.array(1.0),
     )
+
+
+def test_a_track_file_with_observations_of_another_type_is_refused(tmp_path):
+    path = tmp_path / "track.npz"
+    _save_in_one_array(path, [2], np.zeros((2, 6), np.float64))  # written by something else
     with pytest.raises(ValueError, match="float32"):
         Track.load(path)
 
 
 def test_a_track_file_written_before_the_store_still_loads(tmp_path):
-    """Session 12's Track.save: one np.savez with all rows as an `observations` array."""
     frames = _frames([3, 0, 2])
     path = tmp_path / "track.npz"
-    np.savez(
-        path,
-        size=np.array((4, 4)),
-        K=np.eye(3),
-        c2w=np.repeat(np.eye(4)[None], 3, axis=0),
-        counts=np.array([3, 0, 2]),
-        observations=np.concatenate(frames),
-        points=np.zeros((0, 6), np.float32),
-        note=np.array(""),
-        image_motion=np.array(1.0),
-    )
+    _save_in_one_array(path, [3, 0, 2], np.concatenate(frames))
     for got, expected in zip(Track.load(path).observations, frames, strict=True):
         np.testing.assert_array_equal(got, expected)
