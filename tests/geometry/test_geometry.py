@@ -261,7 +261,7 @@ def test_tracking_failures_give_a_note_not_an_exception(case, monkeypatch):
 
 
 def test_camera_export_in_opencv_convention(orbit_track):
-    document = cameras_document(orbit_track, (256, 448))
+    document = cameras_document([(1, range(orbit_track.num_frames), orbit_track)], (256, 448))
     assert len(document["frames"]) == orbit_track.num_frames
     K = np.array(document["frames"][0]["K"])
     assert K[0, 0] == pytest.approx(2 * orbit_track.K[0, 0]) and K[0, 2] == pytest.approx(
@@ -355,14 +355,14 @@ def test_resume_reuses_a_finished_tracking(orbit_clip, tmp_path, monkeypatch, ca
     video = write_test_video(tmp_path / "orbit.mp4", orbit_clip.rgb)
     args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--save", "npz"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    real_refine = runner.refine_video
+    real_refine = runner.refine_shots
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "refine_video", interrupted)
+    monkeypatch.setattr(runner, "refine_shots", interrupted)
     assert main([*args, "--out", str(tmp_path / "parts")]) == 130
-    monkeypatch.setattr(runner, "refine_video", real_refine)
+    monkeypatch.setattr(runner, "refine_shots", real_refine)
     monkeypatch.setattr(runner, "track_frames", lambda *a, **k: pytest.fail("tracking ran again"))
     assert main([*args, "--out", str(tmp_path / "parts"), "--resume"]) == 0
     assert "geometry: used on" in capsys.readouterr().out

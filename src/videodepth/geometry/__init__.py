@@ -9,13 +9,21 @@ from videodepth.choices import GEOMETRY_KINDS
 from videodepth.geometry.checks import CheckThresholds, GeometryChecks, check_track
 from videodepth.geometry.export import PointCloudBuilder, geometry_output_path, write_cameras
 from videodepth.geometry.fusion import Alignment, FusionOptions, fuse_frame
-from videodepth.geometry.refine import GeometryOptions, GeometryResult, refine_video
+from videodepth.geometry.refine import (
+    GeometryOptions,
+    GeometryResult,
+    VideoGeometry,
+    refine_shots,
+    refine_video,
+)
+from videodepth.geometry.shots import CutOptions, find_shots, per_shot, shot_index
 from videodepth.geometry.tracking import Track, TrackingOptions, track_frames
 
 __all__ = [
     "GEOMETRY_KINDS",
     "Alignment",
     "CheckThresholds",
+    "CutOptions",
     "FusionOptions",
     "GeometryChecks",
     "GeometryOptions",
@@ -23,10 +31,15 @@ __all__ = [
     "PointCloudBuilder",
     "Track",
     "TrackingOptions",
+    "VideoGeometry",
     "check_track",
+    "find_shots",
     "fuse_frame",
     "geometry_output_path",
+    "per_shot",
+    "refine_shots",
     "refine_video",
+    "shot_index",
     "track_frames",
     "write_cameras",
 ]

@@ -1,9 +1,12 @@
 """Files a geometry run adds: cameras (JSON and a COLMAP text model) and a fused point cloud.
 
-``<name>_cameras.json`` holds ``{"frames": [{"index": i, "K": 3x3, "c2w": 4x4}, ...]}`` in the
-OpenCV camera convention (x right, y down, z forward), intrinsics for the depth outputs' size and
-poses in the reconstruction's units. ``<name>_colmap/`` holds the same cameras and the sparse
-points as COLMAP's text model (cameras.txt, images.txt, points3D.txt).
+``<name>_cameras.json`` holds ``{"frames": [{"index": i, "shot": s, "K": 3x3, "c2w": 4x4}, ...]}``
+in the OpenCV camera convention (x right, y down, z forward), intrinsics for the depth outputs'
+size and poses in the reconstruction's units. ``<name>_colmap/`` holds the same cameras and the
+sparse points as COLMAP's text model (cameras.txt, images.txt, points3D.txt). A video of several
+shots has one reconstruction (world, units, camera) per shot: the JSON numbers its frames' shots
+from 1, and the COLMAP model and the point cloud are written per shot (``<name>_colmap/shot_001/``,
+``<name>_shot001_points.ply``).
 """
 
 from __future__ import annotations
@@ -17,33 +20,44 @@ from videodepth.geometry.tracking import Track
 from videodepth.io.atomic import atomic_dir, atomic_file
 
 
-def geometry_output_path(out_dir: Path, stem: str, kind: str) -> Path:
-    names = {"cameras": f"{stem}_cameras.json", "ply": f"{stem}_points.ply", "conf": f"{stem}_conf"}
+def geometry_output_path(out_dir: Path, stem: str, kind: str, shot: int | None = None) -> Path:
+    """Where a geometry output goes; ``shot`` (from 1) names a per-shot point cloud."""
+    ply = f"{stem}_points.ply" if shot is None else f"{stem}_shot{shot:03d}_points.ply"
+    names = {"cameras": f"{stem}_cameras.json", "ply": ply, "conf": f"{stem}_conf"}
     return Path(out_dir) / names[kind]
 
 
-def cameras_document(track: Track, size: tuple[int, int]) -> dict:
-    K = track.K_at(size)
-    frames = [
-        {"index": i, "K": K.tolist(), "c2w": track.c2w[i].tolist()}
-        for i in range(track.num_frames)
-        if track.registered[i]
-    ]
+def cameras_document(shots: list[tuple[int, range, Track]], size: tuple[int, int]) -> dict:
+    """The registered frames of each (shot number, frame range, track), with video-wide indices."""
+    frames = []
+    for number, shot, track in shots:
+        K = track.K_at(size).tolist()
+        frames += [
+            {"index": shot.start + i, "shot": number, "K": K, "c2w": track.c2w[i].tolist()}
+            for i in range(track.num_frames)
+            if track.registered[i]
+        ]
     return {"width": size[1], "height": size[0], "convention": "opencv", "frames": frames}
 
 
-def write_cameras(out_dir: Path, stem: str, track: Track, size: tuple[int, int]) -> list[Path]:
-    """The JSON file and the COLMAP text model beside it."""
+def write_cameras(
+    out_dir: Path, stem: str, shots: list[tuple[int, range, Track]], size: tuple[int, int], per_shot: bool
+) -> list[Path]:
+    """The JSON file and the COLMAP text model beside it; ``per_shot`` (a video of several shots)
+    gives each shot's model its own folder, numbered as in the JSON."""
     json_path = geometry_output_path(out_dir, stem, "cameras")
     with atomic_file(json_path) as tmp:
-        tmp.write_text(json.dumps(cameras_document(track, size), indent=1))
+        tmp.write_text(json.dumps(cameras_document(shots, size), indent=1))
     model = Path(out_dir) / f"{stem}_colmap"
     with atomic_dir(model) as tmp:
-        _write_colmap_text(tmp, track, size)
+        for number, shot, track in shots:
+            folder = tmp / f"shot_{number:03d}" if per_shot else tmp
+            folder.mkdir(exist_ok=True)
+            _write_colmap_text(folder, shot, track, size)
     return [json_path, model]
 
 
-def _write_colmap_text(folder: Path, track: Track, size: tuple[int, int]) -> None:
+def _write_colmap_text(folder: Path, shot: range, track: Track, size: tuple[int, int]) -> None:
     K = track.K_at(size)
     (folder / "cameras.txt").write_text(
         "# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
@@ -57,7 +71,11 @@ def _write_colmap_text(folder: Path, track: Track, size: tuple[int, int]) -> Non
         w2c = np.linalg.inv(track.c2w[i])
         qw, qx, qy, qz = _quaternion(w2c[:3, :3])
         tx, ty, tz = w2c[:3, 3]
-        lines += [f"{i + 1} {qw:.9f} {qx:.9f} {qy:.9f} {qz:.9f} {tx:.9f} {ty:.9f} {tz:.9f} 1 {i:06d}.png", ""]
+        index = shot.start + i  # video-wide, so image names match the depth outputs' frames
+        lines += [
+            f"{index + 1} {qw:.9f} {qx:.9f} {qy:.9f} {qz:.9f} {tx:.9f} {ty:.9f} {tz:.9f} 1 {index:06d}.png",
+            "",
+        ]
     (folder / "images.txt").write_text("\n".join(lines) + "\n")
     points = ["# POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] (tracks are not exported)"]
     for k, (x, y, z, r, g, b) in enumerate(track.points):

@@ -31,6 +31,7 @@ from videodepth.geometry.fusion import (
     sample_at,
 )
 from videodepth.geometry.observations import OBS_DEPTH, frame_counts, pooling_stride
+from videodepth.geometry.shots import CutOptions, offset, per_shot
 from videodepth.geometry.tracking import Track, TrackingOptions, observations_near, track_frames
 
 
@@ -39,6 +40,7 @@ class GeometryOptions:
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     fusion: FusionOptions = field(default_factory=FusionOptions)
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
+    cuts: CutOptions = field(default_factory=CutOptions)
     neighbour_radius: int = 5  # frames whose points are borrowed, moved into each frame's camera
     # False fuses even when a video-level check fails (for inspection: `geometry-report` shows
     # what a rejected reconstruction would have given); frame-level checks still apply.
@@ -81,6 +83,69 @@ class GeometryResult:
             f"geometry: used on {self.frames_used}/{num} frames [{measured}, {100 * dropped:.0f}% of points "
             f"excluded as moving or inconsistent]; {timing}"
         )
+
+
+@dataclass
+class VideoGeometry:
+    """The geometry of a video of one or more shots, each with its own :class:`GeometryResult`
+    (its own calibration, world, scale and checks)."""
+
+    shots: list[range]
+    results: list[GeometryResult]
+
+    @property
+    def used(self) -> bool:
+        return any(result.used for result in self.results)
+
+    @property
+    def num_frames(self) -> int:
+        return sum(len(shot) for shot in self.shots)
+
+    @property
+    def frames_used(self) -> int:
+        return sum(result.frames_used for result in self.results)
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for result in self.results:
+            for key, value in result.seconds.items():
+                total[key] = total.get(key, 0.0) + value
+        return total
+
+    def summary(self) -> str:
+        """One line; for several shots, the line of each shot after a count of where it was used."""
+        if len(self.shots) == 1:
+            return self.results[0].summary()
+        used = sum(result.used for result in self.results)
+        parts = [
+            f"shot {k + 1} (frames {shot.start}-{shot.stop - 1}): {result.summary().removeprefix('geometry: ')}"
+            for k, (shot, result) in enumerate(zip(self.shots, self.results, strict=True))
+        ]
+        return (
+            f"geometry: {len(self.shots)} shots (cuts at frames {', '.join(str(s.start) for s in self.shots[1:])}), "
+            f"used in {used}, on {self.frames_used}/{self.num_frames} frames; " + "; ".join(parts)
+        )
+
+
+def refine_shots(
+    tracks: list[Track],
+    shots: list[range],
+    learned: Callable[[int], np.ndarray],
+    frames: Iterable[np.ndarray],
+    emit: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None],
+    options: GeometryOptions = GeometryOptions(),
+    progress: Callable[[int], None] | None = None,
+) -> VideoGeometry:
+    """:func:`refine_video` shot by shot, with video-wide frame indices in ``learned`` and
+    ``emit``. Each shot's output is in its own reconstruction's units."""
+    results = [
+        refine_video(
+            track, offset(learned, shot.start), shot_frames, offset(emit, shot.start), options, progress
+        )
+        for track, (shot, shot_frames) in zip(tracks, per_shot(frames, shots), strict=True)
+    ]
+    return VideoGeometry(shots, results)
 
 
 def align_to_points(

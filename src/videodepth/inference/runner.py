@@ -8,6 +8,7 @@ complete. An interrupted job resumes from its last finished window.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import hashlib
@@ -27,11 +28,14 @@ from videodepth.errors import InputError
 from videodepth.geometry import (
     GEOMETRY_KINDS,
     GeometryOptions,
-    GeometryResult,
     PointCloudBuilder,
     Track,
+    VideoGeometry,
+    find_shots,
     geometry_output_path,
-    refine_video,
+    per_shot,
+    refine_shots,
+    shot_index,
     track_frames,
     write_cameras,
 )
@@ -71,7 +75,7 @@ class JobReport:
     peak_rss_mib: float = 0.0
     peak_vram_mib: float | None = None
     resumed_from_frame: int = 0
-    geometry: GeometryResult | None = None
+    geometry: VideoGeometry | None = None
 
     @property
     def processed_frames(self) -> int:
@@ -231,7 +235,7 @@ def run_video(
         if geometry is not None:
             learned = buffer
             try:
-                geometry_result, buffer, confidence, stats, cloud = _refine_with_geometry(
+                geometry_result, buffer, confidence, stats, clouds = _refine_with_geometry(
                     learned, video, reader, inputs, outputs, num_frames, work, geometry, resume, progress
                 )
             finally:
@@ -241,7 +245,7 @@ def run_video(
             buffer, stats, reader, video, num_frames, outputs, stem, inputs, progress, confidence
         )
         if geometry_result is not None:
-            written += _write_geometry_files(geometry_result, cloud, outputs, stem, reader)
+            written += _write_geometry_files(geometry_result, clouds, outputs, stem, reader)
     finally:
         buffer.close()
         if confidence is not None:
@@ -263,20 +267,36 @@ def run_video(
     )
 
 
-def _track_video(
+def _find_shots(video: Path, inputs: InputOptions, num_frames: int, geometry: GeometryOptions) -> list[range]:
+    """The video's shots (cuts found on small frames: one cheap decoding pass)."""
+    reader = VideoReader(
+        video,
+        max_res=geometry.cuts.compare_side,
+        target_fps=inputs.target_fps,
+        process_length=inputs.process_length,
+        multiple=1,
+        folder_fps=inputs.folder_fps,
+    )
+    return find_shots(reader.frames(), num_frames, geometry.cuts)
+
+
+def _track_file(work: Path, shot: range, num_frames: int) -> Path:
+    whole = shot.start == 0 and shot.stop == num_frames
+    return work / ("track.npz" if whole else f"track_{shot.start:06d}-{shot.stop:06d}.npz")
+
+
+def _track_shots(
     video: Path,
     inputs: InputOptions,
     num_frames: int,
+    shots: list[range],
     work: Path,
     geometry: GeometryOptions,
     resume: bool,
     progress: bool,
-) -> tuple[Track, float]:
-    """Camera tracking of the whole video, saved in the work folder so that ``--resume`` reuses it."""
-    track_file = work / "track.npz"
-    if resume and track_file.exists():
-        return Track.load(track_file), 0.0
-    started = time.perf_counter()
+) -> tuple[list[Track], list[float]]:
+    """Camera tracking of each shot, saved in the work folder as it finishes so that ``--resume``
+    reuses it. Returns the tracks and each shot's tracking seconds."""
     reader = VideoReader(
         video,
         max_res=geometry.tracking.max_side,
@@ -286,11 +306,21 @@ def _track_video(
         folder_fps=inputs.folder_fps,
     )
     options = dataclasses.replace(geometry.tracking, source_size=(reader.info.height, reader.info.width))
+    tracks, seconds = [], []
     with tqdm(total=num_frames, desc="tracking", unit="frame", disable=not progress) as bar:
-        track = track_frames(reader.frames(), num_frames, options, progress=bar.update)
-    with atomic_file(track_file) as temporary:
-        track.save(temporary)
-    return track, time.perf_counter() - started
+        for shot, frames in per_shot(reader.frames(), shots):
+            track_file = _track_file(work, shot, num_frames)
+            started = time.perf_counter()
+            if resume and track_file.exists():
+                track = Track.load(track_file)
+                bar.update(len(shot))
+            else:
+                track = track_frames(frames, len(shot), options, progress=bar.update)
+                with atomic_file(track_file) as temporary:
+                    track.save(temporary)
+            tracks.append(track)
+            seconds.append(time.perf_counter() - started)
+    return tracks, seconds
 
 
 def _refine_with_geometry(
@@ -304,49 +334,65 @@ def _refine_with_geometry(
     geometry: GeometryOptions,
     resume: bool,
     progress: bool,
-) -> tuple[GeometryResult, FrameBuffer, FrameBuffer, dict, PointCloudBuilder | None]:
-    """Pass 1b: fuse the learned depth with the tracked geometry into new disk buffers."""
-    track, tracking_seconds = _track_video(video, inputs, num_frames, work, geometry, resume, progress)
+) -> tuple[VideoGeometry, FrameBuffer, FrameBuffer, dict, list[PointCloudBuilder]]:
+    """Pass 1b: fuse the learned depth with each shot's tracked geometry into new disk buffers.
+
+    Shots are in different units (each its own reconstruction), so where the geometry was used
+    the output is normalised shot by shot; where it was used nowhere, the statistics are the
+    learned depth's, exactly as without ``--geometry``."""
+    shots = _find_shots(video, inputs, num_frames, geometry)
+    tracks, tracking_seconds = _track_shots(
+        video, inputs, num_frames, shots, work, geometry, resume, progress
+    )
     fused = FrameBuffer(work / "fused.f32", reader.size, create=True)
     confidence = FrameBuffer(work / "confidence.f32", reader.size, create=True)
-    stats = {"lo": np.inf, "hi": -np.inf}
-    cloud = PointCloudBuilder(track, reader.size) if "ply" in outputs.kinds else None
+    ranges = [{"start": shot.start, "lo": np.inf, "hi": -np.inf} for shot in shots]
+    clouds = [PointCloudBuilder(track, reader.size) for track in tracks] if "ply" in outputs.kinds else []
 
     def emit(index: int, rgb: np.ndarray, disparity: np.ndarray, conf: np.ndarray) -> None:
         fused.write(index, disparity)
         confidence.write(index, conf)
-        stats["lo"] = min(stats["lo"], float(disparity.min()))
-        stats["hi"] = max(stats["hi"], float(disparity.max()))
-        if cloud is not None:
-            cloud.add(index, disparity, conf, rgb)
+        k = shot_index(shots, index)
+        ranges[k]["lo"] = min(ranges[k]["lo"], float(disparity.min()))
+        ranges[k]["hi"] = max(ranges[k]["hi"], float(disparity.max()))
+        if clouds:
+            clouds[k].add(index - shots[k].start, disparity, conf, rgb)
 
     try:
         with tqdm(total=num_frames, desc="fusing", unit="frame", disable=not progress) as bar:
-            result = refine_video(track, learned.read, reader.frames(), emit, geometry, progress=bar.update)
+            result = refine_shots(
+                tracks, shots, learned.read, reader.frames(), emit, geometry, progress=bar.update
+            )
     except BaseException:
         fused.close()
         confidence.close()
         raise
-    result.seconds = {"tracking": tracking_seconds, **result.seconds}
-    return result, fused, confidence, stats, cloud
+    for shot_result, seconds in zip(result.results, tracking_seconds, strict=True):
+        shot_result.seconds = {"tracking": seconds, **shot_result.seconds}
+    lo, hi = min(r["lo"] for r in ranges), max(r["hi"] for r in ranges)
+    stats = {"lo": lo, "hi": hi, "shots": ranges if result.used and len(shots) > 1 else []}
+    return result, fused, confidence, stats, clouds
 
 
 def _write_geometry_files(
-    result: GeometryResult,
-    cloud: PointCloudBuilder | None,
+    result: VideoGeometry,
+    clouds: list[PointCloudBuilder],
     outputs: OutputOptions,
     stem: str,
     reader: VideoReader,
 ) -> list[Path]:
-    """Cameras and the point cloud, written only when the geometry passed its checks."""
+    """Cameras and point clouds of the shots whose geometry passed its checks."""
     if not result.used:
         return []
     size = output_size(reader, outputs)
+    used = [k for k, shot_result in enumerate(result.results) if shot_result.used]
     written: list[Path] = []
     if "cameras" in outputs.kinds:
-        written += write_cameras(outputs.out_dir, stem, result.track, size)
-    if cloud is not None:
-        written.append(cloud.write(geometry_output_path(outputs.out_dir, stem, "ply")))
+        tracks = [(k + 1, result.shots[k], result.results[k].track) for k in used]
+        written += write_cameras(outputs.out_dir, stem, tracks, size, per_shot=len(result.shots) > 1)
+    for k in used if clouds else []:
+        shot = None if len(result.shots) == 1 else k + 1
+        written.append(clouds[k].write(geometry_output_path(outputs.out_dir, stem, "ply", shot)))
     return written
 
 
@@ -374,7 +420,9 @@ def _write_outputs(
 ) -> list[Path]:
     """Pass 2: one normalisation for the whole video, streamed to every writer."""
     size = output_size(reader, outputs)
-    lo, span = stats["lo"], max(stats["hi"] - stats["lo"], 1e-12)
+    # one normalisation for the video, or one per shot where the shots' units differ
+    spans = stats.get("shots") or [{"start": 0, "lo": stats["lo"], "hi": stats["hi"]}]
+    starts = [span["start"] for span in spans]
     needs_rgb = "sbs" in outputs.kinds
     rgb_frames = None
     if needs_rgb:
@@ -405,7 +453,8 @@ def _write_outputs(
         writers.writers.append(Png16Writer(geometry_output_path(outputs.out_dir, stem, "conf"), size))
     try:
         for index in tqdm(range(num_frames), desc="writing", unit="frame", disable=not progress):
-            depth = (buffer.read(index) - lo) / span
+            span = spans[bisect.bisect_right(starts, index) - 1]
+            depth = (buffer.read(index) - span["lo"]) / max(span["hi"] - span["lo"], 1e-12)
             if depth.shape != size:
                 depth = cv2.resize(depth, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
             rgb = None

@@ -1,0 +1,101 @@
+"""Shot cuts: found where the picture changes, not where the camera moves fast, the exposure
+changes or frames repeat; and each shot of a video given its own geometry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_test_video
+from videodepth.cli import main
+from videodepth.geometry.shots import (
+    find_cuts,
+    find_shots,
+    frame_differences,
+    per_shot,
+    shot_index,
+    shot_ranges,
+)
+from videodepth.io import read_depth_npz
+from videodepth.synth.render import render_clip
+from videodepth.synth.scenes import SceneConfig
+
+SIZE = (128, 224)
+
+
+@pytest.fixture(scope="module")
+def two_scenes():
+    first = render_clip(
+        SceneConfig(family="tabletop", camera_motion="orbit"), 3, num_frames=24, height=SIZE[0], width=SIZE[1]
+    )
+    second = render_clip(SceneConfig(family="street"), 11, num_frames=24, height=SIZE[0], width=SIZE[1])
+    return first.rgb, second.rgb
+
+
+def texture(height: int, width: int, grain: int = 8, seed: int = 0) -> np.ndarray:
+    """A random coloured texture with blobs of about ``grain`` pixels."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 255, (height // grain, width // grain, 3), dtype=np.uint8)
+    return cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def test_a_cut_between_two_scenes_is_found_at_its_frame(two_scenes):
+    first, second = two_scenes
+    frames = np.concatenate([first, second])
+    assert find_shots(iter(frames), len(frames)) == [range(0, 24), range(24, 48)]
+    assert find_shots(iter(first), len(first)) == [range(0, 24)]
+
+
+def test_a_fast_pan_an_exposure_change_and_repeated_frames_are_not_cuts():
+    big = texture(128, 2400)
+    pan = np.stack([big[:, 40 * k : 40 * k + 224] for k in range(40)])  # 18% of the width a frame
+    coarse = texture(128, 400, grain=32)
+    exposure = np.stack([coarse[:, k : k + 224] for k in range(20)])  # a slow pan ...
+    exposure[10:] = np.clip(exposure[10:].astype(int) * 1.4, 0, 255).astype(np.uint8)  # ... brightens
+    repeated = np.repeat(pan[::4], 4, axis=0)  # every frame four times, as frame-rate conversion does
+    for frames in (pan, exposure, repeated):
+        assert find_cuts(frame_differences(iter(frames))) == []
+
+
+def test_cuts_respect_the_shortest_shot():
+    differences = np.zeros((40, 2))
+    differences[:, 0], differences[:, 1] = 2.0, 0.9
+    differences[[10, 13, 36], 0], differences[[10, 13, 36], 1] = 80.0, 0.0
+    # 13 is 3 frames after a cut (a flash), 36 would leave a 4-frame shot
+    assert find_cuts(differences) == [10]
+
+
+def test_shots_split_one_stream_decoded_once():
+    shots = shot_ranges([3, 7], 10)
+    assert shots == [range(0, 3), range(3, 7), range(7, 10)]
+    assert [shot_index(shots, i) for i in (0, 2, 3, 6, 7, 9)] == [0, 0, 1, 1, 2, 2]
+    decoded = []
+    stream = (decoded.append(i) or i for i in range(10))
+    firsts = [next(frames) for _, frames in per_shot(stream, shots)]  # the rest of each shot is skipped
+    assert firsts == [0, 3, 7] and decoded == list(range(10))
+
+
+def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys):
+    """The orbit scene keeps its geometry when another scene follows it: the summary names both
+    shots, the cameras are numbered by shot with video-wide frame indices, and each shot with
+    geometry is normalised on its own."""
+    first, second = two_scenes
+    video = write_test_video(tmp_path / "two.mp4", np.concatenate([first, second]))
+    out = tmp_path / "out"
+    args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--out", str(out)]
+    assert main([*args, "--save", "npz,cameras,ply"]) == 0
+    summary = capsys.readouterr().out
+    assert "geometry: 2 shots (cuts at frames 24)" in summary and "shot 1 (frames 0-23): used on" in summary
+    frames = json.loads((out / "two_cameras.json").read_text())["frames"]
+    first_shot = [f["index"] for f in frames if f["shot"] == 1]
+    assert len(first_shot) >= 22 and max(first_shot) <= 23
+    assert all(f["index"] >= 24 for f in frames if f["shot"] == 2)
+    assert (out / "two_colmap" / "shot_001" / "images.txt").is_file()
+    assert (out / "two_shot001_points.ply").stat().st_size > 1000
+    depth = read_depth_npz(out / "two.npz")
+    shot_1 = depth[:24]
+    assert shot_1.min() == pytest.approx(0, abs=1e-3) and shot_1.max() == pytest.approx(1, abs=1e-3)
