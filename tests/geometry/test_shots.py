@@ -4,6 +4,7 @@ changes or frames repeat; and each shot of a video given its own geometry."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +100,37 @@ def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys
     depth = read_depth_npz(out / "two.npz")
     shot_1 = depth[:24]
     assert shot_1.min() == pytest.approx(0, abs=1e-3) and shot_1.max() == pytest.approx(1, abs=1e-3)
+
+
+def test_the_geometry_report_gives_each_shot_its_row_and_sheet(two_scenes, tmp_path):
+    import csv
+
+    first, second = two_scenes
+    video = write_test_video(tmp_path / "two.mp4", np.concatenate([first, second]))
+    out = tmp_path / "report"
+    args = ["geometry-report", str(video), "--out", str(out), "--max-res", "224", "--no-progress"]
+    assert main(args) == 0
+    with open(out / "geometry_report.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["clip"], r["frames"]) for r in rows] == [("two@0-23", "24"), ("two@24-47", "24")]
+    assert (out / "two@0-23_sheet.png").is_file() and (out / "two@24-47_sheet.png").is_file()
+    assert main(args) == 0  # a rerun skips the finished clip instead of adding rows
+    with open(out / "geometry_report.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+
+
+def test_a_clip_with_a_cut_is_labelled_on_its_longest_shot(two_scenes):
+    from videodepth.training.real_labels import ClipSource, LabelOptions, label_geometry
+
+    first, second = two_scenes
+    frames = np.concatenate([first[:10], second])  # a 10-frame shot, then a 24-frame one
+    seen = []
+
+    def learned_of(shot_frames):
+        seen.append(len(shot_frames))
+        return np.ones(shot_frames.shape[:3], np.float32)
+
+    _, row = label_geometry(
+        ClipSource("two", Path("two.mp4"), "video"), frames, 24.0, learned_of, LabelOptions()
+    )
+    assert row.frames == 24 and set(seen) <= {24}

@@ -6,7 +6,9 @@ every check's value, whether the geometry was used (or which check failed), the 
 model's depth variance that row position alone explains (``row_share``: near 1 for a
 near-bottom / far-top layout) and the seconds per frame of tracking and fusion. A contact sheet per clip (frame | learned | fused | confidence, at
 three moments, and a fifth column with what the reconstruction gives when its checks are ignored)
-lets a person judge both the depth and the checks by eye. Finished clips are skipped on a rerun.
+lets a person judge both the depth and the checks by eye. A clip with shot cuts gets a row and a
+sheet per shot (``clip@first-last``), each shot judged on its own as ``videodepth run`` does.
+Finished clips are skipped on a rerun.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 
 from videodepth.eval.metrics import row_variance_share
-from videodepth.geometry import GeometryOptions
+from videodepth.geometry import GeometryOptions, find_shots
 from videodepth.geometry.checks import horizontal_fov_deg
 from videodepth.geometry.refine import fuse_in_memory, track_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
@@ -67,8 +69,9 @@ def report_clip(
     settings: RunSettings,
     geometry: GeometryOptions,
     options: ReportOptions,
-    sheet: Path | None = None,
-) -> dict:
+    sheets: Path | None = None,
+) -> list[dict]:
+    """One row per shot of the clip's first ``max_frames`` frames (contact sheets into ``sheets``)."""
     reader = VideoReader(
         path,
         max_res=options.max_res,
@@ -84,8 +87,33 @@ def report_clip(
     frames = np.stack(list(reader.frames()))
     full = np.stack(list(originals.frames()))
     started = time.perf_counter()
-    learned = pipeline(frames, settings)
+    learned = pipeline(frames, settings)  # the whole clip at once, as `run` predicts it
     model_seconds = time.perf_counter() - started
+    shots = find_shots(iter(full), len(full), geometry.cuts)
+    name = clip_name(path)
+    rows = []
+    for shot in shots:
+        label = name if len(shots) == 1 else f"{name}@{shot.start}-{shot.stop - 1}"
+        part = slice(shot.start, shot.stop)
+        sheet = sheets / f"{label}_sheet.png" if sheets is not None else None
+        row = _report_shot(frames[part], full[part], learned[part], geometry, options, sheet)
+        row.update(
+            clip=label,
+            size=f"{reader.info.width}x{reader.info.height}",
+            model_s_per_frame=f"{model_seconds / len(frames):.2f}",
+        )
+        rows.append(row)
+    return rows
+
+
+def _report_shot(
+    frames: np.ndarray,
+    full: np.ndarray,
+    learned: np.ndarray,
+    geometry: GeometryOptions,
+    options: ReportOptions,
+    sheet: Path | None,
+) -> dict:
     track, tracking_seconds = track_in_memory(full, geometry)
     fused, confidence, result = fuse_in_memory(track, learned, full, geometry)
     result.seconds = {"tracking": tracking_seconds, **result.seconds}
@@ -97,9 +125,7 @@ def report_clip(
     num = len(frames)
     checks = result.checks
     row = {
-        "clip": clip_name(path),
         "frames": num,
-        "size": f"{reader.info.width}x{reader.info.height}",
         "image_motion": f"{checks.value('image motion'):.4f}",
         "registered": f"{result.track.registered.mean():.2f}",
         "points_per_frame": f"{checks.value('points per frame'):.0f}",
@@ -111,7 +137,6 @@ def report_clip(
         "used": "yes" if result.used else "no",
         "frames_used": result.frames_used,
         "reason": "" if result.used else checks.first_failure,
-        "model_s_per_frame": f"{model_seconds / num:.2f}",
         **{f"{k}_s_per_frame": f"{v / num:.2f}" for k, v in result.seconds.items()},
     }
     if sheet is not None:
@@ -171,13 +196,14 @@ def run_report(
     done = set()
     if csv_path.exists():
         with open(csv_path, newline="") as handle:
-            done = {row["clip"] for row in csv.DictReader(handle)}
+            done = {row["clip"].split("@")[0] for row in csv.DictReader(handle)}
     for path in tqdm(clips, desc="clips", unit="clip", disable=not progress):
-        name = clip_name(path)
-        if name in done:
+        if clip_name(path) in done:
             continue
-        row = report_clip(pipeline, path, settings, geometry, options, out_dir / f"{name}_sheet.png")
-        append_csv_row(csv_path, COLUMNS, row)
-        if progress:
-            tqdm.write(f"{name}: {'used' if row['used'] == 'yes' else 'not used: ' + row['reason']}")
+        for row in report_clip(pipeline, path, settings, geometry, options, out_dir):
+            append_csv_row(csv_path, COLUMNS, row)
+            if progress:
+                tqdm.write(
+                    f"{row['clip']}: {'used' if row['used'] == 'yes' else 'not used: ' + row['reason']}"
+                )
     return csv_path

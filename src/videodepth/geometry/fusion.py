@@ -27,6 +27,8 @@ class FusionOptions:
     max_error_px: float = 2.0  # observations reprojecting worse than this are ignored
     outlier_mads: float = 4.0  # per-frame residuals this far from the frame's fit are dropped as moving
     fill_sigma: float = 0.25  # of the image diagonal: the smooth fill where the edge-aware one is empty
+    # the learned prior is first smoothed along the frame's own edges (0: as the model gave it)
+    prior_smoothness: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ def fuse_frame(
     options: FusionOptions = FusionOptions(),
 ) -> FusedFrame:
     """Dense inverse depth for one frame from its learned disparity, its image and its points."""
+    guide = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if options.prior_smoothness > 0:
+        learned = cv2.ximgproc.fastGlobalSmootherFilter(
+            guide, learned.astype(np.float32), options.prior_smoothness, options.colour_sigma
+        )
     prior = alignment(learned).astype(np.float32)
     height, width = prior.shape
     weights = point_weights(observations, options)
@@ -103,7 +110,6 @@ def fuse_frame(
     observations, weights = observations[keep], weights[keep]
     if len(observations) == 0:
         return FusedFrame(np.clip(prior, *alignment.limits), np.zeros_like(prior), 0, int((~keep).sum()))
-    guide = np.ascontiguousarray(rgb, dtype=np.uint8)
     diagonal = float(np.hypot(height, width))
     residual = 1.0 / observations[:, OBS_DEPTH] - sample_at(prior, observations)
     moving = inconsistent_points(observations, 1.0 / observations[:, OBS_DEPTH], options)

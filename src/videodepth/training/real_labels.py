@@ -43,6 +43,7 @@ from videodepth.data.shards import SHARD_SUFFIX, write_shard
 from videodepth.errors import InputError, OutputError
 from videodepth.geometry.checks import CheckThresholds, GeometryChecks, check_track
 from videodepth.geometry.refine import GeometryOptions, fuse_in_memory, track_in_memory
+from videodepth.geometry.shots import find_shots
 from videodepth.geometry.tracking import Track
 from videodepth.io.tables import append_csv_row
 from videodepth.io.video import VideoReader, list_images
@@ -321,7 +322,11 @@ def label_geometry(
     options: LabelOptions,
 ) -> tuple[Clip | None, Row]:
     """A geometry-labelled clip of ``frames`` (uint8 [T, H, W, 3] at the processing size), or None
-    with the reason; ``learned_of`` runs the model (called only when every other check passed)."""
+    with the reason; ``learned_of`` runs the model (called only when every other check passed).
+    Frames with shot cuts are labelled on their longest shot (``label_params["shot_frames"]``)."""
+    shots = find_shots(iter(frames), len(frames), options.geometry.cuts)
+    shot = max(shots, key=len)  # one camera path: a clip with cuts is labelled on its longest shot
+    frames = frames[shot.start : shot.stop]
     row = Row(source.name, "geometry", "skipped", frames=len(frames))
     track, tracking_seconds = track_in_memory(frames, options.geometry)
     # every check but the rank agreement is measured without the prior: a clip that fails one of
@@ -362,7 +367,8 @@ def label_geometry(
         poses_c2w=poses.astype(np.float32), moving_mask=moving, family=source.name, seed=0, fps=fps,
         label="geometry", max_depth=float(depth.max()), camera_motion="tracked",
         label_params={"source": str(source.path), "checks": result.summary(), "fill_weight": options.fill_weight,
-                      "min_confidence": options.min_confidence, "frames_labelled": int(labelled.any((1, 2)).sum())},
+                      "min_confidence": options.min_confidence, "frames_labelled": int(labelled.any((1, 2)).sum()),
+                      "shot_frames": [shot.start, shot.stop]},
         confidence=np.where(depth > 0, confidence, 0.0).astype(np.float32),
     )  # fmt: skip
     row.status, row.labelled = "labelled", float((depth > 0).mean())
