@@ -87,7 +87,18 @@ def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys
     first, second = two_scenes
     video = write_test_video(tmp_path / "two.mp4", np.concatenate([first, second]))
     out = tmp_path / "out"
-    args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--out", str(out)]
+    args = [
+        "run",
+        str(video),
+        "--no-progress",
+        "--max-res",
+        "224",
+        "--geometry",
+        "--out",
+        str(out),
+        "--output-size",
+        "processed",
+    ]
     assert main([*args, "--save", "npz,cameras,ply"]) == 0
     summary = capsys.readouterr().out
     assert "geometry: 2 shots (cuts at frames 24)" in summary and "shot 1 (frames 0-23): used on" in summary
