@@ -400,3 +400,25 @@ def test_a_known_calibration_is_mapped_from_other_random_starts_instead_of_other
     known = _intrinsics_guesses(224, 128, TrackingOptions(intrinsics=(100, 100, 112, 64)))
     attempts = _mapping_attempts(known, 5)
     assert [seed for _, seed in attempts] == [5, 6, 7] and all(p == known[0] for p, _ in attempts)
+
+
+def test_fusion_moves_the_priors_edges_onto_the_frames():
+    """A prior whose step sits 6 px off the frame's edge (a model's block): where the points agree
+    with it, the fused step follows the frame; without the smoothing it would stay where it was."""
+    from videodepth.geometry.fusion import Alignment, FusionOptions, fuse_frame
+
+    height, width = 32, 64
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[:, 32:] = 255
+    learned = np.where(np.arange(width) < 38, 1.0, 2.0)[None].repeat(height, 0).astype(np.float32)
+    ys, xs = np.mgrid[4:height:8, 4:width:8]
+    points = np.zeros((xs.size, 6), np.float32)
+    points[:, 0], points[:, 1] = (xs.ravel() + 0.5) / width, (ys.ravel() + 0.5) / height
+    points[:, OBS_DEPTH] = 1.0 / learned[ys.ravel(), xs.ravel()]  # the points agree with the prior
+    points[:, 3], points[:, 4], points[:, 5] = 0.2, 10.0, 10.0
+    identity = Alignment(1.0, 0.0)
+    smoothed = fuse_frame(learned, rgb, points, identity).inverse_depth
+    kept = fuse_frame(learned, rgb, points, identity, FusionOptions(prior_smoothness=0)).inverse_depth
+    between = slice(33, 37)  # right of the frame's edge, left of the prior's step
+    assert smoothed[:, between].mean() > 1.5 and kept[:, between].mean() < 1.2
+    assert smoothed[:, :28].mean() == pytest.approx(1.0, abs=0.05)

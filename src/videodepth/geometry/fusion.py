@@ -102,11 +102,7 @@ def fuse_frame(
 ) -> FusedFrame:
     """Dense inverse depth for one frame from its learned disparity, its image and its points."""
     guide = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if options.prior_smoothness > 0:
-        learned = cv2.ximgproc.fastGlobalSmootherFilter(
-            guide, learned.astype(np.float32), options.prior_smoothness, options.colour_sigma
-        )
-    prior = alignment(learned).astype(np.float32)
+    prior = alignment(smooth_along_edges(learned, guide, options)).astype(np.float32)
     height, width = prior.shape
     weights = point_weights(observations, options)
     keep = (weights > 0) & (observations[:, OBS_DEPTH] > 0)
@@ -120,6 +116,15 @@ def fuse_frame(
     correction, support = _spread(residual, weights, observations, guide, diagonal, options)
     fused = np.clip(prior + correction, *alignment.limits)
     return FusedFrame(fused.astype(np.float32), support, len(observations), int((~keep).sum() + moving.sum()))
+
+
+def smooth_along_edges(learned: np.ndarray, guide: np.ndarray, options: FusionOptions) -> np.ndarray:
+    """The learned disparity smoothed within the frame's regions, not across its edges."""
+    if options.prior_smoothness <= 0:
+        return learned
+    return cv2.ximgproc.fastGlobalSmootherFilter(
+        guide, learned.astype(np.float32), options.prior_smoothness, options.colour_sigma
+    )
 
 
 def inconsistent_points(
