@@ -13,7 +13,7 @@ from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
 from videodepth.geometry.checks import check_track
 from videodepth.geometry.export import _quaternion, cameras_document
-from videodepth.geometry.fusion import fit_alignment
+from videodepth.geometry.fusion import FusionOptions, fit_alignment, smooth_along_edges
 from videodepth.geometry.observations import OBS_DEPTH, ObservationStore
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.geometry.tracking import _chunk_ranges, _join, observations_near
@@ -230,8 +230,11 @@ def test_a_frame_with_too_few_points_keeps_the_learned_depth_on_the_videos_scale
     result, emitted = refine(track, priors)
     assert result.used and result.frames_used == track.num_frames - 1
     assert not emitted[2][1].any()  # confidence 0 where the learned depth was kept
-    expected = np.clip(result.alignment(priors[2]), *result.alignment.limits)
+    # the prior as fused frames get it: smoothed along the (here uniform) frame's edges, then mapped
+    smoothed = smooth_along_edges(priors[2], np.full((*track.size, 3), 128, np.uint8), FusionOptions())
+    expected = np.clip(result.alignment(smoothed), *result.alignment.limits)
     assert np.allclose(emitted[2][0], expected)
+    assert not np.allclose(emitted[2][0], np.clip(result.alignment(priors[2]), *result.alignment.limits))
 
 
 @pytest.mark.parametrize("case", ["one frame", "static camera", "black frames", "pycolmap fails"])

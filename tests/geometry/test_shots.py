@@ -51,6 +51,21 @@ def test_a_cut_between_two_scenes_is_found_at_its_frame(two_scenes):
     assert find_shots(iter(first), len(first)) == [range(0, 24)]
 
 
+@pytest.mark.parametrize("black_frames", [1, 3])
+def test_a_cut_through_black_is_found_where_the_next_shot_begins(two_scenes, black_frames):
+    first, second = two_scenes
+    black = np.zeros((black_frames, *first.shape[1:]), np.uint8)
+    frames = np.concatenate([first, black, second])
+    assert find_cuts(frame_differences(iter(frames))) == [24 + black_frames]
+
+
+def test_a_flash_within_a_shot_is_not_a_cut(two_scenes):
+    first, _ = two_scenes
+    frames = first.copy()
+    frames[12] = 255  # one white frame: a flash, or a frame lost to the encoder
+    assert find_cuts(frame_differences(iter(frames))) == []
+
+
 def test_a_fast_pan_an_exposure_change_and_repeated_frames_are_not_cuts():
     big = texture(128, 2400)
     pan = np.stack([big[:, 40 * k : 40 * k + 224] for k in range(40)])  # 18% of the width a frame
@@ -145,3 +160,47 @@ def test_a_clip_with_a_cut_is_labelled_on_its_longest_shot(two_scenes):
         ClipSource("two", Path("two.mp4"), "video"), frames, 24.0, learned_of, LabelOptions()
     )
     assert row.frames == 24 and set(seen) <= {24}
+
+
+def test_resume_reuses_every_shots_tracking(two_scenes, tmp_path, monkeypatch, capsys):
+    from videodepth.inference import runner
+
+    first, second = two_scenes
+    video = write_test_video(tmp_path / "two.mp4", np.concatenate([first, second]))
+    args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--save", "npz"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    real_refine = runner.refine_shots
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "refine_shots", interrupted)
+    assert main([*args, "--out", str(tmp_path / "parts")]) == 130
+    work = tmp_path / "parts" / ".videodepth-work" / "two"
+    assert sorted(p.name for p in work.glob("track*.npz")) == [
+        "track_000000-000024.npz",
+        "track_000024-000048.npz",
+    ]
+    monkeypatch.setattr(runner, "refine_shots", real_refine)
+    monkeypatch.setattr(runner, "track_frames", lambda *a, **k: pytest.fail("tracking ran again"))
+    assert main([*args, "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    assert "geometry: 2 shots" in capsys.readouterr().out
+    assert np.array_equal(
+        read_depth_npz(tmp_path / "parts" / "two.npz"), read_depth_npz(tmp_path / "whole" / "two.npz")
+    )
+
+
+def test_the_summary_of_a_long_edit_stays_readable():
+    from videodepth.geometry.checks import GeometryChecks
+    from videodepth.geometry.refine import GeometryResult, VideoGeometry
+    from videodepth.geometry.tracking import Track
+
+    shots = [range(10 * k, 10 * k + 10) for k in range(12)]
+    still = [
+        GeometryResult(Track.empty(10, (8, 8), "a still camera"), GeometryChecks(note="a still camera"))
+    ] * 12
+    line = VideoGeometry(shots, still).summary()
+    assert "\n" not in line and line.startswith(
+        "geometry: 12 shots (cuts at frames 10, 20, 30, 40, 50, 60, 70, 80 and 3 more)"
+    )
+    assert line.count("): not used (a still camera)") == 8 and line.endswith("; 4 more shots")

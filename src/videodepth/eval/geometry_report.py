@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +197,7 @@ def run_report(
     done = set()
     if csv_path.exists():
         with open(csv_path, newline="") as handle:
-            done = {row["clip"].split("@")[0] for row in csv.DictReader(handle)}
+            done = {re.sub(r"@\d+-\d+$", "", row["clip"]) for row in csv.DictReader(handle)}
     for path in tqdm(clips, desc="clips", unit="clip", disable=not progress):
         if clip_name(path) in done:
             continue

@@ -7,7 +7,12 @@ imports the inference package, so any model's output can be refined.
 
 from videodepth.choices import GEOMETRY_KINDS
 from videodepth.geometry.checks import CheckThresholds, GeometryChecks, check_track
-from videodepth.geometry.export import PointCloudBuilder, geometry_output_path, write_cameras
+from videodepth.geometry.export import (
+    MAX_CLOUD_POINTS,
+    PointCloudBuilder,
+    geometry_output_path,
+    write_cameras,
+)
 from videodepth.geometry.fusion import Alignment, FusionOptions, fuse_frame
 from videodepth.geometry.refine import (
     GeometryOptions,
@@ -20,6 +25,7 @@ from videodepth.geometry.shots import CutOptions, find_shots, per_shot, shot_ind
 from videodepth.geometry.tracking import Track, TrackingOptions, track_frames
 
 __all__ = [
+    "MAX_CLOUD_POINTS",
     "GEOMETRY_KINDS",
     "Alignment",
     "CheckThresholds",

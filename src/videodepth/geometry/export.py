@@ -104,6 +104,9 @@ def _quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
     return q if q[0] >= 0 else tuple(-v for v in q)
 
 
+MAX_CLOUD_POINTS = 2_000_000  # of a video's point clouds, all shots together
+
+
 class PointCloudBuilder:
     """A coloured, confidence-filtered world point cloud from fused frames, capped at
     ``max_points`` in all (each frame contributes an equal share), so memory stays bounded."""
@@ -112,7 +115,7 @@ class PointCloudBuilder:
         self,
         track: Track,
         size: tuple[int, int],
-        max_points: int = 2_000_000,
+        max_points: int = MAX_CLOUD_POINTS,
         min_confidence: float = 0.5,
         seed: int = 0,
     ) -> None:

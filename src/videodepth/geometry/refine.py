@@ -29,6 +29,7 @@ from videodepth.geometry.fusion import (
     fuse_frame,
     point_weights,
     sample_at,
+    smooth_along_edges,
 )
 from videodepth.geometry.observations import OBS_DEPTH, frame_counts, pooling_stride
 from videodepth.geometry.shots import CutOptions, offset, per_shot
@@ -66,8 +67,9 @@ class GeometryResult:
         track, checks = self.track, self.checks
         num = track.num_frames
         timing = ", ".join(f"{k} {v / max(num, 1):.2f} s/frame" for k, v in self.seconds.items())
+        timing = f"; {timing}" if timing else ""
         if not checks.checks:
-            return f"geometry: not used ({checks.first_failure}); learned depth kept; {timing}"
+            return f"geometry: not used ({checks.first_failure}); learned depth kept{timing}"
         measured = (
             f"image motion {100 * checks.value('image motion'):.2f}%/frame, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
             f"reprojection {checks.value('reprojection error'):.2f} px, "
@@ -75,13 +77,13 @@ class GeometryResult:
             f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.value('rank agreement'):+.2f}"
         )
         if not self.used:
-            return f"geometry: not used ({checks.first_failure}); learned depth kept [{measured}]; {timing}"
+            return f"geometry: not used ({checks.first_failure}); learned depth kept [{measured}]{timing}"
         if not checks.passed:
             measured += f", checks ignored: {checks.first_failure}"
         dropped = self.points_dropped / max(self.points_used + self.points_dropped, 1)
         return (
             f"geometry: used on {self.frames_used}/{num} frames [{measured}, {100 * dropped:.0f}% of points "
-            f"excluded as moving or inconsistent]; {timing}"
+            f"excluded as moving or inconsistent]{timing}"
         )
 
 
@@ -113,23 +115,28 @@ class VideoGeometry:
                 total[key] = total.get(key, 0.0) + value
         return total
 
-    def summary(self) -> str:
-        """One line; for several shots, the line of each shot after a count of where it was used."""
+    def summary(self, max_shots: int = 8) -> str:
+        """One line; for several shots, a count of where the geometry was used, then the line of
+        each shot (of the first ``max_shots``: a long edit would flood a terminal)."""
         if len(self.shots) == 1:
             return self.results[0].summary()
         used = sum(result.used for result in self.results)
+        cuts = ", ".join(str(shot.start) for shot in self.shots[1 : max_shots + 1])
+        more = len(self.shots) - 1 - max_shots
         parts = [
             f"shot {k + 1} (frames {shot.start}-{shot.stop - 1}): {result.summary().removeprefix('geometry: ')}"
-            for k, (shot, result) in enumerate(zip(self.shots, self.results, strict=True))
+            for k, (shot, result) in enumerate(zip(self.shots[:max_shots], self.results, strict=False))
         ]
+        if len(self.shots) > max_shots:
+            parts.append(f"{len(self.shots) - max_shots} more shots")
         return (
-            f"geometry: {len(self.shots)} shots (cuts at frames {', '.join(str(s.start) for s in self.shots[1:])}), "
+            f"geometry: {len(self.shots)} shots (cuts at frames {cuts}{f' and {more} more' if more > 0 else ''}), "
             f"used in {used}, on {self.frames_used}/{self.num_frames} frames; " + "; ".join(parts)
         )
 
 
 def refine_shots(
-    tracks: list[Track],
+    tracks: Iterable[Track],
     shots: list[range],
     learned: Callable[[int], np.ndarray],
     frames: Iterable[np.ndarray],
@@ -138,13 +145,24 @@ def refine_shots(
     progress: Callable[[int], None] | None = None,
 ) -> VideoGeometry:
     """:func:`refine_video` shot by shot, with video-wide frame indices in ``learned`` and
-    ``emit``. Each shot's output is in its own reconstruction's units."""
-    results = [
-        refine_video(
-            track, offset(learned, shot.start), shot_frames, offset(emit, shot.start), options, progress
-        )
-        for track, (shot, shot_frames) in zip(tracks, per_shot(frames, shots), strict=True)
-    ]
+    ``emit``; each shot's output is in its own reconstruction's units. ``tracks`` may be a
+    generator: each track is taken when its shot starts and its observations are closed when the
+    shot is fused, so a video of many shots holds one shot's observations at a time."""
+    results = []
+    for track, (shot, shot_frames) in zip(tracks, per_shot(frames, shots), strict=True):
+        try:
+            results.append(
+                refine_video(
+                    track,
+                    offset(learned, shot.start),
+                    shot_frames,
+                    offset(emit, shot.start),
+                    options,
+                    progress,
+                )
+            )
+        finally:
+            track.close()
     return VideoGeometry(shots, results)
 
 
@@ -202,8 +220,9 @@ def refine_video(
             result.points_used += fused.points_used
             result.points_dropped += fused.points_dropped
             emit(index, rgb, fused.inverse_depth, fused.confidence)
-        else:
-            emit(index, rgb, np.clip(alignment(prior), *alignment.limits), np.zeros_like(prior))
+        else:  # the same prior as a fused frame's, so that used and unused frames do not flicker
+            smoothed = smooth_along_edges(prior, np.ascontiguousarray(rgb, dtype=np.uint8), options.fusion)
+            emit(index, rgb, np.clip(alignment(smoothed), *alignment.limits), np.zeros_like(prior))
         if progress:
             progress(1)
     result.seconds["fusion"] = time.perf_counter() - started

@@ -31,22 +31,26 @@ class CutOptions:
     min_ratio: float = 3.0  # ... and this many times the mean difference of its neighbours
     window: int = 2  # neighbouring frame pairs on each side that a cut is judged against
     min_shot_frames: int = 8  # a cut closer than this to the previous one is a flash, not a shot
-    # and the two frames' layouts must disagree: the correlation of their tiny grey thumbnails
-    # stays high through a change of exposure or a subject moving close to the lens
+    # and the layouts must disagree: the correlation of tiny thumbnails of the value channel stays
+    # high through a change of exposure or a subject moving close to the lens
     max_layout_correlation: float = 0.6
     duplicate_difference: float = 0.5  # pairs this alike are repeated frames (frame-rate conversion)
 
     def __post_init__(self) -> None:
-        if self.compare_side < 16 or self.window < 1 or self.min_shot_frames < 2:
-            raise ValueError("compare_side must be >= 16, window >= 1 and min_shot_frames >= 2")
+        if self.compare_side < 64 or self.window < 1 or self.min_shot_frames < 2:
+            raise ValueError("compare_side must be >= 64, window >= 1 and min_shot_frames >= 2")
 
 
 def frame_differences(frames: Iterable[np.ndarray], options: CutOptions = CutOptions()) -> np.ndarray:
     """Per frame, against the one before it (row 0 for the first frame): the mean absolute HSV
-    difference (hue compared on its circle) and the correlation of the two frames' 32x18 grey
-    thumbnails. Two floats per frame are kept, so a long video costs nothing but its decoding."""
+    difference (hue compared on its circle) and the correlation of 32x18 thumbnails of the value
+    channel. A featureless frame (black, white) has no layout, so a frame's layout is compared with
+    the last frame that had one: a dip to black between two shots is a cut where the second shot
+    begins, a flash within a shot is not. Two floats per frame are kept, so a long video costs
+    nothing but its decoding."""
     rows: list[tuple[float, float]] = []
-    previous: tuple[np.ndarray, np.ndarray] | None = None
+    previous_hsv: np.ndarray | None = None
+    layout: np.ndarray | None = None  # the last thumbnail with a layout, centred
     for frame in frames:
         scale = options.compare_side / max(frame.shape[:2])
         small = (
@@ -54,20 +58,24 @@ def frame_differences(frames: Iterable[np.ndarray], options: CutOptions = CutOpt
         )
         hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.float32)
         thumbnail = cv2.resize(hsv[..., 2], (32, 18), interpolation=cv2.INTER_AREA).ravel()
-        if previous is None:
+        thumbnail -= thumbnail.mean()
+        featureless = float(thumbnail.std()) < 2.0  # of 255
+        if previous_hsv is None:
             rows.append((0.0, 1.0))
         else:
-            delta = np.abs(hsv - previous[0])
+            delta = np.abs(hsv - previous_hsv)
             delta[..., 0] = np.minimum(delta[..., 0], 180.0 - delta[..., 0]) * (255.0 / 90.0)
-            rows.append((float(delta.mean()), _correlation(thumbnail, previous[1])))
-        previous = hsv, thumbnail
+            correlation = 1.0 if featureless or layout is None else _correlation(thumbnail, layout)
+            rows.append((float(delta.mean()), correlation))
+        previous_hsv = hsv
+        if not featureless:
+            layout = thumbnail
     return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / norm) if norm > 1e-6 else 1.0
+    """Of two centred, non-constant vectors."""
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
 def find_cuts(differences: np.ndarray, options: CutOptions = CutOptions()) -> list[int]:
@@ -81,7 +89,7 @@ def find_cuts(differences: np.ndarray, options: CutOptions = CutOptions()) -> li
     for index in range(1, len(change)):
         position = int(np.searchsorted(distinct, index))
         before = distinct[max(0, position - options.window) : position]
-        after = distinct[distinct > index][: options.window]
+        after = distinct[int(np.searchsorted(distinct, index, side="right")) :][: options.window]
         neighbours = change[np.r_[before[before >= 1], after]]
         typical = float(neighbours.mean()) if len(neighbours) else 0.0
         if (

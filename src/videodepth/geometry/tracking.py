@@ -134,6 +134,11 @@ class Track:
             image_motion=float(meta["image_motion"]),
         )
 
+    def close(self) -> None:
+        """Release the observations' temporary file; the cameras and points stay usable."""
+        if isinstance(self.observations, ObservationStore):
+            self.observations.close()
+
     @classmethod
     def empty(cls, num_frames: int, size: tuple[int, int], note: str) -> Track:
         return cls(

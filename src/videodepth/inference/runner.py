@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from videodepth.errors import InputError
 from videodepth.geometry import (
     GEOMETRY_KINDS,
+    MAX_CLOUD_POINTS,
     GeometryOptions,
     PointCloudBuilder,
     Track,
@@ -294,9 +295,15 @@ def _track_shots(
     geometry: GeometryOptions,
     resume: bool,
     progress: bool,
-) -> tuple[list[Track], list[float]]:
-    """Camera tracking of each shot, saved in the work folder as it finishes so that ``--resume``
-    reuses it. Returns the tracks and each shot's tracking seconds."""
+) -> tuple[list[Path], list[float]]:
+    """Camera tracking of each shot into a file of the work folder, written as the shot finishes
+    (``--resume`` reuses it; a resume whose every shot is tracked decodes nothing here). Returns
+    the files and each shot's tracking seconds."""
+    files = [_track_file(work, shot, num_frames) for shot in shots]
+    seconds = [0.0] * len(shots)
+    to_track = [k for k, file in enumerate(files) if not (resume and file.exists())]
+    if not to_track:
+        return files, seconds
     reader = VideoReader(
         video,
         max_res=geometry.tracking.max_side,
@@ -306,21 +313,18 @@ def _track_shots(
         folder_fps=inputs.folder_fps,
     )
     options = dataclasses.replace(geometry.tracking, source_size=(reader.info.height, reader.info.width))
-    tracks, seconds = [], []
     with tqdm(total=num_frames, desc="tracking", unit="frame", disable=not progress) as bar:
-        for shot, frames in per_shot(reader.frames(), shots):
-            track_file = _track_file(work, shot, num_frames)
-            started = time.perf_counter()
-            if resume and track_file.exists():
-                track = Track.load(track_file)
+        for k, (shot, frames) in enumerate(per_shot(reader.frames(), shots)):
+            if k not in to_track:
                 bar.update(len(shot))
-            else:
-                track = track_frames(frames, len(shot), options, progress=bar.update)
-                with atomic_file(track_file) as temporary:
-                    track.save(temporary)
-            tracks.append(track)
-            seconds.append(time.perf_counter() - started)
-    return tracks, seconds
+                continue
+            started = time.perf_counter()
+            track = track_frames(frames, len(shot), options, progress=bar.update)
+            with atomic_file(files[k]) as temporary:
+                track.save(temporary)
+            track.close()
+            seconds[k] = time.perf_counter() - started
+    return files, seconds
 
 
 def _refine_with_geometry(
@@ -334,20 +338,27 @@ def _refine_with_geometry(
     geometry: GeometryOptions,
     resume: bool,
     progress: bool,
-) -> tuple[VideoGeometry, FrameBuffer, FrameBuffer, dict, list[PointCloudBuilder]]:
+) -> tuple[VideoGeometry, FrameBuffer, FrameBuffer, dict, dict[int, PointCloudBuilder]]:
     """Pass 1b: fuse the learned depth with each shot's tracked geometry into new disk buffers.
 
     Shots are in different units (each its own reconstruction), so where the geometry was used
     the output is normalised shot by shot; where it was used nowhere, the statistics are the
     learned depth's, exactly as without ``--geometry``."""
     shots = _find_shots(video, inputs, num_frames, geometry)
-    tracks, tracking_seconds = _track_shots(
+    track_files, tracking_seconds = _track_shots(
         video, inputs, num_frames, shots, work, geometry, resume, progress
     )
     fused = FrameBuffer(work / "fused.f32", reader.size, create=True)
     confidence = FrameBuffer(work / "confidence.f32", reader.size, create=True)
     ranges = [{"start": shot.start, "lo": np.inf, "hi": -np.inf} for shot in shots]
-    clouds = [PointCloudBuilder(track, reader.size) for track in tracks] if "ply" in outputs.kinds else []
+    clouds: dict[int, PointCloudBuilder] = {}
+
+    def load(k: int) -> Track:
+        track = Track.load(track_files[k])
+        if "ply" in outputs.kinds:  # the video's point budget shared by its shots
+            budget = max(1, MAX_CLOUD_POINTS * len(shots[k]) // num_frames)
+            clouds[k] = PointCloudBuilder(track, reader.size, max_points=budget)
+        return track
 
     def emit(index: int, rgb: np.ndarray, disparity: np.ndarray, conf: np.ndarray) -> None:
         fused.write(index, disparity)
@@ -355,11 +366,12 @@ def _refine_with_geometry(
         k = shot_index(shots, index)
         ranges[k]["lo"] = min(ranges[k]["lo"], float(disparity.min()))
         ranges[k]["hi"] = max(ranges[k]["hi"], float(disparity.max()))
-        if clouds:
+        if k in clouds:
             clouds[k].add(index - shots[k].start, disparity, conf, rgb)
 
     try:
         with tqdm(total=num_frames, desc="fusing", unit="frame", disable=not progress) as bar:
+            tracks = (load(k) for k in range(len(shots)))
             result = refine_shots(
                 tracks, shots, learned.read, reader.frames(), emit, geometry, progress=bar.update
             )
@@ -376,7 +388,7 @@ def _refine_with_geometry(
 
 def _write_geometry_files(
     result: VideoGeometry,
-    clouds: list[PointCloudBuilder],
+    clouds: dict[int, PointCloudBuilder],
     outputs: OutputOptions,
     stem: str,
     reader: VideoReader,
@@ -390,7 +402,7 @@ def _write_geometry_files(
     if "cameras" in outputs.kinds:
         tracks = [(k + 1, result.shots[k], result.results[k].track) for k in used]
         written += write_cameras(outputs.out_dir, stem, tracks, size, per_shot=len(result.shots) > 1)
-    for k in used if clouds else []:
+    for k in (k for k in used if k in clouds):
         shot = None if len(result.shots) == 1 else k + 1
         written.append(clouds[k].write(geometry_output_path(outputs.out_dir, stem, "ply", shot)))
     return written
@@ -418,7 +430,8 @@ def _write_outputs(
     progress: bool,
     confidence: FrameBuffer | None = None,
 ) -> list[Path]:
-    """Pass 2: one normalisation for the whole video, streamed to every writer."""
+    """Pass 2: one normalisation for the whole video (one per shot where ``stats["shots"]`` says
+    so: the shots' geometry came in different units), streamed to every writer."""
     size = output_size(reader, outputs)
     # one normalisation for the video, or one per shot where the shots' units differ
     spans = stats.get("shots") or [{"start": 0, "lo": stats["lo"], "hi": stats["hi"]}]
