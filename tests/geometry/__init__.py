@@ -1,0 +1,35 @@
+"""Helpers shared by the geometry tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def interrupt_fusion_then_resume(
+    video: Path, tmp_path: Path, monkeypatch, between: Callable[[Path], None] = lambda work: None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Depth of ``video`` from an uninterrupted ``run --geometry`` and from one interrupted in fusion
+    and then resumed with tracking forbidden; ``between`` sees the work folder in between."""
+    from videodepth.cli import main
+    from videodepth.inference import runner
+    from videodepth.io import read_depth_npz
+
+    args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--save", "npz"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    real_refine = runner.refine_shots
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "refine_shots", interrupted)
+    assert main([*args, "--out", str(tmp_path / "parts")]) == 130
+    between(tmp_path / "parts" / runner.WORK_FOLDER / video.stem)
+    monkeypatch.setattr(runner, "refine_shots", real_refine)
+    monkeypatch.setattr(runner, "track_frames", lambda *a, **k: pytest.fail("tracking ran again"))
+    assert main([*args, "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    name = f"{video.stem}.npz"
+    return read_depth_npz(tmp_path / "whole" / name), read_depth_npz(tmp_path / "parts" / name)

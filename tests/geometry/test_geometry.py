@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_test_video
+from tests.geometry import interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
@@ -352,26 +353,10 @@ def test_too_short_or_extreme_videos_keep_the_learned_depth(frames, height, widt
 
 
 def test_resume_reuses_a_finished_tracking(orbit_clip, tmp_path, monkeypatch, capsys):
-    from videodepth.inference import runner
-    from videodepth.io import read_depth_npz
-
     video = write_test_video(tmp_path / "orbit.mp4", orbit_clip.rgb)
-    args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--save", "npz"]
-    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    real_refine = runner.refine_shots
-
-    def interrupted(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "refine_shots", interrupted)
-    assert main([*args, "--out", str(tmp_path / "parts")]) == 130
-    monkeypatch.setattr(runner, "refine_shots", real_refine)
-    monkeypatch.setattr(runner, "track_frames", lambda *a, **k: pytest.fail("tracking ran again"))
-    assert main([*args, "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    whole, resumed = interrupt_fusion_then_resume(video, tmp_path, monkeypatch)
     assert "geometry: used on" in capsys.readouterr().out
-    assert np.array_equal(
-        read_depth_npz(tmp_path / "parts" / "orbit.npz"), read_depth_npz(tmp_path / "whole" / "orbit.npz")
-    )
+    assert np.array_equal(resumed, whole)
 
 
 def test_geometry_report_writes_a_row_and_a_contact_sheet_per_clip(orbit_clip, tmp_path, capsys):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_test_video
+from tests.geometry import interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.geometry.shots import (
     find_cuts,
@@ -163,31 +164,18 @@ def test_a_clip_with_a_cut_is_labelled_on_its_longest_shot(two_scenes):
 
 
 def test_resume_reuses_every_shots_tracking(two_scenes, tmp_path, monkeypatch, capsys):
-    from videodepth.inference import runner
-
     first, second = two_scenes
     video = write_test_video(tmp_path / "two.mp4", np.concatenate([first, second]))
-    args = ["run", str(video), "--no-progress", "--max-res", "224", "--geometry", "--save", "npz"]
-    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    real_refine = runner.refine_shots
-
-    def interrupted(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "refine_shots", interrupted)
-    assert main([*args, "--out", str(tmp_path / "parts")]) == 130
-    work = tmp_path / "parts" / ".videodepth-work" / "two"
-    assert sorted(p.name for p in work.glob("track*.npz")) == [
-        "track_000000-000024.npz",
-        "track_000024-000048.npz",
-    ]
-    monkeypatch.setattr(runner, "refine_shots", real_refine)
-    monkeypatch.setattr(runner, "track_frames", lambda *a, **k: pytest.fail("tracking ran again"))
-    assert main([*args, "--out", str(tmp_path / "parts"), "--resume"]) == 0
-    assert "geometry: 2 shots" in capsys.readouterr().out
-    assert np.array_equal(
-        read_depth_npz(tmp_path / "parts" / "two.npz"), read_depth_npz(tmp_path / "whole" / "two.npz")
+    tracked = []
+    whole, resumed = interrupt_fusion_then_resume(
+        video,
+        tmp_path,
+        monkeypatch,
+        lambda work: tracked.extend(sorted(p.name for p in work.glob("track*.npz"))),
     )
+    assert tracked == ["track_000000-000024.npz", "track_000024-000048.npz"]
+    assert "geometry: 2 shots" in capsys.readouterr().out
+    assert np.array_equal(resumed, whole)
 
 
 def test_the_summary_of_a_long_edit_stays_readable():

@@ -268,16 +268,21 @@ def run_video(
     )
 
 
-def _find_shots(video: Path, inputs: InputOptions, num_frames: int, geometry: GeometryOptions) -> list[range]:
-    """The video's shots (cuts found on small frames: one cheap decoding pass)."""
-    reader = VideoReader(
+def _frames_at(video: Path, inputs: InputOptions, max_res: int) -> VideoReader:
+    """Another reader of the same frames as the job's, at ``max_res`` on the long side."""
+    return VideoReader(
         video,
-        max_res=geometry.cuts.compare_side,
+        max_res=max_res,
         target_fps=inputs.target_fps,
         process_length=inputs.process_length,
         multiple=1,
         folder_fps=inputs.folder_fps,
     )
+
+
+def _find_shots(video: Path, inputs: InputOptions, num_frames: int, geometry: GeometryOptions) -> list[range]:
+    """The video's shots (cuts found on small frames: one cheap decoding pass)."""
+    reader = _frames_at(video, inputs, geometry.cuts.compare_side)
     return find_shots(reader.frames(), num_frames, geometry.cuts)
 
 
@@ -304,14 +309,7 @@ def _track_shots(
     to_track = [k for k, file in enumerate(files) if not (resume and file.exists())]
     if not to_track:
         return files, seconds
-    reader = VideoReader(
-        video,
-        max_res=geometry.tracking.max_side,
-        target_fps=inputs.target_fps,
-        process_length=inputs.process_length,
-        multiple=1,
-        folder_fps=inputs.folder_fps,
-    )
+    reader = _frames_at(video, inputs, geometry.tracking.max_side)
     options = dataclasses.replace(geometry.tracking, source_size=(reader.info.height, reader.info.width))
     with tqdm(total=num_frames, desc="tracking", unit="frame", disable=not progress) as bar:
         for k, (shot, frames) in enumerate(per_shot(reader.frames(), shots)):
@@ -439,15 +437,7 @@ def _write_outputs(
     needs_rgb = "sbs" in outputs.kinds
     rgb_frames = None
     if needs_rgb:
-        rgb_reader = VideoReader(
-            video,
-            max_res=max(size),
-            target_fps=inputs.target_fps,
-            process_length=inputs.process_length,
-            multiple=1,
-            folder_fps=inputs.folder_fps,
-        )
-        rgb_frames = rgb_reader.frames()
+        rgb_frames = _frames_at(video, inputs, max(size)).frames()
     depth_kinds = [k for k in outputs.kinds if k not in GEOMETRY_KINDS]
     writers = MultiWriter(
         make_writers(
