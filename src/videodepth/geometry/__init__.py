@@ -1,8 +1,9 @@
-"""Depth from the footage's own geometry: camera tracking (pycolmap), checks before the
-geometry is trusted, and fusion of the sparse multi-view points with a learned depth prior.
+"""Depth from the footage's own geometry: shot cuts, camera tracking (pycolmap), checks before
+the geometry is trusted, and fusion of the sparse multi-view points with a learned depth prior.
 
-Dependencies point one way: tracking <- checks, fusion <- refine <- export; nothing here
-imports the inference package, so any model's output can be refined.
+Dependencies point one way: observations <- tracking <- checks, export; shots, fusion, checks,
+tracking <- refine; nothing here imports the inference package, so any model's output can be
+refined.
 """
 
 from videodepth.choices import GEOMETRY_KINDS
