@@ -320,6 +320,8 @@ def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_
         (["--intrinsics", "500,500,10,10"], "--intrinsics needs --geometry"),
         (["--geometry", "--intrinsics", "500,x,1,1"], "fx,fy,cx,cy"),
         (["--geometry", "--intrinsics", "0,500,1,1"], "fx,fy,cx,cy"),
+        # the README's 640x480 example on a 136x72 video: said before tracking can fail on it
+        (["--geometry", "--intrinsics", "585,585,320,240"], "(320, 240) lies outside the 136x72 video"),
     ],
 )
 def test_geometry_options_are_checked_before_anything_loads(args, message, tiny_video, tmp_path, capsys):
@@ -340,16 +342,20 @@ class _no_exit:
 
 @pytest.mark.parametrize(("frames", "height", "width"), [(2, 64, 96), (6, 32, 600)])
 def test_too_short_or_extreme_videos_keep_the_learned_depth(frames, height, width, tmp_path, capsys):
-    """Two frames, or a 600x32 strip: one line says why the geometry was not used; exit 0."""
+    """Two frames, or a 600x32 strip: one line says why the geometry was not used, another that
+    the cameras asked for were not written; exit 0."""
     rng = np.random.default_rng(1)
     clip = rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8)
     video = write_test_video(tmp_path / "odd.mp4", clip)
+    out = tmp_path / "out"
     code = main(
-        ["run", str(video), "--no-progress", "--geometry", "--out", str(tmp_path / "out"), "--save", "npz"]
+        ["run", str(video), "--no-progress", "--geometry", "--out", str(out), "--save", "npz,cameras"]
     )
     captured = capsys.readouterr()
     assert code == 0 and "Traceback" not in captured.err
-    assert "geometry: not used (" in captured.out and (tmp_path / "out" / "odd.npz").is_file()
+    assert "geometry: not used (" in captured.out and (out / "odd.npz").is_file()
+    assert "note: --save cameras not written: the geometry was used nowhere" in captured.out
+    assert not (out / "odd_cameras.json").exists()
 
 
 def test_resume_reuses_a_finished_tracking(orbit_clip, tmp_path, monkeypatch, capsys):

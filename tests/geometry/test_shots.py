@@ -192,3 +192,10 @@ def test_the_summary_of_a_long_edit_stays_readable():
         "geometry: 12 shots (cuts at frames 10, 20, 30, 40, 50, 60, 70, 80 and 3 more)"
     )
     assert line.count("): not used (a still camera)") == 8 and line.endswith("; 4 more shots")
+
+
+def test_a_shots_tracking_notes_name_frames_of_the_video(two_scenes):
+    from videodepth.geometry import TrackingOptions, track_frames
+
+    track = track_frames(iter(two_scenes[1][:1]), 1, TrackingOptions(max_side=224), first_frame=24)
+    assert track.note.startswith("frames 24-24: one frame")

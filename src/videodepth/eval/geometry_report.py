@@ -97,7 +97,7 @@ def report_clip(
         label = name if len(shots) == 1 else f"{name}@{shot.start}-{shot.stop - 1}"
         part = slice(shot.start, shot.stop)
         sheet = sheets / f"{label}_sheet.png" if sheets is not None else None
-        row = _report_shot(frames[part], full[part], learned[part], geometry, options, sheet)
+        row = _report_shot(frames[part], full[part], learned[part], geometry, options, sheet, shot.start)
         row.update(
             clip=label,
             size=f"{reader.info.width}x{reader.info.height}",
@@ -114,8 +114,9 @@ def _report_shot(
     geometry: GeometryOptions,
     options: ReportOptions,
     sheet: Path | None,
+    first_frame: int = 0,
 ) -> dict:
-    track, tracking_seconds = track_in_memory(full, geometry)
+    track, tracking_seconds = track_in_memory(full, geometry, first_frame)
     fused, confidence, result = fuse_in_memory(track, learned, full, geometry)
     result.seconds = {"tracking": tracking_seconds, **result.seconds}
     unchecked = fused

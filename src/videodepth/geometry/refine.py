@@ -229,9 +229,12 @@ def refine_video(
     return result
 
 
-def track_in_memory(frames: np.ndarray, options: GeometryOptions = GeometryOptions()) -> tuple[Track, float]:
+def track_in_memory(
+    frames: np.ndarray, options: GeometryOptions = GeometryOptions(), first_frame: int = 0
+) -> tuple[Track, float]:
     """Track RGB frames uint8 [T, H, W, 3] held in memory (resized to the tracking size with their
-    aspect kept); returns the track and the seconds it took."""
+    aspect kept); returns the track and the seconds it took. ``first_frame`` numbers the frames
+    in notes (a shot's first frame in its clip)."""
     import cv2
 
     scale = min(1.0, options.tracking.max_side / max(frames.shape[1:3]))
@@ -239,7 +242,8 @@ def track_in_memory(frames: np.ndarray, options: GeometryOptions = GeometryOptio
     started = time.perf_counter()
     tracking = dataclasses.replace(options.tracking, source_size=frames.shape[1:3])
     resized = (cv2.resize(f, track_size, interpolation=cv2.INTER_AREA) for f in frames)
-    return track_frames(resized, len(frames), tracking), time.perf_counter() - started
+    track = track_frames(resized, len(frames), tracking, first_frame=first_frame)
+    return track, time.perf_counter() - started
 
 
 def fuse_in_memory(

@@ -163,8 +163,10 @@ def track_frames(
     num_frames: int,
     options: TrackingOptions = TrackingOptions(),
     progress: Callable[[int], None] | None = None,
+    first_frame: int = 0,
 ) -> Track:
-    """Track a stream of RGB frames (uint8 HxWx3, already at the tracking size)."""
+    """Track a stream of RGB frames (uint8 HxWx3, already at the tracking size); notes name frames
+    counting from ``first_frame`` (a shot's first frame in its video)."""
     import pycolmap
 
     pycolmap.logging.minloglevel = 3  # COLMAP's own log is not for our users; failures are reported
@@ -200,7 +202,7 @@ def track_frames(
             if progress:
                 progress(stop - start - (options.chunk_overlap if chunk_index else 0))
             if part.note:
-                notes.append(f"frames {start}-{stop - 1}: {part.note}")
+                notes.append(f"frames {first_frame + start}-{first_frame + stop - 1}: {part.note}")
             if track is None:  # later chunks append to this store: memory stays bounded by a chunk
                 track = dataclasses.replace(part, observations=ObservationStore(part.observations))
             else:

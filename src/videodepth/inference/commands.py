@@ -132,7 +132,8 @@ def run_command(args: argparse.Namespace) -> int:
         max_side=args.max_output_side,
         npz_float16=args.npz_float16,
     )
-    jobs, failures = _checked_jobs(videos, inputs, outputs)  # before the model loads
+    intrinsics = geometry.tracking.intrinsics if geometry else None
+    jobs, failures = _checked_jobs(videos, inputs, outputs, intrinsics)  # before the model loads
     if not jobs:
         return 1
     from videodepth.inference.runner import run_video
@@ -184,14 +185,17 @@ def _unique_inputs(videos: list[Path]) -> list[Path]:
 
 
 def _checked_jobs(
-    videos: list[Path], inputs: InputOptions, outputs: OutputOptions
+    videos: list[Path],
+    inputs: InputOptions,
+    outputs: OutputOptions,
+    intrinsics: tuple[float, ...] | None = None,
 ) -> tuple[list[tuple[Path, str]], int]:
     """(input, output name) of every input that passes the header checks; one bad input of
     several is reported and skipped, a single bad input is the error."""
     jobs, failures = [], 0
     for video, name in zip(videos, output_names(videos), strict=True):
         try:
-            check_input(video, inputs, outputs)
+            check_input(video, inputs, outputs, intrinsics)
         except VideoDepthError as error:
             if len(videos) == 1:
                 raise

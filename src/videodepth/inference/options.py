@@ -6,6 +6,7 @@ over-long video or an output too large to write before anything heavy is loaded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,9 +83,27 @@ def check_limits(
         )
 
 
-def check_input(video: Path, inputs: InputOptions, outputs: OutputOptions) -> None:
+def check_input(
+    video: Path, inputs: InputOptions, outputs: OutputOptions, intrinsics: Sequence[float] | None = None
+) -> None:
     """Everything about one input that can be known before the model loads."""
-    check_limits(open_reader(video, inputs), inputs, outputs)
+    reader = open_reader(video, inputs)
+    check_limits(reader, inputs, outputs)
+    check_intrinsics(reader, intrinsics)
+
+
+def check_intrinsics(reader: VideoReader, intrinsics: Sequence[float] | None) -> None:
+    """``--intrinsics`` are in the video's own pixels: a principal point outside the frame means
+    they were given for another size (the tracking would then fail and seem to blame the footage)."""
+    if intrinsics is None:
+        return
+    width, height = reader.info.width, reader.info.height
+    cx, cy = intrinsics[2], intrinsics[3]
+    if not (0 < cx < width and 0 < cy < height):
+        raise InputError(
+            f"{reader.info.path}: --intrinsics principal point ({cx:g}, {cy:g}) lies outside the "
+            f"{width}x{height} video; give fx,fy,cx,cy in this video's own pixels"
+        )
 
 
 def output_stem(video: Path) -> str:

@@ -45,6 +45,7 @@ from videodepth.inference.options import (
     InputOptions,
     OutputOptions,
     check_geometry_kinds,
+    check_intrinsics,
     check_limits,
     open_reader,
     output_size,
@@ -77,6 +78,7 @@ class JobReport:
     peak_vram_mib: float | None = None
     resumed_from_frame: int = 0
     geometry: VideoGeometry | None = None
+    notes: list[str] = field(default_factory=list)  # things asked for and not done, and why
 
     @property
     def processed_frames(self) -> int:
@@ -107,7 +109,8 @@ class JobReport:
             f"({self.processed_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame {' / '.join(names)}: "
             f"{stages}; peak RAM {self.peak_rss_mib:.0f} MiB{vram}; {torch.get_num_threads()} CPU thread(s)"
         )
-        return f"{line}\n  {self.geometry.summary()}" if self.geometry else line
+        lines = [line, *([self.geometry.summary()] if self.geometry else []), *self.notes]
+        return "\n  ".join(lines)
 
 
 def peak_rss_mib() -> float:
@@ -171,6 +174,7 @@ def run_video(
     multiple = max(64, pipeline.size_multiple)
     reader = open_reader(video, inputs, multiple)
     check_limits(reader, inputs, outputs)
+    check_intrinsics(reader, geometry.tracking.intrinsics if geometry else None)
     num_frames = count_frames(reader)
     if num_frames < 1:
         raise InputError(f"{video}: no frames to process")
@@ -245,8 +249,12 @@ def run_video(
         written = _write_outputs(
             buffer, stats, reader, video, num_frames, outputs, stem, inputs, progress, confidence
         )
+        notes = []
         if geometry_result is not None:
             written += _write_geometry_files(geometry_result, clouds, outputs, stem, reader)
+            unwritten = [k for k in ("cameras", "ply") if k in outputs.kinds and not geometry_result.used]
+            if unwritten:
+                notes.append(f"note: --save {','.join(unwritten)} not written: the geometry was used nowhere")
     finally:
         buffer.close()
         if confidence is not None:
@@ -265,6 +273,7 @@ def run_video(
         peak_vram_mib=torch.cuda.max_memory_allocated() / 2**20 if pipeline.device.type == "cuda" else None,
         resumed_from_frame=resumed_from,
         geometry=geometry_result,
+        notes=notes,
     )
 
 
@@ -317,7 +326,7 @@ def _track_shots(
                 bar.update(len(shot))
                 continue
             started = time.perf_counter()
-            track = track_frames(frames, len(shot), options, progress=bar.update)
+            track = track_frames(frames, len(shot), options, progress=bar.update, first_frame=shot.start)
             with atomic_file(files[k]) as temporary:
                 track.save(temporary)
             track.close()
