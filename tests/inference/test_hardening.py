@@ -136,6 +136,11 @@ def test_speed_of_a_resumed_run_counts_processed_frames():
     assert "denoise 50.0" in line  # 2 s over the 40 frames this run processed
     fresh = JobReport(video=Path("clip.mp4"), outputs=[], num_frames=100, size=(64, 128), seconds=10.0)
     assert "resumed" not in fresh.summary() and "(10.00 frames/s)" in fresh.summary()
+    # a resume after the model's pass had finished: no rate of zero frames per second
+    done_before = JobReport(video=Path("clip.mp4"), outputs=[], num_frames=100, size=(64, 128), seconds=10.0,
+                            resumed_from_frame=100)  # fmt: skip
+    assert "resumed: all 100 frames were predicted before" in done_before.summary()
+    assert "(no frame predicted now)" in done_before.summary()
 
 
 @pytest.fixture

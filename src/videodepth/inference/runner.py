@@ -100,13 +100,19 @@ class JobReport:
         stages = " / ".join(f"{k} {per_frame.get(k, 0.0):.1f}" for k in names)
         vram = f", peak VRAM {self.peak_vram_mib:.0f} MiB" if self.peak_vram_mib is not None else ""
         size = f"{self.size[1]}x{self.size[0]}"
-        if self.resumed_from_frame:
+        rate = f"{self.processed_frames / max(self.seconds, 1e-9):.2f} frames/s"
+        if self.resumed_from_frame and not self.processed_frames:  # only the later passes ran
+            done, rate = (
+                f"resumed: all {self.num_frames} frames were predicted before",
+                "no frame predicted now",
+            )
+        elif self.resumed_from_frame:
             done = f"resumed from frame {self.resumed_from_frame}: {self.processed_frames} of {self.num_frames} frames"
         else:
             done = f"{self.num_frames} frames"
         line = (
             f"{self.video}: {done} at {size} in {self.seconds:.1f} s "
-            f"({self.processed_frames / max(self.seconds, 1e-9):.2f} frames/s); ms/frame {' / '.join(names)}: "
+            f"({rate}); ms/frame {' / '.join(names)}: "
             f"{stages}; peak RAM {self.peak_rss_mib:.0f} MiB{vram}; {torch.get_num_threads()} CPU thread(s)"
         )
         lines = [line, *([self.geometry.summary()] if self.geometry else []), *self.notes]
