@@ -29,9 +29,8 @@ from videodepth.geometry.fusion import (
     fuse_frame,
     point_weights,
     sample_at,
-    smooth_along_edges,
 )
-from videodepth.geometry.observations import OBS_DEPTH, frame_counts, pooling_stride
+from videodepth.geometry.observations import OBS_COLUMNS, OBS_DEPTH, frame_counts, pooling_stride
 from videodepth.geometry.shots import CutOptions, offset, per_shot
 from videodepth.geometry.tracking import Track, TrackingOptions, observations_near, track_frames
 
@@ -220,9 +219,9 @@ def refine_video(
             result.points_used += fused.points_used
             result.points_dropped += fused.points_dropped
             emit(index, rgb, fused.inverse_depth, fused.confidence)
-        else:  # the same prior as a fused frame's, so that used and unused frames do not flicker
-            smoothed = smooth_along_edges(prior, np.ascontiguousarray(rgb, dtype=np.uint8), options.fusion)
-            emit(index, rgb, np.clip(alignment(smoothed), *alignment.limits), np.zeros_like(prior))
+        else:  # no points: fusion's own prior, so that used and unused frames do not flicker
+            kept = fuse_frame(prior, rgb, np.zeros((0, OBS_COLUMNS), np.float32), alignment, options.fusion)
+            emit(index, rgb, kept.inverse_depth, kept.confidence)
         if progress:
             progress(1)
     result.seconds["fusion"] = time.perf_counter() - started

@@ -50,7 +50,7 @@ def frame_differences(frames: Iterable[np.ndarray], options: CutOptions = CutOpt
     nothing but its decoding."""
     rows: list[tuple[float, float]] = []
     previous_hsv: np.ndarray | None = None
-    layout: np.ndarray | None = None  # the last thumbnail with a layout, centred
+    layout: np.ndarray | None = None  # the last thumbnail with a layout
     for frame in frames:
         scale = options.compare_side / max(frame.shape[:2])
         small = (
@@ -58,24 +58,20 @@ def frame_differences(frames: Iterable[np.ndarray], options: CutOptions = CutOpt
         )
         hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.float32)
         thumbnail = cv2.resize(hsv[..., 2], (32, 18), interpolation=cv2.INTER_AREA).ravel()
-        thumbnail -= thumbnail.mean()
         featureless = float(thumbnail.std()) < 2.0  # of 255
         if previous_hsv is None:
             rows.append((0.0, 1.0))
         else:
             delta = np.abs(hsv - previous_hsv)
             delta[..., 0] = np.minimum(delta[..., 0], 180.0 - delta[..., 0]) * (255.0 / 90.0)
-            correlation = 1.0 if featureless or layout is None else _correlation(thumbnail, layout)
+            correlation = (
+                1.0 if featureless or layout is None else float(np.corrcoef(thumbnail, layout)[0, 1])
+            )
             rows.append((float(delta.mean()), correlation))
         previous_hsv = hsv
         if not featureless:
             layout = thumbnail
     return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Of two centred, non-constant vectors."""
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
 def find_cuts(differences: np.ndarray, options: CutOptions = CutOptions()) -> list[int]:
