@@ -144,17 +144,36 @@ def register_eval(subparsers) -> None:
     parser.add_argument("--max-frames", type=positive_int)
     parser.add_argument("--limit", type=positive_int, help="only the first N sequences")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--register-depth",
+        type=_registration_argument,
+        metavar="auto|FOCAL,TX,TY",
+        help="first move the ground truth from its depth sensor into the colour camera (raw Kinect "
+        "frames such as 7-Scenes'): 'auto' fits the colour focal length and the offset on each "
+        "sequence's own edges; or give them (px, metres)",
+    )
     add_model_arguments(parser)
     add_sampling_arguments(parser)
     add_geometry_arguments(parser)
     parser.set_defaults(func=eval_command)
 
 
+def _registration_argument(text: str):
+    from videodepth.eval.registration import parse_registration
+
+    try:
+        return parse_registration(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--register-depth: ")) from error
+
+
 def eval_command(args: argparse.Namespace) -> int:
     from videodepth.arguments import geometry_from_args, pipeline_from_args, settings_from_args
-    from videodepth.eval.runner import EvalOptions, markdown, run_eval
+    from videodepth.eval.runner import EvalOptions, check_registrable, markdown, run_eval
 
     geometry = geometry_from_args(args)
+    if args.register_depth is not None:
+        check_registrable(args.root)
     pipeline = pipeline_from_args(args)
     settings = settings_from_args(args, pipeline)
     options = EvalOptions(
@@ -164,6 +183,7 @@ def eval_command(args: argparse.Namespace) -> int:
         limit=args.limit,
         label=args.label,
         geometry=geometry,
+        register_depth=args.register_depth,
     )
     summary = run_eval(
         pipeline,

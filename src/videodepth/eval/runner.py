@@ -25,6 +25,7 @@ from videodepth.data.readers import list_sequences, read_sequence
 from videodepth.errors import InputError
 from videodepth.eval.flicker import flicker
 from videodepth.eval.metrics import DATASET_MAX_DEPTH, DATASET_SEQ_LEN, evaluate_video
+from videodepth.eval.registration import DepthToColor, fit_depth_to_color, register_sequence
 from videodepth.geometry import GeometryOptions
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
@@ -47,6 +48,9 @@ class EvalOptions:
     keep_predictions: int = 0
     # Refine the model's depth with the sequence's own multi-view geometry (``--geometry``).
     geometry: GeometryOptions | None = None
+    # Move a depth sensor's ground truth into the colour camera first (``--register-depth``):
+    # a fixed registration, "auto" (fitted per sequence on its images), or None (as recorded).
+    register_depth: DepthToColor | str | None = None
 
 
 def sequence_settings(options: EvalOptions, fallback_max_depth: float) -> tuple[float, int | None]:
@@ -81,6 +85,7 @@ def evaluate_sequence(
     pipeline, path: Path, settings: RunSettings, options: EvalOptions, name: str, keep: Path | None = None
 ) -> dict:
     sequence, max_depth, seq_len = read_for_eval(path, options)
+    sequence, ground_truth_note = registered_ground_truth(sequence, options.register_depth)
     if options.single_frame_stride:
         return _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, name)
     prediction, frames, seconds = predict_sequence(pipeline, sequence.rgb, settings, options.max_res)
@@ -105,7 +110,33 @@ def evaluate_sequence(
         **scores,
         "camera_error": camera_error,
         "geometry": geometry_note,
+        "ground_truth": ground_truth_note,
     }
+
+
+def check_registrable(root: str | Path) -> None:
+    """Before any model loads: every sequence under ``root`` records its depth camera's intrinsics."""
+    for path in list_sequences(Path(root)):
+        if read_sequence(path, max_frames=1).K is None:
+            raise InputError(
+                f"{path}: --register-depth needs the depth camera's intrinsics, and this sequence has none"
+            )
+
+
+def registered_ground_truth(sequence: Sequence, register: DepthToColor | str | None) -> tuple[Sequence, str]:
+    """The sequence with its depth moved into the colour camera when asked, and a note saying how."""
+    if register is None:
+        return sequence, "as recorded"
+    if sequence.K is None:
+        raise InputError(
+            f"{sequence.name}: --register-depth needs the depth camera's intrinsics (K in meta.json)"
+        )
+    if register == "auto":
+        registration, before, after = fit_depth_to_color(sequence.rgb, sequence.depth, sequence.K)
+        note = f"registered to colour ({registration.describe()}; edges {before:.1f} -> {after:.1f} px from colour edges)"
+    else:
+        registration, note = register, f"registered to colour ({register.describe()})"
+    return register_sequence(sequence, registration), note
 
 
 def camera_path_error(estimated_c2w: np.ndarray, true_c2w: np.ndarray) -> float:
@@ -167,6 +198,7 @@ COLUMNS = [
     "shift",
     "camera_error",
     "geometry",
+    "ground_truth",
 ]
 
 
