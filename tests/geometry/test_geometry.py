@@ -348,6 +348,9 @@ def test_too_short_or_extreme_videos_keep_the_learned_depth(frames, height, widt
     clip = rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8)
     video = write_test_video(tmp_path / "odd.mp4", clip)
     out = tmp_path / "out"
+    (out / "odd_colmap").mkdir(parents=True)  # an earlier run's cameras: they must not outlive this run
+    (out / "odd_cameras.json").write_text("{}")
+    (out / "odd.mp4_cameras.json").write_text("{}")  # another video's
     code = main(
         ["run", str(video), "--no-progress", "--geometry", "--out", str(out), "--save", "npz,cameras"]
     )
@@ -355,7 +358,8 @@ def test_too_short_or_extreme_videos_keep_the_learned_depth(frames, height, widt
     assert code == 0 and "Traceback" not in captured.err
     assert "geometry: not used (" in captured.out and (out / "odd.npz").is_file()
     assert "note: --save cameras not written: the geometry was used nowhere" in captured.out
-    assert not (out / "odd_cameras.json").exists()
+    assert not (out / "odd_cameras.json").exists() and not (out / "odd_colmap").exists()
+    assert (out / "odd.mp4_cameras.json").exists()
 
 
 def test_resume_reuses_a_finished_tracking(orbit_clip, tmp_path, monkeypatch, capsys):

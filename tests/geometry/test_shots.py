@@ -115,8 +115,18 @@ def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys
         "--output-size",
         "processed",
     ]
+    out.mkdir()
+    for name in (
+        "two_points.ply",
+        "two_shot007_points.ply",
+        "two_shot002_points.ply",
+        "two2_shot001_points.ply",
+    ):
+        (out / name).write_bytes(b"an earlier run")
     assert main([*args, "--save", "npz,cameras,ply"]) == 0
     summary = capsys.readouterr().out
+    # an earlier run's clouds of this video go (shot 2 has no geometry now); another video's stay
+    assert sorted(p.name for p in out.glob("*.ply")) == ["two2_shot001_points.ply", "two_shot001_points.ply"]
     assert "geometry: 2 shots (cuts at frames 24)" in summary and "shot 1 (frames 0-23): used on" in summary
     frames = json.loads((out / "two_cameras.json").read_text())["frames"]
     first_shot = [f["index"] for f in frames if f["shot"] == 1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
 import resource
@@ -406,19 +407,40 @@ def _write_geometry_files(
     stem: str,
     reader: VideoReader,
 ) -> list[Path]:
-    """Cameras and point clouds of the shots whose geometry passed its checks."""
-    if not result.used:
-        return []
-    size = output_size(reader, outputs)
+    """Cameras and point clouds of the shots whose geometry passed its checks. What an earlier run
+    of this video left under these names and this run does not write (the clouds of shots now
+    cut or rejected, cameras where no shot is used now) is removed, so that the folder never
+    mixes two runs' geometry."""
     used = [k for k, shot_result in enumerate(result.results) if shot_result.used]
     written: list[Path] = []
-    if "cameras" in outputs.kinds:
+    if "cameras" in outputs.kinds and used:
         tracks = [(k + 1, result.shots[k], result.results[k].track) for k in used]
+        size = output_size(reader, outputs)
         written += write_cameras(outputs.out_dir, stem, tracks, size, per_shot=len(result.shots) > 1)
     for k in (k for k in used if k in clouds):
         shot = None if len(result.shots) == 1 else k + 1
         written.append(clouds[k].write(geometry_output_path(outputs.out_dir, stem, "ply", shot)))
+    _remove_stale_geometry(outputs, stem, written)
     return written
+
+
+def _remove_stale_geometry(outputs: OutputOptions, stem: str, written: list[Path]) -> None:
+    stale: list[Path] = []
+    if "ply" in outputs.kinds:
+        stale += [geometry_output_path(outputs.out_dir, stem, "ply")]
+        stale += Path(outputs.out_dir).glob(f"{glob.escape(stem)}_shot[0-9][0-9][0-9]_points.ply")
+    if "cameras" in outputs.kinds:
+        stale += [
+            geometry_output_path(outputs.out_dir, stem, "cameras"),
+            Path(outputs.out_dir) / f"{stem}_colmap",
+        ]
+    for path in stale:
+        if path in written:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _first_unfinished_frame(state: dict) -> int:
