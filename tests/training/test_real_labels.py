@@ -26,6 +26,7 @@ from videodepth.training.real_labels import (
     LabelOptions,
     find_clips,
     label_clips,
+    label_geometry_options,
     moving_pixels,
     rank_and_world,
     report_path,
@@ -124,6 +125,33 @@ def test_a_rerun_skips_finished_clips_without_loading_a_model(rendered_videos, t
     assert summary.rows == [] and sorted(summary.resumed) == ["orbit", "still"]
 
 
+def test_a_prior_that_contradicts_the_geometry_vetoes_the_label_unless_the_check_is_off(
+    rendered_videos, tmp_path
+):
+    """A prior whose depth order is the reverse of the scene's: by default the clip is skipped for
+    it (an inverted reconstruction and a wrong prior look alike); with the check off (-1) the clip
+    is labelled, and its label still follows the geometry, not the prior."""
+    folder, clips = rendered_videos
+    truth = clips["orbit"].depth
+
+    def reversed_prior(frames: np.ndarray) -> np.ndarray:
+        far = np.stack([cv2.resize(d, frames.shape[2:0:-1], interpolation=cv2.INTER_AREA) for d in truth])
+        return (far - far.min()) / (far.max() - far.min())  # disparity-like, but large where far
+
+    videos = [folder / "orbit.mp4"]
+    skipped = label_clips(videos, tmp_path / "a", LabelOptions(frames=FRAMES), pipeline=reversed_prior,
+                          progress=False, rank=0, world=1)  # fmt: skip
+    assert "rank agreement" in skipped.rows[0].reason and skipped.rows[0].rank_agreement < -0.5
+    options = LabelOptions(frames=FRAMES, geometry=label_geometry_options(min_rank_agreement=-1.0))
+    labelled = label_clips(
+        videos, tmp_path / "b", options, pipeline=reversed_prior, progress=False, rank=0, world=1
+    )
+    assert labelled.rows[0].status == "labelled", labelled.rows[0].reason
+    shard = read_shard(tmp_path / "b" / "orbit.npz")
+    confident = (shard.confidence > 0.5) & (truth > 0)
+    assert spearmanr(1 / shard.depth[confident], 1 / truth[confident]).statistic > 0.8
+
+
 def test_moving_pixels_are_those_off_their_epipolar_lines():
     """Two planes slide sideways at their own speeds (a camera translating past them); a patch
     moves down across them, which no rigid scene seen by that camera can do."""
@@ -220,6 +248,7 @@ sys.exit(code)
         (["--max-res", "32"], {}, "--max-res: must be an integer >= 64, got 32"),
         (["--min-confidence", "1.5"], {}, "--min-confidence: must be a number >= 0 and <= 1, got 1.5"),
         (["--fill-weight", "nan"], {}, "--fill-weight: expected a finite number"),
+        (["--min-rank-agreement", "2"], {}, "--min-rank-agreement: must be a number >= -1 and <= 1, got 2"),
         (["--device", "gpu"], {}, "--device: choose auto, cpu, cuda, cuda:N or mps"),
         ([], {"RANK": "2", "WORLD_SIZE": "2"}, "RANK must be in [0, WORLD_SIZE), got RANK=2 WORLD_SIZE=2"),
         ([], {"RANK": "one"}, "RANK and WORLD_SIZE must be integers"),

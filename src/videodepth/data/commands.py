@@ -129,6 +129,15 @@ def register(subparsers) -> None:
         help="confidence of the densified fill where the prior decided (default 0.2)",
     )
     label.add_argument(
+        "--min-rank-agreement",
+        type=float_in(-1.0, 1.0),
+        default=0.0,
+        metavar="R",
+        help="the prior's depth order must agree with the reconstruction's at least this much (median "
+        "per-frame Spearman; default 0). It catches inverted reconstructions, but a weak prior also "
+        "contradicts good ones: -1 turns the check off; look at such labels before training on them",
+    )
+    label.add_argument(
         "--report",
         type=Path,
         default=None,
@@ -257,7 +266,12 @@ def _shards(args) -> int:
 
 
 def _label(args) -> int:
-    from videodepth.training.real_labels import LabelOptions, label_clips, rank_and_world
+    from videodepth.training.real_labels import (
+        LabelOptions,
+        label_clips,
+        label_geometry_options,
+        rank_and_world,
+    )
 
     rank, world = rank_and_world()  # a bad RANK / WORLD_SIZE is one line, before anything loads
     options = LabelOptions(
@@ -265,6 +279,7 @@ def _label(args) -> int:
         frames=args.frames,
         min_confidence=args.min_confidence,
         fill_weight=args.fill_weight,
+        geometry=label_geometry_options(args.min_rank_agreement),
     )
     summary = label_clips(
         args.inputs,

@@ -54,6 +54,17 @@ REPORT_COLUMNS = ("clip", "kind", "status", "reason", "frames", "registered", "p
                   "reprojection_px", "triangulation_deg", "rank_agreement", "labelled", "seconds")  # fmt: skip
 
 
+def label_geometry_options(min_rank_agreement: float = 0.0) -> GeometryOptions:
+    """The geometry settings of labelling: a run's, with reprojection error at most 1.0 px.
+
+    ``min_rank_agreement`` -1 turns the rank check off: a weak prior contradicts good
+    reconstructions too (session 15: a camera looking down at a person holding a pillow, where
+    the floor at the bottom of the frame is the farthest thing and the shipped model puts it nearest).
+    """
+    thresholds = CheckThresholds(max_reprojection_px=1.0, min_rank_agreement=min_rank_agreement)
+    return GeometryOptions(thresholds=thresholds)
+
+
 @dataclass(frozen=True)
 class LabelOptions:
     max_res: int = 448  # processing size: the longer side, sides multiples of 64
@@ -62,9 +73,7 @@ class LabelOptions:
     fill_weight: float = 0.2  # confidence floor of the densified fill on frames the geometry checked
     # stricter than a run's refinement: a wrong label teaches the wrong depth, a skipped clip costs
     # nothing (on rendered clips, reconstructions at 1-1.5 px held wrong focal lengths)
-    geometry: GeometryOptions = field(
-        default_factory=lambda: GeometryOptions(thresholds=CheckThresholds(max_reprojection_px=1.0))
-    )
+    geometry: GeometryOptions = field(default_factory=lambda: label_geometry_options())
     moving_gap: int = 3  # frames between the images whose motion is compared with the camera's
     moving_px: float = 2.0  # epipolar distance (pixels at a 448-pixel side) beyond which a pixel moves
     min_stereo_share: float = 0.05  # a stereo frame with fewer consistent pixels gets no label
