@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 
 from tests.conftest import write_test_video
 from videodepth.cli import main
+from videodepth.data.dataset import ItemKey, StepKeyedShards
 from videodepth.data.shards import read_shard, write_shard
 from videodepth.errors import InputError
 from videodepth.synth.render import render_clip
@@ -288,6 +289,22 @@ def test_config_validates_the_real_shard_mix(tmp_path, tiny_shards):
         path = write_config(tmp_path / "c.yaml", tiny_config_values(tiny_shards, tmp_path / "run", data=data))
         with pytest.raises(InputError, match=message):
             load_config(path)
+
+
+def test_portrait_clips_are_cropped_upright_when_orientations_match(tmp_path, tiny_shards):
+    """A phone clip held upright is trained on upright, as inference sees it; landscape clips,
+    and every clip without the option, keep data.size as it is."""
+    write_shard(render_clip(SceneConfig("indoor"), 7, 3, 72, 40), tmp_path / "real" / "portrait.npz")
+    key = ItemKey(step=0, micro=0, rank=0, slot=0, length=2)
+    for match, shape in ((False, (32, 64)), (True, (64, 32))):
+        dataset = StepKeyedShards([tiny_shards], (32, 64), real_roots=[tmp_path / "real"], real_fraction=1.0,
+                                  match_orientation=match)  # fmt: skip
+        assert dataset[key]["rgb"].shape[-2:] == shape
+    assert StepKeyedShards([tiny_shards], (32, 64), match_orientation=True)[key]["rgb"].shape[-2:] == (32, 64)
+    data = {"match_orientation": True, "batch_size": 2}
+    path = write_config(tmp_path / "c.yaml", tiny_config_values(tiny_shards, tmp_path / "run", data=data))
+    with pytest.raises(InputError, match="match_orientation needs data.batch_size 1"):
+        load_config(path)
 
 
 def test_the_confidence_reaches_the_loss_as_a_per_cell_weight(tmp_path, tiny_shards, monkeypatch):

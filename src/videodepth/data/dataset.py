@@ -192,6 +192,7 @@ class StepKeyedShards(Dataset):
         real_roots: list[str | Path] | None = None,
         real_fraction: float = 0.0,
         held_out: tuple[str, ...] = (),
+        match_orientation: bool = False,
     ):
         if not 0.0 <= real_fraction <= 1.0:
             raise InputError(f"real_fraction must be in [0, 1], got {real_fraction}")
@@ -213,6 +214,7 @@ class StepKeyedShards(Dataset):
             )
         self.size, self.seed, self.max_zoom, self.invalid = tuple(size), seed, max_zoom, invalid
         self.colour_jitter, self.flip, self.vertical_flip = colour_jitter, flip, vertical_flip
+        self.match_orientation = match_orientation
         self._lengths: dict[Path, int] = {}
 
     def __len__(self) -> int:
@@ -222,6 +224,13 @@ class StepKeyedShards(Dataset):
         if path not in self._lengths:
             self._lengths[path] = read_shard_length(path)
         return self._lengths[path]
+
+    def crop_size(self, clip: Clip) -> tuple[int, int]:
+        """``size``, turned upright for a portrait clip when orientations are matched."""
+        height, width = clip.rgb.shape[1:3]
+        if self.match_orientation and (height > width) != (self.size[0] > self.size[1]):
+            return self.size[1], self.size[0]
+        return self.size
 
     def uses_real(self, step: int, micro: int, rank: int) -> bool:
         """Whether the batch of (step, micro-step, rank) is drawn from the real-video shards: one
@@ -240,7 +249,7 @@ class StepKeyedShards(Dataset):
         length = min(key.length, total)
         start = int(rng.integers(0, total - length + 1))
         clip = read_shard(path, slice(start, start + length))
-        view = crop_and_resize(clip, self.size, rng, self.max_zoom)
+        view = crop_and_resize(clip, self.crop_size(clip), rng, self.max_zoom)
         # Augmentations draw from their own generator so that turning them on leaves the clip,
         # length and crop of every step unchanged.
         augment = np.random.default_rng([self.seed, key.step, key.micro, key.rank, key.slot, 3])

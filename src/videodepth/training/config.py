@@ -63,6 +63,11 @@ class DataSection:
     # Clips kept for evaluation (by name, as `videodepth data label` names their shards): training
     # refuses to start if any of them is among its shards.
     held_out: list[str] = field(default_factory=list)
+    # Crop a clip taller than wide to data.size turned upright (sides swapped), as inference sees
+    # it whole; otherwise a portrait phone clip is trained on as landscape bands at 1.4x its
+    # scale, which does not carry over to the whole frame (TRAINING.md, session 15). Batches of
+    # one clip only, since the shapes then differ from clip to clip.
+    match_orientation: bool = False
 
 
 @dataclass
@@ -235,6 +240,11 @@ def _check(config: TrainConfig, where: str) -> None:
         )
     if config.optim.grad_accum < 1 or config.data.batch_size < 1:
         raise InputError(f"{where}: batch_size and grad_accum must be at least 1")
+    if config.data.match_orientation and config.data.batch_size != 1:
+        raise InputError(
+            f"{where}: data.match_orientation needs data.batch_size 1 (portrait and landscape crops "
+            f"differ in shape), got {config.data.batch_size}; use optim.grad_accum for larger batches"
+        )
     if config.model.init in ("random", "designed") and config.model.family != "auto":
         raise InputError(
             f"{where}: model.family applies to model.init svd or a published UNet, "

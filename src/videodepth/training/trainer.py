@@ -381,6 +381,7 @@ class Trainer:
             real_roots=data.real_shards,
             real_fraction=data.real_fraction,
             held_out=tuple(data.held_out),
+            match_orientation=data.match_orientation,
         )
         sampler = StepBatchSampler(
             self.step,
