@@ -104,7 +104,12 @@ def test_the_sequence_gets_the_colour_cameras_intrinsics_and_poses():
 
 @pytest.mark.parametrize(
     "text, message",
-    [("abc", "expected 'auto'"), ("500,0.1", "expected 'auto'"), ("-5,0,0", "positive"), ("500,2,0", "under 1 m")],
+    [
+        ("abc", "expected 'auto'"),
+        ("500,0.1", "expected 'auto'"),
+        ("-5,0,0", "positive"),
+        ("500,2,0", "under 1 m"),
+    ],
 )
 def test_bad_registrations_are_one_clear_line(text, message):
     with pytest.raises(InputError, match=message):
@@ -118,6 +123,8 @@ def test_eval_refuses_a_sequence_without_intrinsics_before_loading_a_model(tmp_p
         "s", np.zeros((2, H, W, 3), np.uint8), np.stack([render(150.0)] * 2), None, None, max_depth=10.0
     )
     write_rgbd_folder(sequence, tmp_path / "data" / "s")
-    code = main(["eval", str(tmp_path / "data"), "--register-depth", "auto", "--model", str(tmp_path / "none")])
+    code = main(
+        ["eval", str(tmp_path / "data"), "--register-depth", "auto", "--model", str(tmp_path / "none")]
+    )
     assert code != 0
     assert "needs the depth camera's intrinsics" in capsys.readouterr().err
