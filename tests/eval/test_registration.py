@@ -88,18 +88,61 @@ def test_the_fit_recovers_a_known_registration_from_edges_alone():
 
 
 def test_the_sequence_gets_the_colour_cameras_intrinsics_and_poses():
+    angle = 0.3
+    c2w = np.eye(4)
+    c2w[:3, :3] = [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
+    c2w[:3, 3] = [1.0, 2.0, 3.0]
     sequence = Sequence(
         "s", np.zeros((2, H, W, 3), np.uint8), np.stack([render(150.0)] * 2), K_DEPTH.astype(np.float32),
-        np.stack([np.eye(4, dtype=np.float32)] * 2), max_depth=10.0,
+        np.stack([c2w] * 2).astype(np.float32), max_depth=10.0, moving_mask=np.ones((2, H, W), bool),
+        extra={"K_frames": [K_DEPTH.tolist()] * 2, "source": "kinect"},
     )  # fmt: skip
-    registered = register_sequence(sequence, DepthToColor(focal=140.0, tx=0.03, ty=-0.01))
+    t = np.array([0.03, -0.01, 0.0])
+    registered = register_sequence(sequence, DepthToColor(focal=140.0, tx=t[0], ty=t[1]))
     assert registered.K[0, 0] == registered.K[1, 1] == 140.0 and registered.K[0, 2] == 80
-    # a point at X in the depth frame is at X + t in the colour frame: the colour camera sits at -t
-    np.testing.assert_allclose(registered.poses_c2w[:, :3, 3], [[-0.03, 0.01, 0.0]] * 2, atol=1e-7)
+    # a point at X in the depth frame is at X + t in the colour frame: the colour camera's centre
+    # is at -t in the depth camera's frame, so at R (-t) + C in the world; same orientation
+    np.testing.assert_allclose(registered.poses_c2w[:, :3, 3], [c2w[:3, :3] @ -t + c2w[:3, 3]] * 2, atol=1e-6)
+    np.testing.assert_allclose(registered.poses_c2w[:, :3, :3], [c2w[:3, :3]] * 2, atol=1e-6)
+    assert registered.moving_mask is sequence.moving_mask  # drawn on the colour frames: unchanged
+    assert registered.extra == {"source": "kinect"}  # the depth camera's per-frame K is dropped
     unchanged, note = registered_ground_truth(sequence, None)
     assert unchanged is sequence and note == "as recorded"
     with pytest.raises(InputError, match="intrinsics"):
         registered_ground_truth(dataclasses.replace(sequence, K=None), "auto")
+
+
+def test_one_pixel_cracks_are_filled_and_gaps_between_surfaces_are_not():
+    wall = np.full((H, W), WALL_Z, np.float32)
+    cracked = wall.copy()
+    cracked[40, 30] = cracked[50:53, 60] = 0  # a pixel, and a column three pixels high
+    filled = register_depth(cracked, K_DEPTH, DepthToColor(focal=150.0, tx=0.0, ty=0.0))
+    assert filled[40, 30] == WALL_Z and np.all(filled[50:53, 60] == WALL_Z)  # left/right agree
+    # a near block in front of the wall, moved left: the gap it leaves on its right (wall the
+    # depth camera could not see) must stay empty, and the block must not grow into it
+    scene = wall.copy()
+    scene[30:90, 40:80] = BOX_Z
+    registered = register_depth(scene, K_DEPTH, DepthToColor(focal=150.0, tx=-0.02, ty=0.0))
+    row = registered[60]
+    near = np.flatnonzero(row == BOX_Z)
+    gap = np.flatnonzero(row[:150] == 0)  # (the wall moves 1 px: the last column is empty too)
+    assert near.max() == 73 and gap.min() == 74 and gap.size == 5  # f * tx * (1/0.5 - 1/3) = 5 px
+    assert not np.any(registered[:, 74:79] == BOX_Z)
+
+
+def test_edges_that_decide_nothing_keep_the_ground_truth_as_recorded():
+    flat = np.stack([np.full((H, W), WALL_Z, np.float32)] * 2)
+    rgb = np.stack([colour_of(render(140.0, (0.03, -0.01)))] * 2)  # colour edges, but no depth edges
+    registration, before, after = fit_depth_to_color(rgb, flat, K_DEPTH)
+    assert registration is None and before == after
+    sequence = Sequence("s", rgb, flat, K_DEPTH.astype(np.float32), None, max_depth=10.0)
+    kept, note = registered_ground_truth(sequence, "auto")
+    assert kept is sequence and note.startswith("as recorded: no registration")
+
+
+def test_registrations_parse():
+    assert parse_registration("AUTO") == "auto"
+    assert parse_registration("551,-0.024,-0.008") == DepthToColor(551.0, -0.024, -0.008)
 
 
 @pytest.mark.parametrize(
@@ -114,8 +157,6 @@ def test_the_sequence_gets_the_colour_cameras_intrinsics_and_poses():
 def test_bad_registrations_are_one_clear_line(text, message):
     with pytest.raises(InputError, match=message):
         parse_registration(text)
-    assert parse_registration("AUTO") == "auto"
-    assert parse_registration("551,-0.024,-0.008") == DepthToColor(551.0, -0.024, -0.008)
 
 
 def test_eval_refuses_a_sequence_without_intrinsics_before_loading_a_model(tmp_path, capsys):

@@ -12,7 +12,7 @@ from tests.geometry import interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
-from videodepth.geometry.checks import check_track
+from videodepth.geometry.checks import CheckThresholds, check_track
 from videodepth.geometry.export import _quaternion, cameras_document
 from videodepth.geometry.fusion import FusionOptions, fit_alignment, smooth_along_edges
 from videodepth.geometry.observations import OBS_DEPTH, ObservationStore
@@ -222,6 +222,17 @@ def test_each_failed_check_is_named(change, failed):
         track.observations = [o[:20] for o in track.observations]
     checks = check_track(track, np.full(track.num_frames, 0.8))
     assert not checks.passed and checks.first_failure.startswith(failed)
+
+
+def test_a_rank_limit_of_minus_one_is_no_limit():
+    """Labelling with the rank check off: it passes even where no rank can be measured."""
+    track, _ = synthetic_track()
+    unmeasured = np.full(track.num_frames, np.nan)
+    assert check_track(track, unmeasured).first_failure.startswith("rank agreement")
+    assert check_track(track, unmeasured, CheckThresholds(min_rank_agreement=-1.0)).passed
+    assert check_track(
+        track, np.full(track.num_frames, -0.9), CheckThresholds(min_rank_agreement=-1.0)
+    ).passed
 
 
 def test_a_frame_with_too_few_points_keeps_the_learned_depth_on_the_videos_scale():

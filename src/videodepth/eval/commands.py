@@ -173,7 +173,7 @@ def eval_command(args: argparse.Namespace) -> int:
 
     geometry = geometry_from_args(args)
     if args.register_depth is not None:
-        check_registrable(args.root)
+        check_registrable(args.root, args.limit)
     pipeline = pipeline_from_args(args)
     settings = settings_from_args(args, pipeline)
     options = EvalOptions(

@@ -73,8 +73,8 @@ def color_intrinsics(K_depth: np.ndarray, registration: DepthToColor) -> np.ndar
 def register_depth(depth: np.ndarray, K_depth: np.ndarray, registration: DepthToColor) -> np.ndarray:
     """One depth map [H, W] (metres, 0 = invalid) as the colour camera sees it, same size.
 
-    Pixels no depth pixel lands on stay 0, except one-pixel cracks between neighbours of one
-    surface (the two grids do not match pixel for pixel), which take their nearest neighbour.
+    Pixels no depth pixel lands on stay 0, except one-pixel cracks inside a surface (the two grids
+    do not match pixel for pixel).
     """
     height, width = depth.shape
     K_color = color_intrinsics(K_depth, registration)
@@ -88,31 +88,45 @@ def register_depth(depth: np.ndarray, K_depth: np.ndarray, registration: DepthTo
     u = np.round(K_color[0, 0] * x / z + K_color[0, 2]).astype(np.int64)
     v = np.round(K_color[1, 1] * y / z + K_color[1, 2]).astype(np.int64)
     inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    u, v, z = u[inside], v[inside], z[inside]
-    out = np.zeros((height, width), np.float32)
-    far_to_near = np.argsort(-z, kind="stable")  # the last write wins: the nearest surface
-    out[v[far_to_near], u[far_to_near]] = z[far_to_near]
+    nearest = np.full(height * width, np.inf)
+    np.minimum.at(nearest, v[inside] * width + u[inside], z[inside])  # z-buffer: the nearest surface
+    out = np.where(np.isfinite(nearest), nearest, 0.0).reshape(height, width).astype(np.float32)
     return _fill_cracks(out)
 
 
-def _fill_cracks(depth: np.ndarray) -> np.ndarray:
-    """Give a hole pixel the nearest of its neighbours, where holes are at most one pixel wide."""
-    hole = depth == 0
-    kernel = np.ones((3, 3), np.uint8)
-    nearest = cv2.erode(np.where(hole, np.float32(np.inf), depth), kernel)
-    enclosed = hole & np.isfinite(nearest) & (cv2.erode(hole.astype(np.uint8), kernel) == 0)
+def _fill_cracks(depth: np.ndarray, agree: float = 0.05) -> np.ndarray:
+    """Fill one-pixel cracks inside a surface: a hole pixel whose two opposite neighbours (left
+    and right, or above and below) are valid and within ``agree`` of each other takes their mean.
+    Wider holes, and gaps between two surfaces (where the colour camera sees what the depth
+    camera could not), stay holes: filling them would invent depth at the very edges that
+    registration is for."""
+    padded = np.pad(depth, 1)
     out = depth.copy()
-    out[enclosed] = nearest[enclosed]
+    hole = depth == 0
+    for first, second in (
+        (padded[1:-1, :-2], padded[1:-1, 2:]),  # left and right
+        (padded[:-2, 1:-1], padded[2:, 1:-1]),  # above and below
+    ):
+        near, far = np.minimum(first, second), np.maximum(first, second)
+        crack = hole & (near > 0) & (far <= near * (1 + agree))
+        out[crack] = 0.5 * (first[crack] + second[crack])
+        hole &= ~crack
     return out
 
 
-def register_sequence(sequence: Sequence, registration: DepthToColor) -> Sequence:
-    """The sequence with its depth in the colour camera, and K and poses the colour camera's."""
+def require_intrinsics(sequence: Sequence) -> np.ndarray:
+    """The depth camera's intrinsics, without which nothing can be registered."""
     if sequence.K is None:
         raise InputError(
-            f"{sequence.name}: registering depth to colour needs the depth camera's intrinsics (K)"
+            f"{sequence.name}: --register-depth needs the depth camera's intrinsics (K in meta.json)"
         )
-    K_depth = np.asarray(sequence.K, np.float64)
+    return np.asarray(sequence.K, np.float64)
+
+
+def register_sequence(sequence: Sequence, registration: DepthToColor) -> Sequence:
+    """The sequence with its depth in the colour camera, and K and poses the colour camera's
+    (the moving mask is drawn on the colour frames, so it stays as it is)."""
+    K_depth = require_intrinsics(sequence)
     depth = np.stack([register_depth(frame, K_depth, registration) for frame in sequence.depth])
     poses = sequence.poses_c2w
     if poses is not None:
@@ -121,17 +135,25 @@ def register_sequence(sequence: Sequence, registration: DepthToColor) -> Sequenc
         color_to_depth[:3, 3] = -np.array([registration.tx, registration.ty, registration.tz])
         poses = (np.asarray(poses, np.float64) @ color_to_depth).astype(np.float32)
     K = color_intrinsics(K_depth, registration).astype(np.float32)
-    return dataclasses.replace(sequence, depth=depth, K=K, poses_c2w=poses, moving_mask=None)
+    extra = {key: value for key, value in sequence.extra.items() if key != "K_frames"}  # the depth camera's
+    return dataclasses.replace(sequence, depth=depth, K=K, poses_c2w=poses, extra=extra)
 
 
-def _depth_edges(depth: np.ndarray, border: int) -> np.ndarray:
-    """Depth discontinuities: neighbouring pixels more than about 10% apart, inside valid depth."""
-    log_depth = np.log(np.maximum(depth, 1e-3))
+def _depth_edges(depth: np.ndarray) -> np.ndarray:
+    """Depth discontinuities: neighbouring pixels more than about 10% apart, inside valid depth
+    and away from the frame's border. Holes up to 4 px wide first take their farthest
+    neighbour: a registration opens such gaps beside every near edge (what the depth camera could
+    not see), and an edge must not vanish into the gap it opened."""
+    hole = depth == 0
+    farthest = cv2.dilate(depth, np.ones((5, 5), np.uint8))
+    filled = np.where(hole, farthest, depth)
+    log_depth = np.log(np.maximum(filled, 1e-3))
     jump = np.abs(cv2.Sobel(log_depth, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(
         cv2.Sobel(log_depth, cv2.CV_32F, 0, 1, ksize=3)
     )
-    inside = cv2.erode((depth > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    inside = cv2.erode((filled > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     edges = (jump > 0.4) & inside
+    border = max(4, min(depth.shape) // 24)
     edges[:border] = edges[-border:] = False
     edges[:, :border] = edges[:, -border:] = False
     return edges
@@ -145,42 +167,45 @@ def _distance_to_color_edges(rgb: np.ndarray) -> np.ndarray:
 
 def edge_distance(distances: list[np.ndarray], depths: list[np.ndarray]) -> float:
     """Mean distance (px, capped) from each depth edge to the nearest colour edge."""
-    border = max(4, min(depths[0].shape) // 24)
-    values = [
-        np.minimum(dist[_depth_edges(depth, border)], EDGE_DISTANCE_CAP)
-        for dist, depth in zip(distances, depths, strict=True)
-    ]
-    values = np.concatenate(values)
+    pairs = zip(distances, depths, strict=True)
+    values = np.concatenate(
+        [np.minimum(dist[_depth_edges(depth)], EDGE_DISTANCE_CAP) for dist, depth in pairs]
+    )
     return float(values.mean()) if values.size else EDGE_DISTANCE_CAP
 
 
 def fit_depth_to_color(
     rgb: np.ndarray, depth: np.ndarray, K_depth: np.ndarray, num_frames: int = 8
-) -> tuple[DepthToColor, float, float]:
-    """The registration that brings depth edges onto colour edges, and the edge distance before and after.
+) -> tuple[DepthToColor | None, float, float]:
+    """The registration that brings depth edges onto colour edges, and the edge distance before
+    and after; None when the edges do not decide one (no depth edges, or none brought nearer to
+    a colour edge than they are as recorded).
 
     A coarse search over focal length and horizontal offset (the baseline of a depth sensor is
     horizontal), then coordinate descent over focal, tx and ty with shrinking steps, on
-    ``num_frames`` frames spread over the sequence.
+    ``num_frames`` frames spread over the sequence. The recorded geometry (depth focal, no
+    offset) is the first candidate, so a tie keeps it.
     """
     K_depth = np.asarray(K_depth, np.float64)
     picks = np.linspace(0, len(rgb) - 1, min(num_frames, len(rgb))).round().astype(int)
     distances = [_distance_to_color_edges(rgb[i]) for i in picks]
     frames = [depth[i] for i in picks]
+    before = edge_distance(distances, frames)
+    if not any(_depth_edges(frame).any() for frame in frames):
+        return None, before, before
 
     def cost(params: tuple[float, float, float]) -> float:
-        registration = DepthToColor(*params)
-        return edge_distance(distances, [register_depth(f, K_depth, registration) for f in frames])
+        registered = [register_depth(frame, K_depth, DepthToColor(*params)) for frame in frames]
+        return edge_distance(distances, registered)
 
     focal0 = float(K_depth[0, 0])
-    before = edge_distance(distances, frames)
-    candidates = [
-        (focal0 * scale, tx, 0.0)
+    candidates = [(focal0, 0.0, 0.0)] + [
+        (focal0 * scale, float(tx), 0.0)
         for scale in (0.85, 0.9, 0.95, 1.0, 1.05)
         for tx in np.arange(-0.06, 0.0601, 0.01)
     ]
     scored = {params: cost(params) for params in candidates}
-    best = min(scored, key=scored.get)
+    best = min(scored, key=scored.get)  # the first of equals: the recorded geometry on a tie
     for focal_step, offset_step in ((8.0, 0.005), (2.0, 0.001)):
         improved = True
         while improved:
@@ -194,4 +219,7 @@ def fit_depth_to_color(
                         scored[trial] = cost(trial)
                     if scored[trial] < scored[best] - 1e-6:
                         best, improved = trial, True
-    return DepthToColor(*best), before, scored[best]
+    after = scored[best]
+    if not after < before - 1e-6:
+        return None, before, after
+    return DepthToColor(*best), before, after

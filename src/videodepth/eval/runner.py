@@ -16,6 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,7 +26,12 @@ from videodepth.data.readers import list_sequences, read_sequence
 from videodepth.errors import InputError
 from videodepth.eval.flicker import flicker
 from videodepth.eval.metrics import DATASET_MAX_DEPTH, DATASET_SEQ_LEN, evaluate_video
-from videodepth.eval.registration import DepthToColor, fit_depth_to_color, register_sequence
+from videodepth.eval.registration import (
+    DepthToColor,
+    fit_depth_to_color,
+    register_sequence,
+    require_intrinsics,
+)
 from videodepth.geometry import GeometryOptions
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.inference.pipeline import VideoDepthPipeline
@@ -50,7 +56,7 @@ class EvalOptions:
     geometry: GeometryOptions | None = None
     # Move a depth sensor's ground truth into the colour camera first (``--register-depth``):
     # a fixed registration, "auto" (fitted per sequence on its images), or None (as recorded).
-    register_depth: DepthToColor | str | None = None
+    register_depth: DepthToColor | Literal["auto"] | None = None
 
 
 def sequence_settings(options: EvalOptions, fallback_max_depth: float) -> tuple[float, int | None]:
@@ -114,29 +120,33 @@ def evaluate_sequence(
     }
 
 
-def check_registrable(root: str | Path) -> None:
-    """Before any model loads: every sequence under ``root`` records its depth camera's intrinsics."""
-    for path in list_sequences(Path(root)):
-        if read_sequence(path, max_frames=1).K is None:
-            raise InputError(
-                f"{path}: --register-depth needs the depth camera's intrinsics, and this sequence has none"
-            )
+def check_registrable(root: str | Path, limit: int | None = None) -> None:
+    """Before any model loads: every sequence to be scored records its depth camera's intrinsics."""
+    paths = list_sequences(Path(root))
+    for path in paths[:limit] if limit else paths:
+        require_intrinsics(read_sequence(path, max_frames=1))
 
 
-def registered_ground_truth(sequence: Sequence, register: DepthToColor | str | None) -> tuple[Sequence, str]:
-    """The sequence with its depth moved into the colour camera when asked, and a note saying how."""
+def registered_ground_truth(
+    sequence: Sequence, register: DepthToColor | Literal["auto"] | None
+) -> tuple[Sequence, str]:
+    """The sequence with its depth moved into the colour camera when asked, and a note saying how
+    (or why it was kept as recorded: edges that decide no registration)."""
     if register is None:
         return sequence, "as recorded"
-    if sequence.K is None:
-        raise InputError(
-            f"{sequence.name}: --register-depth needs the depth camera's intrinsics (K in meta.json)"
+    K_depth = require_intrinsics(sequence)
+    if register != "auto":
+        return register_sequence(sequence, register), f"registered to colour ({register.describe()})"
+    registration, before, after = fit_depth_to_color(sequence.rgb, sequence.depth, K_depth)
+    if registration is None:
+        return (
+            sequence,
+            f"as recorded: no registration brings its depth edges nearer to colour edges ({before:.1f} px)",
         )
-    if register == "auto":
-        registration, before, after = fit_depth_to_color(sequence.rgb, sequence.depth, sequence.K)
-        note = f"registered to colour ({registration.describe()}; edges {before:.1f} -> {after:.1f} px from colour edges)"
-    else:
-        registration, note = register, f"registered to colour ({register.describe()})"
-    return register_sequence(sequence, registration), note
+    edges = f"edges {before:.1f} -> {after:.1f} px from colour edges"
+    return register_sequence(
+        sequence, registration
+    ), f"registered to colour ({registration.describe()}; {edges})"
 
 
 def camera_path_error(estimated_c2w: np.ndarray, true_c2w: np.ndarray) -> float:
@@ -169,9 +179,10 @@ def _evaluate_frames_alone(pipeline, sequence, settings, options, max_depth, nam
 
 
 def config_key(model_id: str, settings: RunSettings, options: EvalOptions) -> str:
-    payload = json.dumps(
-        [model_id, dataclasses.asdict(settings), dataclasses.asdict(options)], sort_keys=True
-    )
+    fields = dataclasses.asdict(options)
+    if fields["register_depth"] is None:  # added later: results from before it keep their key
+        del fields["register_depth"]
+    payload = json.dumps([model_id, dataclasses.asdict(settings), fields], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -135,7 +135,11 @@ def check_track(
         Check(
             "rank agreement",
             rank,
-            bool(np.isfinite(rank) and rank >= thresholds.min_rank_agreement),
+            # a limit of -1 is no limit: it passes where the rank cannot be measured, too
+            bool(
+                thresholds.min_rank_agreement <= -1
+                or (np.isfinite(rank) and rank >= thresholds.min_rank_agreement)
+            ),
             f"needs {thresholds.min_rank_agreement}: the reconstruction's depth order contradicts the model's",
         ),
     ]

@@ -14,6 +14,7 @@ import dataclasses
 import glob
 import hashlib
 import json
+import re
 import resource
 import shutil
 import time
@@ -428,7 +429,9 @@ def _remove_stale_geometry(outputs: OutputOptions, stem: str, written: list[Path
     stale: list[Path] = []
     if "ply" in outputs.kinds:
         stale += [geometry_output_path(outputs.out_dir, stem, "ply")]
-        stale += Path(outputs.out_dir).glob(f"{glob.escape(stem)}_shot[0-9][0-9][0-9]_points.ply")
+        shot_cloud = re.compile(rf"{re.escape(stem)}_shot\d{{3,}}_points\.ply")
+        stale += [path for path in Path(outputs.out_dir).glob(f"{glob.escape(stem)}_shot*_points.ply")
+                  if shot_cloud.fullmatch(path.name)]  # fmt: skip
     if "cameras" in outputs.kinds:
         stale += [
             geometry_output_path(outputs.out_dir, stem, "cameras"),
