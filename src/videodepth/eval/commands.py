@@ -150,7 +150,7 @@ def register_eval(subparsers) -> None:
         metavar="auto|FOCAL,TX,TY",
         help="first move the ground truth from its depth sensor into the colour camera (raw Kinect "
         "frames such as 7-Scenes'): 'auto' fits the colour focal length and the offset on each "
-        "sequence's own edges; or give them (px, metres)",
+        "sequence's own edges; or give them (px, metres; same principal point, no rotation)",
     )
     add_model_arguments(parser)
     add_sampling_arguments(parser)
