@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_test_video
-from tests.geometry import interrupt_fusion_then_resume
+from tests.geometry import geometry_run, interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
@@ -298,21 +298,7 @@ def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_
     """The shipped model (a random one would fail the rank-agreement check) with geometry."""
     video = write_test_video(tmp_path / "orbit.mp4", orbit_clip.rgb)
     out = tmp_path / "out"
-    code = main(
-        [
-            "run",
-            str(video),
-            "--no-progress",
-            "--max-res",
-            "224",
-            "--geometry",
-            "--out",
-            str(out),
-            "--save",
-            "npz,cameras,ply,conf",
-        ]
-    )
-    assert code == 0
+    assert main(geometry_run(video, out, "--save", "npz,cameras,ply,conf")) == 0
     summary = capsys.readouterr().out
     assert "geometry: used on" in summary and "tracking" in summary and "fusion" in summary
     document = json.loads((out / "orbit_cameras.json").read_text())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_test_video
-from tests.geometry import interrupt_fusion_then_resume
+from tests.geometry import geometry_run, interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.geometry.shots import (
     find_cuts,
@@ -103,18 +103,7 @@ def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys
     first, second = two_scenes
     video = write_test_video(tmp_path / "two.mp4", np.concatenate([first, second]))
     out = tmp_path / "out"
-    args = [
-        "run",
-        str(video),
-        "--no-progress",
-        "--max-res",
-        "224",
-        "--geometry",
-        "--out",
-        str(out),
-        "--output-size",
-        "processed",
-    ]
+    args = geometry_run(video, out, "--output-size", "processed")
     out.mkdir()
     for name in (
         "two_points.ply",

@@ -143,10 +143,8 @@ def registered_ground_truth(
             sequence,
             f"as recorded: no registration brings its depth edges nearer to colour edges ({before:.1f} px)",
         )
-    edges = f"edges {before:.1f} -> {after:.1f} px from colour edges"
-    return register_sequence(
-        sequence, registration
-    ), f"registered to colour ({registration.describe()}; {edges})"
+    note = f"registered to colour ({registration.describe()}; edges {before:.1f} -> {after:.1f} px from colour edges)"
+    return register_sequence(sequence, registration), note
 
 
 def camera_path_error(estimated_c2w: np.ndarray, true_c2w: np.ndarray) -> float:

@@ -199,8 +199,9 @@ def refine_video(
 
     When the video-level checks fail, the learned disparity is emitted unchanged (confidence 0),
     so the output is exactly what a run without geometry gives. Otherwise every frame is in the
-    reconstruction's inverse-depth units; a frame that fails its own checks gets the learned
-    disparity mapped by the video's alignment."""
+    reconstruction's inverse-depth units; a frame that fails its own checks gets what fusion gives
+    a frame without points (the learned disparity smoothed along the frame's edges, mapped by
+    the video's alignment, confidence 0)."""
     started = time.perf_counter()
     alignment, rank = align_to_points(track, learned, options)
     checks = check_track(track, rank, options.thresholds)

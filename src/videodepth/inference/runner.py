@@ -471,7 +471,6 @@ def _write_outputs(
     """Pass 2: one normalisation for the whole video (one per shot where ``stats["shots"]`` says
     so: the shots' geometry came in different units), streamed to every writer."""
     size = output_size(reader, outputs)
-    # one normalisation for the video, or one per shot where the shots' units differ
     spans = stats.get("shots") or [{"start": 0, "lo": stats["lo"], "hi": stats["hi"]}]
     starts = [span["start"] for span in spans]
     needs_rgb = "sbs" in outputs.kinds

@@ -73,7 +73,7 @@ class LabelOptions:
     fill_weight: float = 0.2  # confidence floor of the densified fill on frames the geometry checked
     # stricter than a run's refinement: a wrong label teaches the wrong depth, a skipped clip costs
     # nothing (on rendered clips, reconstructions at 1-1.5 px held wrong focal lengths)
-    geometry: GeometryOptions = field(default_factory=lambda: label_geometry_options())
+    geometry: GeometryOptions = field(default_factory=label_geometry_options)
     moving_gap: int = 3  # frames between the images whose motion is compared with the camera's
     moving_px: float = 2.0  # epipolar distance (pixels at a 448-pixel side) beyond which a pixel moves
     min_stereo_share: float = 0.05  # a stereo frame with fewer consistent pixels gets no label
