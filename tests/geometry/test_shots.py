@@ -107,22 +107,27 @@ def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys
     out.mkdir()
     for name in (
         "two_points.ply",
-        "two_shot007_points.ply",
-        "two_shot002_points.ply",
-        "two2_shot001_points.ply",
+        "two_points_shot007.ply",
+        "two_points_shot002.ply",
+        "two2_points_shot001.ply",  # another video's
+        "two_shot001_points.ply",  # the whole cloud of a video named `two_shot001`
     ):
         (out / name).write_bytes(b"an earlier run")
     assert main([*args, "--save", "npz,cameras,ply"]) == 0
     summary = capsys.readouterr().out
     # an earlier run's clouds of this video go (shot 2 has no geometry now); another video's stay
-    assert sorted(p.name for p in out.glob("*.ply")) == ["two2_shot001_points.ply", "two_shot001_points.ply"]
+    assert sorted(p.name for p in out.glob("*.ply")) == [
+        "two2_points_shot001.ply",
+        "two_points_shot001.ply",
+        "two_shot001_points.ply",
+    ]
     assert "geometry: 2 shots (cuts at frames 24)" in summary and "shot 1 (frames 0-23): used on" in summary
     frames = json.loads((out / "two_cameras.json").read_text())["frames"]
     first_shot = [f["index"] for f in frames if f["shot"] == 1]
     assert len(first_shot) >= 22 and max(first_shot) <= 23
     assert all(f["index"] >= 24 for f in frames if f["shot"] == 2)
     assert (out / "two_colmap" / "shot_001" / "images.txt").is_file()
-    assert (out / "two_shot001_points.ply").stat().st_size > 1000
+    assert (out / "two_points_shot001.ply").stat().st_size > 1000
     depth = read_depth_npz(out / "two.npz")
     shot_1 = depth[:24]
     assert shot_1.min() == pytest.approx(0, abs=1e-3) and shot_1.max() == pytest.approx(1, abs=1e-3)

@@ -6,7 +6,7 @@ size and poses in the reconstruction's units. ``<name>_colmap/`` holds the same 
 sparse points as COLMAP's text model (cameras.txt, images.txt, points3D.txt). A video of several
 shots has one reconstruction (world, units, camera) per shot: the JSON numbers its frames' shots
 from 1, and the COLMAP model and the point cloud are written per shot (``<name>_colmap/shot_001/``,
-``<name>_shot001_points.ply``).
+``<name>_points_shot001.ply``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from videodepth.io.atomic import atomic_dir, atomic_file
 
 def geometry_output_path(out_dir: Path, stem: str, kind: str, shot: int | None = None) -> Path:
     """Where a geometry output goes; ``shot`` (from 1) names a per-shot point cloud."""
-    ply = f"{stem}_points.ply" if shot is None else f"{stem}_shot{shot:03d}_points.ply"
+    ply = f"{stem}_points.ply" if shot is None else f"{stem}_points_shot{shot:03d}.ply"
     names = {"cameras": f"{stem}_cameras.json", "ply": ply, "conf": f"{stem}_conf"}
     return Path(out_dir) / names[kind]
 

@@ -429,8 +429,10 @@ def _remove_stale_geometry(outputs: OutputOptions, stem: str, written: list[Path
     stale: list[Path] = []
     if "ply" in outputs.kinds:
         stale += [geometry_output_path(outputs.out_dir, stem, "ply")]
-        shot_cloud = re.compile(rf"{re.escape(stem)}_shot\d{{3,}}_points\.ply")
-        stale += [path for path in Path(outputs.out_dir).glob(f"{glob.escape(stem)}_shot*_points.ply")
+        # `<stem>_points_shotNNN.ply` cannot be another video's cloud: every cloud name ends in
+        # `_points.ply` or `_points_shotNNN.ply`, so the stem is all that precedes `_points_shot`
+        shot_cloud = re.compile(rf"{re.escape(stem)}_points_shot\d{{3,}}\.ply")
+        stale += [path for path in Path(outputs.out_dir).glob(f"{glob.escape(stem)}_points_shot*.ply")
                   if shot_cloud.fullmatch(path.name)]  # fmt: skip
     if "cameras" in outputs.kinds:
         stale += [
