@@ -118,12 +118,38 @@ def test_a_rerun_skips_finished_clips_without_loading_a_model(rendered_videos, t
     out = tmp_path / "shards"
     out.mkdir()
     (out / "orbit.npz").write_bytes(b"already labelled")
-    (out / "label_report.csv").write_text("clip,kind,status,reason\nstill,geometry,skipped,a still camera\n")
+    options = LabelOptions(frames=FRAMES)
+    (out / "label_report.csv").write_text(
+        f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{options.fingerprint()}\n"
+    )
     import videodepth.loading
 
     monkeypatch.setattr(videodepth.loading, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
-    summary = label_clips([folder], out, LabelOptions(frames=FRAMES), progress=False, rank=0, world=1)
+    summary = label_clips([folder], out, options, progress=False, rank=0, world=1)
     assert summary.rows == [] and sorted(summary.resumed) == ["orbit", "still"]
+
+
+def test_a_clip_skipped_under_other_settings_is_tried_again(rendered_videos, tmp_path, monkeypatch):
+    """Changing a limit (here the rank check) reconsiders the clips an earlier run skipped; the
+    new row records the new settings, so the next rerun resumes."""
+    folder, _ = rendered_videos
+    out = tmp_path / "shards"
+    out.mkdir()
+    (out / "orbit.npz").write_bytes(b"already labelled")
+    earlier = LabelOptions(frames=FRAMES)
+    (out / "label_report.csv").write_text(
+        f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{earlier.fingerprint()}\n"
+    )
+    import videodepth.loading
+
+    monkeypatch.setattr(videodepth.loading, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    looser = LabelOptions(frames=FRAMES, geometry=label_geometry_options(min_rank_agreement=-1.0))
+    assert looser.fingerprint() != earlier.fingerprint()
+    summary = label_clips([folder], out, looser, progress=False, rank=0, world=1)
+    assert [row.clip for row in summary.rows] == ["still"] and summary.resumed == ["orbit"]
+    assert summary.rows[0].status == "skipped" and summary.rows[0].settings == looser.fingerprint()
+    again = label_clips([folder], out, looser, progress=False, rank=0, world=1)
+    assert again.rows == [] and sorted(again.resumed) == ["orbit", "still"]
 
 
 def test_a_prior_that_contradicts_the_geometry_vetoes_the_label_unless_the_check_is_off(

@@ -18,12 +18,15 @@ A stereo folder (``rgb/`` left and ``right/`` images) is labelled by OpenCV's se
 with a left-right consistency check (confidence 1 where consistent, 0 elsewhere; depth = 1 /
 disparity). Clips are split over the processes of a ``torchrun``/``accelerate launch`` run by
 ``RANK``/``WORLD_SIZE`` (rank r takes clips[r::world] of the sorted list); a clip whose shard, or
-whose "skipped" report row, exists is not labelled again, so a rerun resumes.
+whose "skipped" report row made with the same settings (the ``settings`` column), exists is not
+labelled again, so a rerun resumes; a skipped clip is tried again once the settings change (a
+looser ``--min-rank-agreement``, more ``--frames``).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import re
@@ -51,7 +54,8 @@ from videodepth.io.video import VideoReader, list_images
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 REPORT_NAME = "label_report.csv"
 REPORT_COLUMNS = ("clip", "kind", "status", "reason", "frames", "registered", "points_per_frame",
-                  "reprojection_px", "triangulation_deg", "rank_agreement", "labelled", "seconds")  # fmt: skip
+                  "reprojection_px", "triangulation_deg", "rank_agreement", "labelled", "seconds",
+                  "settings")  # fmt: skip
 
 
 def label_geometry_options(min_rank_agreement: float = 0.0) -> GeometryOptions:
@@ -89,6 +93,11 @@ class LabelOptions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
+    def fingerprint(self) -> str:
+        """Short hash of every setting: a report row made with other settings does not count as
+        done. The dataclasses' repr lists every field, nested ones included, in a fixed order."""
+        return hashlib.sha1(repr(self).encode()).hexdigest()[:12]
+
 
 @dataclass(frozen=True)
 class ClipSource:
@@ -111,6 +120,7 @@ class Row:
     rank_agreement: float = math.nan  # median per-frame Spearman of the prior against the points
     labelled: float = 0.0  # share of the clip's pixels with a label
     seconds: float = 0.0
+    settings: str = ""  # fingerprint of the LabelOptions that decided this row
 
     def as_csv(self) -> dict[str, str]:
         out = {}
@@ -192,11 +202,11 @@ def report_path(out: Path, report: Path | None, rank: int, world: int) -> Path:
     return path.with_name(f"{path.stem}.rank{rank}{path.suffix}") if world > 1 else path
 
 
-def finished_in_reports(path: Path) -> dict[str, str]:
-    """clip -> status of the rows already in this report and its siblings of other ranks (so a
-    rerun with another number of processes still resumes)."""
+def finished_in_reports(path: Path) -> dict[str, tuple[str, str]]:
+    """clip -> (status, settings) of the latest rows already in this report and its siblings of
+    other ranks (so a rerun with another number of processes still resumes)."""
     stem = re.sub(r"\.rank\d+$", "", path.stem)
-    statuses: dict[str, str] = {}
+    statuses: dict[str, tuple[str, str]] = {}
     if not path.parent.is_dir():
         return statuses
     for sibling in sorted(path.parent.glob(f"{stem}*{path.suffix}")):
@@ -207,7 +217,7 @@ def finished_in_reports(path: Path) -> dict[str, str]:
         with open(sibling, newline="") as handle:
             for row in csv.DictReader(handle):
                 if row.get("clip"):
-                    statuses[row["clip"]] = row.get("status", "")
+                    statuses[row["clip"]] = (row.get("status", ""), row.get("settings") or "")
     return statuses
 
 
@@ -547,11 +557,12 @@ def label_clips(
         return state["pipeline"](frames)
 
     summary = LabelSummary([c.name for c in mine], [], [], path)
+    settings = options.fingerprint()
     bar = tqdm(mine, desc=f"labelling (rank {rank}/{world})" if world > 1 else "labelling", unit="clip",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     for source in bar:
         target = shard_path(out, source.name)
-        if target.is_file() or done.get(source.name) == "skipped":
+        if target.is_file() or done.get(source.name) == ("skipped", settings):
             summary.resumed.append(source.name)
             continue
         started = time.perf_counter()
@@ -574,7 +585,7 @@ def label_clips(
             row = Row(source.name, source.kind if source.kind == "stereo" else "geometry", "failed",
                       f"{type(error).__name__}: {message}"[:300])  # fmt: skip
             clip = None
-        row.seconds = time.perf_counter() - started
+        row.seconds, row.settings = time.perf_counter() - started, settings
         append_csv_row(path, REPORT_COLUMNS, row.as_csv())
         summary.rows.append(row)
         say(
