@@ -203,6 +203,7 @@ def test_an_inverted_reconstruction_is_rejected_and_the_learned_depth_kept():
         ("wide", "field of view"),
         ("noisy", "reprojection error"),
         ("sparse", "points per frame"),
+        ("collapsed", "relief"),
     ],
 )
 def test_each_failed_check_is_named(change, failed):
@@ -220,8 +221,26 @@ def test_each_failed_check_is_named(change, failed):
         track.K[0, 0] = 5.0
     if change == "sparse":
         track.observations = [o[:20] for o in track.observations]
+    if change == "collapsed":  # every point at one depth, seen from cameras spread over twice it
+        track.c2w[:, 0, 3] = np.linspace(0, 6.0, track.num_frames)
+        for observations in track.observations:
+            observations[:, OBS_DEPTH] = 3.0 * (1 + 0.01 * np.sin(np.arange(len(observations))))
     checks = check_track(track, np.full(track.num_frames, 0.8))
     assert not checks.passed and checks.first_failure.startswith(failed)
+
+
+def test_a_flat_scene_filmed_from_close_by_has_no_relief_and_passes():
+    """A blanket seen from above: its points lie at one depth, rightly, because the camera moved
+    little compared with its distance; the same points from cameras spread over twice that
+    distance are a collapsed reconstruction."""
+    track, _ = synthetic_track()
+    for observations in track.observations:
+        observations[:, OBS_DEPTH] = 3.0 * (1 + 0.01 * np.sin(np.arange(len(observations))))
+    checks = check_track(track, np.full(track.num_frames, 0.8))
+    assert checks.passed and checks.value("relief") < 1.05
+    track.c2w[:, 0, 3] = np.linspace(0, 6.0, track.num_frames)
+    checks = check_track(track, np.full(track.num_frames, 0.8))
+    assert checks.first_failure.startswith("relief 1.0") and "spread over 2.0 times" in checks.first_failure
 
 
 def test_a_rank_limit_of_minus_one_is_no_limit():
