@@ -167,6 +167,8 @@ def test_depthcrafter_extracted_pair(tmp_path):
     seq = read_sequence(folder / "rgbd_bonn_crowd2_disparity.npz")
     assert seq.rgb.shape == (4, 16, 16, 3) and seq.max_depth == 10.0 and seq.name == "rgbd_bonn_crowd2"
     assert (seq.depth[:, :2] == 0).all() and np.allclose(seq.depth[:, 2:], depth[:, 0, 2:])
+    first = read_sequence(folder / "rgbd_bonn_crowd2_disparity.npz", max_frames=2)
+    assert first.rgb.shape == (2, 16, 16, 3) and np.array_equal(first.rgb, seq.rgb[:2])
 
 
 def test_rgbd_folder_round_trip_matches_shared_layout(tmp_path):
@@ -185,6 +187,23 @@ def test_rgbd_folder_round_trip_matches_shared_layout(tmp_path):
     back = read_sequence(path)
     np.testing.assert_allclose(back.depth, np.round(depth * 1000) / 1000, atol=1e-6)
     assert np.array_equal(back.rgb, seq.rgb) and np.array_equal(back.K, K)
+
+
+def test_frames_beyond_max_frames_are_never_opened(tmp_path):
+    """The eval reads a long sequence's first frames only (its protocol length, or one frame for
+    the sequence's settings): a file past them is not even opened, here one that is corrupt."""
+    from videodepth.data.clip import Sequence
+
+    depth = RNG.uniform(0.3, 9.0, (3, H, W)).astype(np.float32)
+    poses = np.repeat(np.eye(4, dtype=np.float32)[None], 3, 0)
+    seq = Sequence("room", np.stack([_rgb() for _ in range(3)]), depth, None, poses, 10.0)
+    path = write_rgbd_folder(seq, tmp_path / "room", image_format="png")
+    (path / "rgb" / "000002.png").write_bytes(b"not an image")
+    first = read_sequence(path, max_frames=2)
+    assert first.num_frames == 2 and first.poses_c2w.shape == (2, 4, 4)
+    assert np.array_equal(first.rgb, seq.rgb[:2])
+    with pytest.raises(InputError, match="cannot read image"):
+        read_sequence(path)
 
 
 def test_unknown_layout_is_a_clear_error(tmp_path):

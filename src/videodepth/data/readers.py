@@ -97,6 +97,11 @@ def read_sintel_cam(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return K, np.linalg.inv(w2c)
 
 
+def _first(items: list, max_frames: int | None) -> list:
+    """The first ``max_frames`` items (all when None): readers open no file beyond them."""
+    return items if max_frames is None else items[:max_frames]
+
+
 def _stack(frames: list[np.ndarray], what: str, path: Path) -> np.ndarray:
     if not frames:
         raise InputError(f"no {what} frames found in {path}")
@@ -155,7 +160,7 @@ def write_rgbd_folder(sequence: Sequence | Clip, path: str | Path, image_format:
     return path
 
 
-def read_rgbd_folder(path: Path) -> Sequence:
+def read_rgbd_folder(path: Path, max_frames: int | None = None) -> Sequence:
     try:
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -167,13 +172,16 @@ def read_rgbd_folder(path: Path) -> Sequence:
     depth_files = _images(path / "depth", (".png",))
     if len(rgb_files) != len(depth_files):
         raise InputError(f"{path}: {len(rgb_files)} rgb frames but {len(depth_files)} depth frames")
+    rgb_files, depth_files = _first(rgb_files, max_frames), _first(depth_files, max_frames)
     rgb = _stack([read_rgb(p) for p in rgb_files], "rgb", path)
     depth = _stack([read_png16(p) for p in depth_files], "depth", path).astype(np.float32) / float(
         meta["depth_scale"]
     )
     mask_dir = path / "mask"
     moving = (
-        np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in _images(mask_dir)])
+        np.stack(
+            [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in _first(_images(mask_dir), max_frames)]
+        )
         if mask_dir.is_dir()
         else None
     )
@@ -187,7 +195,7 @@ def read_rgbd_folder(path: Path) -> Sequence:
 # ----------------------------------------------------------------------------- benchmark formats
 
 
-def read_depthcrafter(path: Path) -> Sequence:
+def read_depthcrafter(path: Path, max_frames: int | None = None) -> Sequence:
     if path.suffix == ".mp4":
         path = path.with_name(path.name.replace("_rgb_left.mp4", "_disparity.npz"))
     name = path.name.removesuffix("_disparity.npz")
@@ -199,30 +207,33 @@ def read_depthcrafter(path: Path) -> Sequence:
         raise InputError(f"cannot read DepthCrafter depth file {path}: {error}") from error
     if depth.ndim == 4:
         depth = depth[:, 0]
-    depth = np.where(depth > 0, depth, 0).astype(np.float32)
+    depth = np.where(depth > 0, depth, 0).astype(np.float32)[:max_frames]  # the npz is read whole
     video = path.with_name(f"{name}_rgb_left.mp4")
-    rgb = read_video(video)[: len(depth)]
+    rgb = read_video(video, len(depth))
     if rgb.shape[:3] != depth.shape:
         raise InputError(f"{video} has {rgb.shape[:3]} frames/size but {path} has {depth.shape}")
     max_depth = DEPTHCRAFTER_MAX_DEPTH.get(path.parent.name.lower(), 80.0)
     return Sequence(name, rgb, depth, None, None, max_depth, 15.0, f"depthcrafter:{path.parent.name}")
 
 
-def read_video(path: Path) -> np.ndarray:
+def read_video(path: Path, max_frames: int | None = None) -> np.ndarray:
+    import itertools
+
     import av
 
     try:
         with av.open(str(path)) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+            decoded = itertools.islice(container.decode(video=0), max_frames)
+            frames = [frame.to_ndarray(format="rgb24") for frame in decoded]
     except (OSError, av.error.FFmpegError) as error:
         raise InputError(f"cannot decode video {path}: {error}") from error
     return _stack(frames, "video", path)
 
 
-def read_sintel(path: Path) -> Sequence:
+def read_sintel(path: Path, max_frames: int | None = None) -> Sequence:
     root, name = path.parent.parent, path.name
     depth_dir, cam_dir = root / "depth" / name, root / "camdata_left" / name
-    images = _images(path, (".png",))
+    images = _first(_images(path, (".png",)), max_frames)
     depth = _stack([read_dpt(depth_dir / f"{p.stem}.dpt") for p in images], "depth", depth_dir)
     K, poses = None, None
     if cam_dir.is_dir():
@@ -233,8 +244,8 @@ def read_sintel(path: Path) -> Sequence:
     return Sequence(name, rgb, depth, K, poses, 70.0, 24.0, f"sintel:{path.parent.name}")
 
 
-def read_scannet(path: Path) -> Sequence:
-    images = _images(path / "color", (".jpg", ".png"))
+def read_scannet(path: Path, max_frames: int | None = None) -> Sequence:
+    images = _first(_images(path / "color", (".jpg", ".png")), max_frames)
     depth = (
         _stack([read_png16(path / "depth" / f"{p.stem}.png") for p in images], "depth", path).astype(
             np.float32
@@ -280,7 +291,7 @@ def _nearest(stamps: np.ndarray, t: float, tolerance: float) -> int | None:
     return i if abs(stamps[i] - t) <= tolerance else None
 
 
-def read_tum(path: Path) -> Sequence:
+def read_tum(path: Path, max_frames: int | None = None) -> Sequence:
     """TUM RGB-D / Bonn: associate rgb and depth by timestamp (or by order when no lists)."""
     is_bonn = "bonn" in path.name.lower()
     if (path / "rgb.txt").is_file() and (path / "depth.txt").is_file():
@@ -294,6 +305,7 @@ def read_tum(path: Path) -> Sequence:
     else:
         rgbs, depths = _images(path / "rgb"), _images(path / "depth", (".png",))
         pairs = [(_stamp(r), r, d) for r, d in zip(rgbs, depths, strict=False)]
+    pairs = _first(pairs, max_frames)
     rgb = _stack([read_rgb(r) for _, r, _ in pairs], "rgb", path)
     depth = _stack([read_png16(d) for _, _, d in pairs], "depth", path).astype(np.float32) / 5000.0
     camera = "bonn" if is_bonn else next((k for k in TUM_INTRINSICS if k in path.name), "freiburg3")
@@ -332,9 +344,11 @@ def _tum_poses(path: Path, stamps: list[float]) -> np.ndarray | None:
     return np.stack(poses).astype(np.float32)
 
 
-def read_kitti(path: Path, kitti_raw_root: str | Path | None = None) -> Sequence:
+def read_kitti(
+    path: Path, max_frames: int | None = None, kitti_raw_root: str | Path | None = None
+) -> Sequence:
     depth_dir = path / "proj_depth" / "groundtruth" / "image_02"
-    depth_files = _images(depth_dir, (".png",))
+    depth_files = _first(_images(depth_dir, (".png",)), max_frames)
     candidates = [path / "image_02" / "data"]
     if kitti_raw_root is not None:
         candidates.append(Path(kitti_raw_root) / path.name[:10] / path.name / "image_02" / "data")
@@ -363,7 +377,7 @@ def _nyu_depth_file(rgb_path: Path) -> Path | None:
     return None
 
 
-def read_nyu(path: Path, crop: bool = True) -> Sequence:
+def read_nyu(path: Path, max_frames: int | None = None, crop: bool = True) -> Sequence:
     depth_path = _nyu_depth_file(path)
     if depth_path is None:
         raise InputError(f"no NYU depth (filled_/depth_ PNG) beside {path}")
@@ -446,14 +460,14 @@ def read_sequence(path: str | Path, max_frames: int | None = None, **options) ->
         "bonn": read_tum,
         "kitti": read_kitti,
         "nyu": read_nyu,
-        "shard": lambda p: clip_to_sequence(read_shard(p)),
+        "shard": lambda p, max_frames: clip_to_sequence(read_shard(p)),
     }
     if kind is None:
         raise InputError(f"{path} is not a sequence in any supported layout (see docs/DATA.md)")
-    sequence = readers[kind](path, **options)
+    sequence = readers[kind](path, max_frames=max_frames, **options)
     if sequence.rgb.shape[:3] != sequence.depth.shape:
         raise InputError(f"{path}: rgb {sequence.rgb.shape[:3]} and depth {sequence.depth.shape} disagree")
-    if max_frames is not None:
+    if max_frames is not None:  # poses and masks of formats that list them whole
         sequence = _truncate(sequence, max_frames)
     return sequence
 
