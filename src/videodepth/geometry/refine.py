@@ -72,7 +72,7 @@ class GeometryResult:
         measured = (
             f"image motion {100 * checks.value('image motion'):.2f}%/frame, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
             f"reprojection {checks.value('reprojection error'):.2f} px, "
-            f"triangulation {checks.value('triangulation angle'):.1f} deg, "
+            f"triangulation {checks.value('triangulation angle'):.1f} deg, relief {checks.value('relief'):.2f}x, "
             f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.value('rank agreement'):+.2f}"
         )
         if not self.used:
