@@ -120,7 +120,7 @@ def test_a_rerun_skips_finished_clips_without_loading_a_model(rendered_videos, t
     (out / "orbit.npz").write_bytes(b"already labelled")
     options = LabelOptions(frames=FRAMES)
     (out / "label_report.csv").write_text(
-        f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{options.fingerprint()}\n"
+        f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{options.fingerprint('built-in')}\n"
     )
     import videodepth.loading
 
@@ -138,18 +138,29 @@ def test_a_clip_skipped_under_other_settings_is_tried_again(rendered_videos, tmp
     (out / "orbit.npz").write_bytes(b"already labelled")
     earlier = LabelOptions(frames=FRAMES)
     (out / "label_report.csv").write_text(
-        f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{earlier.fingerprint()}\n"
+        f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{earlier.fingerprint('built-in')}\n"
     )
     import videodepth.loading
 
     monkeypatch.setattr(videodepth.loading, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
     looser = LabelOptions(frames=FRAMES, geometry=label_geometry_options(min_rank_agreement=-1.0))
-    assert looser.fingerprint() != earlier.fingerprint()
+    assert looser.fingerprint("built-in") != earlier.fingerprint("built-in")
     summary = label_clips([folder], out, looser, progress=False, rank=0, world=1)
     assert [row.clip for row in summary.rows] == ["still"] and summary.resumed == ["orbit"]
-    assert summary.rows[0].status == "skipped" and summary.rows[0].settings == looser.fingerprint()
+    assert summary.rows[0].status == "skipped" and summary.rows[0].settings == looser.fingerprint("built-in")
     again = label_clips([folder], out, looser, progress=False, rank=0, world=1)
     assert again.rows == [] and sorted(again.resumed) == ["orbit", "still"]
+    # the files' order does not decide: a rank's report sorts after the single-process one
+    (out / "label_report.rank1.csv").write_text(
+        f"clip,kind,status,settings\nstill,geometry,skipped,{earlier.fingerprint('built-in')}\n"
+    )
+    assert sorted(label_clips([folder], out, looser, progress=False, rank=0, world=1).resumed) == [
+        "orbit",
+        "still",
+    ]
+    # another model for the prior is another setting
+    other = label_clips([folder], out, looser, model="some/model", progress=False, rank=0, world=1)
+    assert [row.clip for row in other.rows] == ["still"]
 
 
 def test_a_prior_that_contradicts_the_geometry_vetoes_the_label_unless_the_check_is_off(

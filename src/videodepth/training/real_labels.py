@@ -54,7 +54,7 @@ from videodepth.io.video import VideoReader, list_images
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 REPORT_NAME = "label_report.csv"
 REPORT_COLUMNS = ("clip", "kind", "status", "reason", "frames", "registered", "points_per_frame",
-                  "reprojection_px", "triangulation_deg", "rank_agreement", "labelled", "seconds",
+                  "reprojection_px", "triangulation_deg", "rank_agreement", "relief", "labelled", "seconds",
                   "settings")  # fmt: skip
 
 
@@ -65,7 +65,7 @@ def label_geometry_options(min_rank_agreement: float = 0.0) -> GeometryOptions:
     reconstructions too (session 15: a camera looking down at a person holding a pillow, where
     the floor at the bottom of the frame is the farthest thing and the shipped model puts it nearest).
     """
-    thresholds = CheckThresholds(max_reprojection_px=1.0, min_rank_agreement=min_rank_agreement)
+    thresholds = CheckThresholds(max_reprojection_px=1.0, min_rank_agreement=float(min_rank_agreement))
     return GeometryOptions(thresholds=thresholds)
 
 
@@ -93,10 +93,11 @@ class LabelOptions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
-    def fingerprint(self) -> str:
-        """Short hash of every setting: a report row made with other settings does not count as
-        done. The dataclasses' repr lists every field, nested ones included, in a fixed order."""
-        return hashlib.sha1(repr(self).encode()).hexdigest()[:12]
+    def fingerprint(self, model: str = "") -> str:
+        """Short hash of every setting and the prior's model: a report row made otherwise does not
+        count as done (the rank check and the label itself depend on the model). The dataclasses'
+        repr lists every field, nested ones included, in a fixed order."""
+        return hashlib.sha1(f"{self!r} model={model}".encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class Row:
     reprojection_px: float = math.nan
     triangulation_deg: float = math.nan
     rank_agreement: float = math.nan  # median per-frame Spearman of the prior against the points
+    relief: float = math.nan  # median per-frame depth ratio of the points (90th over 10th percentile)
     labelled: float = 0.0  # share of the clip's pixels with a label
     seconds: float = 0.0
     settings: str = ""  # fingerprint of the LabelOptions that decided this row
@@ -202,11 +204,12 @@ def report_path(out: Path, report: Path | None, rank: int, world: int) -> Path:
     return path.with_name(f"{path.stem}.rank{rank}{path.suffix}") if world > 1 else path
 
 
-def finished_in_reports(path: Path) -> dict[str, tuple[str, str]]:
-    """clip -> (status, settings) of the latest rows already in this report and its siblings of
-    other ranks (so a rerun with another number of processes still resumes)."""
+def finished_in_reports(path: Path) -> dict[str, set[tuple[str, str]]]:
+    """clip -> every (status, settings) its rows in this report and its siblings of other ranks
+    hold (so a rerun with another number of processes still resumes; a set, because the files'
+    order says nothing about which row is newer)."""
     stem = re.sub(r"\.rank\d+$", "", path.stem)
-    statuses: dict[str, tuple[str, str]] = {}
+    statuses: dict[str, set[tuple[str, str]]] = {}
     if not path.parent.is_dir():
         return statuses
     for sibling in sorted(path.parent.glob(f"{stem}*{path.suffix}")):
@@ -214,10 +217,12 @@ def finished_in_reports(path: Path) -> dict[str, tuple[str, str]]:
             rf"{re.escape(stem)}\.rank\d+", sibling.stem
         ):
             continue
-        with open(sibling, newline="") as handle:
+        with open(sibling, newline="", encoding="utf-8-sig") as handle:
             for row in csv.DictReader(handle):
                 if row.get("clip"):
-                    statuses[row["clip"]] = (row.get("status", ""), row.get("settings") or "")
+                    statuses.setdefault(row["clip"], set()).add(
+                        (row.get("status", ""), row.get("settings") or "")
+                    )
     return statuses
 
 
@@ -330,6 +335,7 @@ def _geometry_row(row: Row, track: Track, checks: GeometryChecks) -> Row:
     row.reprojection_px = checks.value("reprojection error")
     row.triangulation_deg = checks.value("triangulation angle")
     row.rank_agreement = checks.value("rank agreement")
+    row.relief = checks.value("relief")
     return row
 
 
@@ -557,12 +563,13 @@ def label_clips(
         return state["pipeline"](frames)
 
     summary = LabelSummary([c.name for c in mine], [], [], path)
-    settings = options.fingerprint()
+    # a pipeline handed in by a caller has no name: its rows match only rows of such pipelines
+    settings = options.fingerprint(model=str(model) if model else "built-in" if pipeline is None else "given")
     bar = tqdm(mine, desc=f"labelling (rank {rank}/{world})" if world > 1 else "labelling", unit="clip",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     for source in bar:
         target = shard_path(out, source.name)
-        if target.is_file() or done.get(source.name) == ("skipped", settings):
+        if target.is_file() or ("skipped", settings) in done.get(source.name, set()):
             summary.resumed.append(source.name)
             continue
         started = time.perf_counter()
