@@ -113,18 +113,25 @@ def test_moving_camera_is_labelled_and_still_camera_skipped(rendered_videos, tmp
     assert rho > 0.8, rho
 
 
-def test_a_rerun_skips_finished_clips_without_loading_a_model(rendered_videos, tmp_path, monkeypatch):
-    folder, _ = rendered_videos
+def a_finished_run(folder, tmp_path, monkeypatch, options: LabelOptions):
+    """An output folder where an earlier run labelled the orbit and skipped the still clip under
+    ``options``; loading a model from here on fails the test."""
     out = tmp_path / "shards"
     out.mkdir()
     (out / "orbit.npz").write_bytes(b"already labelled")
-    options = LabelOptions(frames=FRAMES)
     (out / "label_report.csv").write_text(
         f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{options.fingerprint('built-in')}\n"
     )
     import videodepth.loading
 
     monkeypatch.setattr(videodepth.loading, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    return out
+
+
+def test_a_rerun_skips_finished_clips_without_loading_a_model(rendered_videos, tmp_path, monkeypatch):
+    folder, _ = rendered_videos
+    options = LabelOptions(frames=FRAMES)
+    out = a_finished_run(folder, tmp_path, monkeypatch, options)
     summary = label_clips([folder], out, options, progress=False, rank=0, world=1)
     assert summary.rows == [] and sorted(summary.resumed) == ["orbit", "still"]
 
@@ -133,16 +140,8 @@ def test_a_clip_skipped_under_other_settings_is_tried_again(rendered_videos, tmp
     """Changing a limit (here the rank check) reconsiders the clips an earlier run skipped; the
     new row records the new settings, so the next rerun resumes."""
     folder, _ = rendered_videos
-    out = tmp_path / "shards"
-    out.mkdir()
-    (out / "orbit.npz").write_bytes(b"already labelled")
     earlier = LabelOptions(frames=FRAMES)
-    (out / "label_report.csv").write_text(
-        f"clip,kind,status,reason,settings\nstill,geometry,skipped,a still camera,{earlier.fingerprint('built-in')}\n"
-    )
-    import videodepth.loading
-
-    monkeypatch.setattr(videodepth.loading, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    out = a_finished_run(folder, tmp_path, monkeypatch, earlier)
     looser = LabelOptions(frames=FRAMES, geometry=label_geometry_options(min_rank_agreement=-1.0))
     assert looser.fingerprint("built-in") != earlier.fingerprint("built-in")
     summary = label_clips([folder], out, looser, progress=False, rank=0, world=1)
