@@ -8,7 +8,6 @@ complete. An interrupted job resumes from its last finished window.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import dataclasses
 import glob
@@ -475,6 +474,7 @@ def _write_outputs(
     size = output_size(reader, outputs)
     spans = stats.get("shots") or [{"start": 0, "lo": stats["lo"], "hi": stats["hi"]}]
     starts = [span["start"] for span in spans]
+    shots = [range(start, stop) for start, stop in zip(starts, [*starts[1:], num_frames], strict=True)]
     needs_rgb = "sbs" in outputs.kinds
     rgb_frames = None
     if needs_rgb:
@@ -497,7 +497,7 @@ def _write_outputs(
         writers.writers.append(Png16Writer(geometry_output_path(outputs.out_dir, stem, "conf"), size))
     try:
         for index in tqdm(range(num_frames), desc="writing", unit="frame", disable=not progress):
-            span = spans[bisect.bisect_right(starts, index) - 1]
+            span = spans[shot_index(shots, index)]
             depth = (buffer.read(index) - span["lo"]) / max(span["hi"] - span["lo"], 1e-12)
             if depth.shape != size:
                 depth = cv2.resize(depth, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
