@@ -14,7 +14,7 @@ from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
 from videodepth.geometry.checks import CheckThresholds, check_track
 from videodepth.geometry.export import _quaternion, cameras_document
-from videodepth.geometry.fusion import FusionOptions, fit_alignment, smooth_along_edges
+from videodepth.geometry.fusion import Alignment, FusionOptions, fit_alignment, fuse_frame, smooth_along_edges
 from videodepth.geometry.observations import OBS_DEPTH, ObservationStore
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.geometry.tracking import _chunk_ranges, _join, observations_near
@@ -134,6 +134,32 @@ def test_fusion_turns_a_layout_into_the_scene(orbit_clip):
     assert confidence.min() >= 0 and confidence.max() <= 1 and confidence.mean() > 0.2
     before, after = aligned_abs_rel(layout, orbit_clip.depth), aligned_abs_rel(fused, orbit_clip.depth)
     assert after < 0.7 * before, (before, after)
+
+
+def test_a_few_points_alone_in_a_region_are_shrunk_towards_the_frames_correction():
+    """Nine points say the right half of a frame is twice as near as the prior; 300 points on the
+    left half agree with it. Beyond an edge nothing else reaches the right half: the nine still
+    move it most of the way, but their correction is shrunk towards the frame's broad one
+    (``fill_share``), and with a negligible share they would decide it alone."""
+    height, width = 64, 96
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[:, : width // 2] = 255
+    rng = np.random.default_rng(0)
+    observations = np.zeros((309, 6), np.float32)
+    observations[:300, :2] = np.stack([rng.uniform(0.02, 0.48, 300), rng.uniform(0.02, 0.98, 300)], 1)
+    observations[300:, :2] = np.stack([rng.uniform(0.70, 0.76, 9), rng.uniform(0.45, 0.55, 9)], 1)
+    observations[:300, OBS_DEPTH], observations[300:, OBS_DEPTH] = 1.0, 0.5
+    observations[:, 3:] = (0.3, 10.0, 10.0)
+    prior = np.ones((height, width), np.float32)
+
+    def far_corner_correction(options: FusionOptions) -> float:
+        fused = fuse_frame(prior, rgb, observations, Alignment(1.0, 0.0, (0.0, 10.0)), options)
+        assert np.allclose(fused.inverse_depth[:, : width // 2 - 4], 1.0, atol=0.01)  # the left half agrees
+        return float(fused.inverse_depth[5, -5]) - 1.0
+
+    shrunk = far_corner_correction(FusionOptions(prior_smoothness=0))
+    assert 0.5 < shrunk < 0.9, shrunk
+    assert far_corner_correction(FusionOptions(prior_smoothness=0, fill_share=0.001)) > 0.98
 
 
 def test_alignment_is_one_affine_map_and_never_inverts():
