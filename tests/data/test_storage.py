@@ -146,6 +146,14 @@ def test_cli_synthbench_and_contact_sheet(tmp_path, capsys, monkeypatch):
     out = tmp_path / "sheet.png"
     assert main(["data", "contact-sheet", "--out", str(out), "--from", str(tmp_path / "sb")]) == 0
     assert out.stat().st_size < 1_000_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --clean: the same scene and depth without the simulated camera's blur, noise and compression
+    assert main(["data", "synthbench", "--out", str(tmp_path / "clean"), "--size", "32x48", "--clean"]) == 0
+    clean = read_sequence(tmp_path / "clean" / "tabletop_00")
+    plain = render_clip(
+        SceneConfig("tabletop", camera_motion="orbit"), BENCH_SEED_BASE, 3, 32, 48, photographic=False
+    )
+    assert np.array_equal(clean.depth, seq.depth) and np.array_equal(clean.rgb, plain.rgb)
+    assert not np.array_equal(clean.rgb, seq.rgb) and clean.extra["clean"] is True
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -45,6 +45,11 @@ def register(subparsers) -> None:
         default=9,
         help="the first N clips of each family (default all 9)",
     )
+    bench.add_argument(
+        "--clean",
+        action="store_true",
+        help="render without the simulated camera (blur, noise, compression): the same scenes and depth",
+    )
     bench.set_defaults(func=_synthbench)
 
     sheet = sub.add_parser("contact-sheet", help="PNG grid of RGB and depth for one clip per family")
@@ -188,7 +193,8 @@ def _synthbench(args) -> int:
     from videodepth.synth.synthbench import generate_synthbench
 
     paths = generate_synthbench(args.out, *args.size, workers=args.workers, max_frames=args.max_frames,
-                                clips_per_family=args.clips_per_family, progress=lambda name: print(f"done {name}", flush=True))  # fmt: skip
+                                clips_per_family=args.clips_per_family, clean=args.clean,
+                                progress=lambda name: print(f"done {name}", flush=True))  # fmt: skip
     print(f"SynthBench: {len(paths)} sequences in {args.out}")
     return 0
 

@@ -51,7 +51,7 @@ def synthbench_spec(clips_per_family: int = CLIPS_PER_FAMILY) -> list[BenchClip]
     return spec
 
 
-def render_bench_clip(item: BenchClip, out: Path, height: int, width: int) -> Path:
+def render_bench_clip(item: BenchClip, out: Path, height: int, width: int, clean: bool = False) -> Path:
     from videodepth.data.readers import write_rgbd_folder
     from videodepth.synth.render import render_clip
     from videodepth.synth.scenes import SceneConfig
@@ -60,7 +60,12 @@ def render_bench_clip(item: BenchClip, out: Path, height: int, width: int) -> Pa
     if (target / "meta.json").is_file():  # resumable: finished clips are complete (atomic rename)
         return target
     clip = render_clip(
-        SceneConfig(item.family, camera_motion=item.camera_motion), item.seed, item.num_frames, height, width
+        SceneConfig(item.family, camera_motion=item.camera_motion),
+        item.seed,
+        item.num_frames,
+        height,
+        width,
+        photographic=not clean,
     )
     from videodepth.data.clip import clip_to_sequence
 
@@ -71,6 +76,7 @@ def render_bench_clip(item: BenchClip, out: Path, height: int, width: int) -> Pa
         "seed": item.seed,
         "camera_motion": item.camera_motion,
         "label": "fine",
+        "clean": clean,
     }
     if item.camera_motion == "zoom":  # focal length changes per frame; K holds frame 0
         sequence.extra["K_frames"] = clip.K_frames.tolist()
@@ -83,8 +89,10 @@ def _render_star(args: tuple) -> str:
 
 def generate_synthbench(out: str | Path, height: int = DEFAULT_SIZE[0], width: int = DEFAULT_SIZE[1],
                         workers: int = 1, clips_per_family: int = CLIPS_PER_FAMILY, max_frames: int | None = None,
-                        progress=None) -> list[Path]:  # fmt: skip
-    """Render the benchmark into ``out`` (skipping clips already there)."""
+                        progress=None, clean: bool = False) -> list[Path]:  # fmt: skip
+    """Render the benchmark into ``out`` (skipping clips already there). ``clean`` renders without
+    the simulated camera (no blur, noise, vignetting or compression): the same scenes, cameras and
+    depth, as a structure-from-motion pipeline would most like them."""
     import dataclasses
 
     out = Path(out)
@@ -92,7 +100,7 @@ def generate_synthbench(out: str | Path, height: int = DEFAULT_SIZE[0], width: i
     spec = synthbench_spec(clips_per_family)
     if max_frames is not None:
         spec = [dataclasses.replace(s, num_frames=min(s.num_frames, max_frames)) for s in spec]
-    jobs = [(item, out, height, width) for item in spec]
+    jobs = [(item, out, height, width, clean) for item in spec]
     if workers <= 1:
         results = []
         for job in jobs:
