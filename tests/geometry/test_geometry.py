@@ -162,6 +162,43 @@ def test_a_few_points_alone_in_a_region_are_shrunk_towards_the_frames_correction
     assert far_corner_correction(FusionOptions(prior_smoothness=0, fill_share=0.001)) > 0.98
 
 
+def test_a_near_object_no_point_reached_keeps_the_priors_depth():
+    """Every point lies on the far background; the prior puts a dark object five times nearer.
+    The points' range must not clip it (before session 16 it was cut to twice the nearest
+    point's inverse depth), while a correction cannot carry a pixel past that range."""
+    height, width = 64, 96
+    rgb = np.full((height, width, 3), 200, np.uint8)
+    rgb[20:44, 30:60] = 20  # the object, bounded by an edge
+    prior = np.ones((height, width), np.float32)
+    prior[20:44, 30:60] = 5.0
+    rng = np.random.default_rng(1)
+    uv = rng.uniform(0.02, 0.98, (400, 2))
+    outside = ~(
+        (uv[:, 1] * height >= 18)
+        & (uv[:, 1] * height < 46)
+        & (uv[:, 0] * width >= 28)
+        & (uv[:, 0] * width < 62)
+    )
+    observations = np.zeros((int(outside.sum()), 6), np.float32)
+    observations[:, :2], observations[:, OBS_DEPTH], observations[:, 3:] = uv[outside], 1.0, (0.3, 10.0, 10.0)
+    alignment = fit_alignment(
+        np.ones(len(observations)), np.ones(len(observations)), np.ones(len(observations))
+    )
+    alignment = Alignment(1.0, 0.0, alignment.limits)
+    fused = fuse_frame(prior, rgb, observations, alignment, FusionOptions(prior_smoothness=0)).inverse_depth
+    assert alignment.limits[1] == pytest.approx(2.0)
+    assert np.median(fused[24:40, 34:56]) > 4.5 and np.allclose(np.median(fused[:10]), 1.0, atol=0.05)
+
+
+def test_smoothing_the_prior_keeps_a_gradient_across_one_colour():
+    """A floor of one colour whose depth recedes: smoothing along the frame's edges must not
+    flatten it (session 14's strength of 3,000 halved it, and cost SynthBench 0.06 AbsRel)."""
+    rgb = np.full((256, 448, 3), 120, np.uint8)
+    gradient = np.linspace(0, 1, 256, dtype=np.float32)[:, None].repeat(448, 1)
+    assert np.ptp(smooth_along_edges(gradient, rgb, FusionOptions())) > 0.8
+    assert np.ptp(smooth_along_edges(gradient, rgb, FusionOptions(prior_smoothness=3000))) < 0.6
+
+
 def test_alignment_is_one_affine_map_and_never_inverts():
     learned = np.linspace(0, 1, 200)
     alignment = fit_alignment(learned, 3 * learned + 0.5, np.ones(200))

@@ -30,18 +30,22 @@ class FusionOptions:
     fill_sigma: float = 0.25  # of the image diagonal: the smooth fill where the edge-aware one is empty
     # the smooth fill's weight at its densest, as a share of the edge-aware fill's typical density
     # (its 90th percentile): where few points reach a pixel, their correction is shrunk towards
-    # the frame's broad one rather than carried alone into a whole region. Measured in session 16:
-    # 7-Scenes (`videodepth eval --geometry`) 0.109 / 0.873 at 0.001, 0.101 / 0.891 at 0.03,
-    # 0.100 / 0.898 at 0.1, 0.112 / 0.877 at 1 (both halves of the sequence alike); on 8 noise-free
-    # renders whose geometry passed the checks, AbsRel 0.218 / 0.219 / 0.225 (mean) at 0.001 /
-    # 0.03 / 0.1. Real footage's stray points (reflections, glossy and textureless surfaces) are
-    # what the shrinkage is for; 0.03 takes most of its gain at the least cost on clean renders.
+    # the frame's broad one rather than carried alone into a whole region. Measured in session 16
+    # (prior_smoothness 300): 7-Scenes (`videodepth eval --geometry`) 0.110 / 0.872 at 0.001,
+    # 0.102 / 0.892 at 0.03, 0.100 / 0.897 at 0.1, 0.112 / 0.875 at 1 (both halves of the sequence
+    # alike); on 8 noise-free renders whose geometry passed the checks, AbsRel 0.219 / 0.219 /
+    # 0.226 (mean) at 0.001 / 0.03 / 0.1. Real footage's stray points (reflections, glossy and
+    # textureless surfaces) are what the shrinkage is for; 0.03 takes most of its gain at no cost
+    # on clean renders.
     fill_share: float = 0.03
     # the learned prior is first smoothed along the frame's own edges (0: as the model gave it):
     # a model's blocks and blur do not follow the frame's edges, and the correction cannot undo
-    # them where no point reaches (7-Scenes through `videodepth eval`: AbsRel 0.112 -> 0.109; on one
-    # saved prediction and track, any strength from 1,000 to 10,000 gave 0.107-0.108)
-    prior_smoothness: float = 3000.0
+    # them where no point reaches. Too strong a smoothing flattens real gradients across regions
+    # of one colour (a floor, a road, a wall): session 14's 3,000 cost the model's own depth 0.147
+    # -> 0.205 AbsRel on SynthBench (0.148 -> 0.171 at 1,000, 0.148 at 300), which the geometry
+    # never used there, so no benchmark showed it. 300 keeps 7-Scenes' gain (`--geometry` 0.104 ->
+    # 0.102 against 0.101 at 3,000; session 16) and leaves SynthBench as it was.
+    prior_smoothness: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,14 @@ class Alignment:
 
     scale: float
     shift: float
-    limits: tuple[float, float] = (0.0, np.inf)  # plausible inverse depth: beyond the points' range, clipped
+    # plausible inverse depth, from the points' range: the points' corrections never carry a pixel
+    # beyond it (a far outlier, an extrapolation); the mapped prior itself may lie nearer than
+    # every point (a near object no point reached) and is kept there
+    limits: tuple[float, float] = (0.0, np.inf)
+
+    def clip(self, corrected: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        low, high = self.limits
+        return np.clip(corrected, low, np.maximum(high, prior))
 
     def __call__(self, learned: np.ndarray) -> np.ndarray:
         return self.scale * learned + self.shift
@@ -118,13 +129,13 @@ def fuse_frame(
     keep = (weights > 0) & (observations[:, OBS_DEPTH] > 0)
     observations, weights = observations[keep], weights[keep]
     if len(observations) == 0:
-        return FusedFrame(np.clip(prior, *alignment.limits), np.zeros_like(prior), 0, int((~keep).sum()))
+        return FusedFrame(alignment.clip(prior, prior), np.zeros_like(prior), 0, int((~keep).sum()))
     diagonal = float(np.hypot(height, width))
     residual = 1.0 / observations[:, OBS_DEPTH] - sample_at(prior, observations)
     moving = inconsistent_points(observations, 1.0 / observations[:, OBS_DEPTH], options)
     observations, weights, residual = observations[~moving], weights[~moving], residual[~moving]
     correction, support = _spread(residual, weights, observations, guide, diagonal, options)
-    fused = np.clip(prior + correction, *alignment.limits)
+    fused = alignment.clip(prior + correction, prior)
     return FusedFrame(fused.astype(np.float32), support, len(observations), int((~keep).sum() + moving.sum()))
 
 
