@@ -153,7 +153,14 @@ def test_cli_synthbench_and_contact_sheet(tmp_path, capsys, monkeypatch):
         SceneConfig("tabletop", camera_motion="orbit"), BENCH_SEED_BASE, 3, 32, 48, photographic=False
     )
     assert np.array_equal(clean.depth, seq.depth) and np.array_equal(clean.rgb, plain.rgb)
-    assert not np.array_equal(clean.rgb, seq.rgb) and clean.extra["clean"] is True
+    assert (
+        not np.array_equal(clean.rgb, seq.rgb)
+        and clean.extra["clean"] is True
+        and seq.extra["clean"] is False
+    )
+    # a rerun into the other kind's folder is refused, not silently mixed
+    assert main(["data", "synthbench", "--out", str(tmp_path / "sb"), "--size", "32x48", "--clean"]) == 2
+    assert "was rendered without --clean" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -188,6 +188,20 @@ def test_a_near_object_no_point_reached_keeps_the_priors_depth():
     fused = fuse_frame(prior, rgb, observations, alignment, FusionOptions(prior_smoothness=0)).inverse_depth
     assert alignment.limits[1] == pytest.approx(2.0)
     assert np.median(fused[24:40, 34:56]) > 4.5 and np.allclose(np.median(fused[:10]), 1.0, atol=0.05)
+    # points that say the background is nearer than the range allows cannot carry it past it,
+    # nor the object past the prior; a spike far beyond the range is cut to 8 times it
+    observations[:, OBS_DEPTH] = 0.5
+    prior[0, 0] = 1000.0
+    fused = fuse_frame(
+        prior, rgb, observations, Alignment(1.0, 0.0, (0.0, 1.5)), FusionOptions(prior_smoothness=0)
+    )
+    background = np.ones((height, width), bool)
+    background[18:46, 28:62] = False
+    background[0, 0] = False
+    assert fused.inverse_depth[background].max() <= 1.5 + 1e-6 and fused.inverse_depth[background].min() > 1.4
+    assert fused.inverse_depth[20:44, 30:60].max() <= 5.0 + 1e-6 and fused.inverse_depth[
+        0, 0
+    ] == pytest.approx(12.0)
 
 
 def test_smoothing_the_prior_keeps_a_gradient_across_one_colour():
@@ -342,9 +356,10 @@ def test_a_frame_with_too_few_points_keeps_the_learned_depth_on_the_videos_scale
     assert not emitted[2][1].any()  # confidence 0 where the learned depth was kept
     # the prior as fused frames get it: smoothed along the (here uniform) frame's edges, then mapped
     smoothed = smooth_along_edges(priors[2], np.full((*track.size, 3), 128, np.uint8), FusionOptions())
-    expected = np.clip(result.alignment(smoothed), *result.alignment.limits)
+    expected = result.alignment.clip(result.alignment(smoothed), result.alignment(smoothed))
     assert np.allclose(emitted[2][0], expected)
-    assert not np.allclose(emitted[2][0], np.clip(result.alignment(priors[2]), *result.alignment.limits))
+    raw = result.alignment(priors[2])
+    assert not np.allclose(emitted[2][0], result.alignment.clip(raw, raw))
 
 
 @pytest.mark.parametrize("case", ["one frame", "static camera", "black frames", "pycolmap fails"])

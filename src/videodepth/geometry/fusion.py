@@ -27,7 +27,9 @@ class FusionOptions:
     neighbours: int = 8  # a point is judged against this many nearest points of its frame
     max_error_px: float = 2.0  # observations reprojecting worse than this are ignored
     outlier_mads: float = 4.0  # per-frame residuals this far from the frame's fit are dropped as moving
-    fill_sigma: float = 0.25  # of the image diagonal: the smooth fill where the edge-aware one is empty
+    fill_sigma: float = (
+        0.25  # of the image diagonal: the smooth fill, deciding where the edge-aware one is thin
+    )
     # the smooth fill's weight at its densest, as a share of the edge-aware fill's typical density
     # (its 90th percentile): where few points reach a pixel, their correction is shrunk towards
     # the frame's broad one rather than carried alone into a whole region. Measured in session 16
@@ -48,6 +50,9 @@ class FusionOptions:
     prior_smoothness: float = 300.0
 
 
+NEAR_PRIOR_LIMIT = 8.0
+
+
 @dataclass(frozen=True)
 class Alignment:
     """inverse_depth ~ scale * learned + shift, one for the whole video."""
@@ -56,12 +61,14 @@ class Alignment:
     shift: float
     # plausible inverse depth, from the points' range: the points' corrections never carry a pixel
     # beyond it (a far outlier, an extrapolation); the mapped prior itself may lie nearer than
-    # every point (a near object no point reached) and is kept there
+    # every point (a near object no point reached) and is kept there, up to NEAR_PRIOR_LIMIT times
+    # the range (a model's spike or flare would otherwise set the video's normalisation). A
+    # correction may still push such a pixel farther, not nearer.
     limits: tuple[float, float] = (0.0, np.inf)
 
     def clip(self, corrected: np.ndarray, prior: np.ndarray) -> np.ndarray:
         low, high = self.limits
-        return np.clip(corrected, low, np.maximum(high, prior))
+        return np.clip(corrected, low, np.maximum(high, np.minimum(prior, NEAR_PRIOR_LIMIT * high)))
 
     def __call__(self, learned: np.ndarray) -> np.ndarray:
         return self.scale * learned + self.shift

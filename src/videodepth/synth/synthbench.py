@@ -9,10 +9,13 @@ original families (45 clips; families added later stay out, so published numbers
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from videodepth.errors import InputError
 
 BENCH_SEED_BASE = 1_000_000_000
 CLIPS_PER_FAMILY = 9
@@ -58,6 +61,10 @@ def render_bench_clip(item: BenchClip, out: Path, height: int, width: int, clean
 
     target = out / item.name
     if (target / "meta.json").is_file():  # resumable: finished clips are complete (atomic rename)
+        if json.loads((target / "meta.json").read_text()).get("clean", False) != clean:
+            raise InputError(
+                f"{target} was rendered {'without' if clean else 'with'} --clean; use another --out or delete it"
+            )
         return target
     clip = render_clip(
         SceneConfig(item.family, camera_motion=item.camera_motion),
