@@ -77,6 +77,10 @@ class GeometryChecks:
     def value(self, name: str) -> float:
         return next((c.value for c in self.checks if c.name == name), math.nan)
 
+    def formatted(self, name: str) -> str:
+        """A check's value as the summary line and the failure notes write it."""
+        return _format(name, self.value(name))
+
 
 def _format(name: str, value: float) -> str:
     if name == "image motion":

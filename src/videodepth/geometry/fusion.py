@@ -27,9 +27,8 @@ class FusionOptions:
     neighbours: int = 8  # a point is judged against this many nearest points of its frame
     max_error_px: float = 2.0  # observations reprojecting worse than this are ignored
     outlier_mads: float = 4.0  # per-frame residuals this far from the frame's fit are dropped as moving
-    fill_sigma: float = (
-        0.25  # of the image diagonal: the smooth fill, deciding where the edge-aware one is thin
-    )
+    # of the image diagonal: the smooth fill, deciding where the edge-aware one is thin
+    fill_sigma: float = 0.25
     # the smooth fill's weight at its densest, as a share of the edge-aware fill's typical density
     # (its 90th percentile): where few points reach a pixel, their correction is shrunk towards
     # the frame's broad one rather than carried alone into a whole region. Measured in session 16

@@ -72,7 +72,7 @@ class GeometryResult:
         measured = (
             f"image motion {100 * checks.value('image motion'):.2f}%/frame, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
             f"reprojection {checks.value('reprojection error'):.2f} px, "
-            f"triangulation {checks.value('triangulation angle'):.1f} deg, relief {_relief(checks)}, "
+            f"triangulation {checks.value('triangulation angle'):.1f} deg, relief {checks.formatted('relief')}, "
             f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.value('rank agreement'):+.2f}"
         )
         if not self.used:
@@ -84,11 +84,6 @@ class GeometryResult:
             f"geometry: used on {self.frames_used}/{num} frames [{measured}, {100 * dropped:.0f}% of points "
             f"excluded as moving or inconsistent]{timing}"
         )
-
-
-def _relief(checks: GeometryChecks) -> str:
-    value = checks.value("relief")
-    return f"{value:.2f}x" if np.isfinite(value) else "not measured"
 
 
 @dataclass

@@ -30,13 +30,14 @@ def _adopt_columns(csv_path: Path, columns: list[str]) -> list[str]:
     than its header (appended by a version with more columns without a rewrite) is read by
     position under ``columns`` when it has exactly as many fields."""
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        lines = list(csv.reader(handle))
-    header = lines[0] if lines else []
-    if all(column in header for column in columns):
-        return header
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        if all(column in header for column in columns):
+            return header  # the common case reads one line, not the whole table
+        lines = list(reader)
     merged = columns + [column for column in header if column not in columns]
     rows = []
-    for values in lines[1:]:
+    for values in lines:
         names = columns if len(values) == len(columns) and len(values) > len(header) else header
         rows.append(dict(zip(names, values, strict=False)))
     with atomic_file(csv_path) as tmp, open(tmp, "w", newline="") as handle:
