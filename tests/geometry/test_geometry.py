@@ -300,10 +300,15 @@ def test_each_failed_check_is_named(change, failed):
         track.observations = [o[:20] for o in track.observations]
     if change == "collapsed":  # every point at one depth, the camera moving 0.4 times it a frame
         track.c2w[:, 0, 3] = np.linspace(0, 6.0, track.num_frames)
-        for observations in track.observations:
-            observations[:, OBS_DEPTH] = 3.0 * (1 + 0.01 * np.sin(np.arange(len(observations))))
+        flatten(track)
     checks = check_track(track, np.full(track.num_frames, 0.8))
     assert not checks.passed and checks.first_failure.startswith(failed)
+
+
+def flatten(track: Track) -> None:
+    """Every point at depth 3, within 1%: a scene without relief."""
+    for observations in track.observations:
+        observations[:, OBS_DEPTH] = 3.0 * (1 + 0.01 * np.sin(np.arange(len(observations))))
 
 
 def test_a_flat_scene_filmed_from_close_by_has_no_relief_and_passes():
@@ -311,8 +316,7 @@ def test_a_flat_scene_filmed_from_close_by_has_no_relief_and_passes():
     compared with its distance; the same points from a camera moving 0.4 times that distance from
     one frame to the next (2 times within the window) are a collapsed reconstruction."""
     track, _ = synthetic_track()
-    for observations in track.observations:
-        observations[:, OBS_DEPTH] = 3.0 * (1 + 0.01 * np.sin(np.arange(len(observations))))
+    flatten(track)
     checks = check_track(track, np.full(track.num_frames, 0.8))
     assert checks.passed and checks.value("relief") < 1.05
     track.c2w[:, 0, 3] = np.linspace(0, 6.0, track.num_frames)
@@ -329,8 +333,7 @@ def test_a_long_dolly_along_a_facade_passes_the_relief_check():
     nothing (medians over frames)."""
     track, _ = synthetic_track(num_frames=60, points=60)
     track.c2w[:, 0, 3] = np.linspace(0, 3.0, 60)
-    for observations in track.observations:
-        observations[:, OBS_DEPTH] = 3.0 * (1 + 0.01 * np.sin(np.arange(len(observations))))
+    flatten(track)
     track.c2w[30, 0, 3] = 100.0
     checks = check_track(track, np.full(track.num_frames, 0.8))
     assert checks.passed, checks.first_failure
