@@ -43,7 +43,7 @@ class FusionOptions:
     # a model's blocks and blur do not follow the frame's edges, and the correction cannot undo
     # them where no point reaches. Too strong a smoothing flattens real gradients across regions
     # of one colour (a floor, a road, a wall): session 14's 3,000 cost the model's own depth 0.147
-    # -> 0.205 AbsRel on SynthBench (0.148 -> 0.171 at 1,000, 0.148 at 300), which the geometry
+    # -> 0.208 AbsRel on SynthBench's 15 clips (0.172 at 1,000, 0.149 at 300), which the geometry
     # never used there, so no benchmark showed it. 300 keeps 7-Scenes' gain (`--geometry` 0.104 ->
     # 0.102 against 0.101 at 3,000; session 16) and leaves SynthBench as it was.
     prior_smoothness: float = 300.0
