@@ -14,8 +14,16 @@ from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
 from videodepth.geometry.checks import CheckThresholds, check_track
 from videodepth.geometry.export import _quaternion, cameras_document
-from videodepth.geometry.fusion import Alignment, FusionOptions, fit_alignment, fuse_frame, smooth_along_edges
-from videodepth.geometry.observations import OBS_DEPTH, ObservationStore
+from videodepth.geometry.fusion import (
+    Alignment,
+    FusionOptions,
+    fit_alignment,
+    fuse_frame,
+    point_weights,
+    sample_at,
+    smooth_along_edges,
+)
+from videodepth.geometry.observations import OBS_ANGLE, OBS_DEPTH, ObservationStore
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.geometry.tracking import _chunk_ranges, _join, observations_near
 from videodepth.synth.render import render_clip
@@ -160,6 +168,50 @@ def test_a_few_points_alone_in_a_region_are_shrunk_towards_the_frames_correction
     shrunk = far_corner_correction(FusionOptions(prior_smoothness=0))
     assert 0.5 < shrunk < 0.9, shrunk
     assert far_corner_correction(FusionOptions(prior_smoothness=0, fill_share=0.001)) > 0.98
+
+
+def test_a_correction_is_a_factor_that_carries_across_a_regions_depth():
+    """A floor of one colour recedes from inverse depth 4 to 1; the prior has its shape but puts
+    it twice as far. Points reach only the near end. Their correction is a factor, so the far
+    end is put right too; as a difference (before session 17) it would come out 2.5 times too
+    near."""
+    height, width = 64, 96
+    rgb = np.full((height, width, 3), 120, np.uint8)
+    truth = np.linspace(4.0, 1.0, height, dtype=np.float32)[:, None].repeat(width, 1)
+    rng = np.random.default_rng(2)
+    observations = np.zeros((200, 6), np.float32)
+    observations[:, :2] = np.stack([rng.uniform(0.02, 0.98, 200), rng.uniform(0.0, 0.1, 200)], 1)
+    observations[:, OBS_DEPTH] = 1.0 / sample_at(truth, observations)
+    observations[:, 3:] = (0.3, 10.0, 10.0)
+    fused = fuse_frame(
+        0.5 * truth, rgb, observations, Alignment(1.0, 0.0, (0.0, 10.0)), FusionOptions(prior_smoothness=0)
+    ).inverse_depth
+    assert np.allclose(fused, truth, rtol=0.02), np.abs(fused / truth - 1).max()
+
+
+def test_points_seen_from_nearly_one_viewpoint_count_less():
+    """A point's depth error grows as one over its triangulation angle: half the points, seen
+    from views 0.5 degrees apart, say the frame is twice as near; the other half, seen 10 degrees
+    apart, agree with the prior. The result follows the well-triangulated half."""
+    height, width = 64, 96
+    rgb = np.full((height, width, 3), 120, np.uint8)
+    rng = np.random.default_rng(3)
+    observations = np.zeros((400, 6), np.float32)
+    observations[:, :2] = rng.uniform(0.02, 0.98, (400, 2))
+    observations[:, OBS_DEPTH] = np.where(np.arange(400) % 2 == 0, 0.5, 1.0)
+    observations[:, 3:] = (0.3, 10.0, 10.0)
+    observations[::2, OBS_ANGLE] = 0.5
+    weights = point_weights(observations, FusionOptions())
+    assert weights[0] == pytest.approx(weights[1] * (0.5 / 4.0) ** 2)
+    prior = np.ones((height, width), np.float32)
+
+    def fused_median(options: FusionOptions) -> float:
+        alignment = Alignment(1.0, 0.0, (0.0, 10.0))
+        return float(np.median(fuse_frame(prior, rgb, observations, alignment, options).inverse_depth))
+
+    keep_all = {"prior_smoothness": 0, "outlier_mads": 1e9}
+    assert fused_median(FusionOptions(**keep_all)) < 1.05
+    assert fused_median(FusionOptions(**keep_all, full_weight_angle_deg=0.1)) > 1.35  # sqrt(2): both count
 
 
 def test_a_near_object_no_point_reached_keeps_the_priors_depth():
