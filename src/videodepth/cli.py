@@ -29,6 +29,9 @@ class OneLineParser(argparse.ArgumentParser):
     """Argument errors are one line (the option, what is allowed) instead of the whole usage."""
 
     def error(self, message: str):
+        if message.endswith("expected one argument"):
+            # argparse reads a value that starts with '-' ("-10,585,320,240") as another option
+            message += "; a value that starts with '-' is written --option=VALUE"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -485,12 +485,15 @@ def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_
         (["--intrinsics", "500,500,10,10"], "--intrinsics needs --geometry"),
         (["--geometry", "--intrinsics", "500,x,1,1"], "fx,fy,cx,cy"),
         (["--geometry", "--intrinsics", "0,500,1,1"], "fx,fy,cx,cy"),
+        (["--geometry", "--intrinsics=-10,500,1,1"], "fx,fy,cx,cy"),
+        # argparse takes "-10,..." for an option: the line says how to write such a value
+        (["--geometry", "--intrinsics", "-10,500,1,1"], "is written --option=VALUE"),
         # the README's 640x480 example on a 136x72 video: said before tracking can fail on it
         (["--geometry", "--intrinsics", "585,585,320,240"], "(320, 240) lies outside the 136x72 video"),
     ],
 )
 def test_geometry_options_are_checked_before_anything_loads(args, message, tiny_video, tmp_path, capsys):
-    with pytest.raises(SystemExit) if "fx,fy" in message else _no_exit():
+    with pytest.raises(SystemExit) if "fx,fy" in message or "--option" in message else _no_exit():
         code = main(["run", str(tiny_video), "--out", str(tmp_path), *args])
         assert code == 2
     error = capsys.readouterr().err
