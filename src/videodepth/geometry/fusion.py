@@ -88,7 +88,8 @@ class Alignment:
 
 
 def point_weights(observations: np.ndarray, options: FusionOptions) -> np.ndarray:
-    """Confidence of each observation: high for points that reproject well and were seen often."""
+    """Confidence of each observation: high for points that reproject well, were seen often and
+    were triangulated from views far enough apart."""
     error = observations[:, OBS_ERROR]
     seen = np.minimum(observations[:, OBS_TRACK], 10.0) / 10.0
     parallax = np.minimum(observations[:, OBS_ANGLE] / options.full_weight_angle_deg, 1.0) ** 2
