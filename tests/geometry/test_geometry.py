@@ -214,6 +214,21 @@ def test_points_seen_from_nearly_one_viewpoint_count_less():
     assert fused_median(FusionOptions(**keep_all, full_weight_angle_deg=0.1)) > 1.35  # sqrt(2): both count
 
 
+def test_points_are_excluded_for_their_error_or_for_disagreeing_with_their_neighbours():
+    """The summary line reports the two apart (before session 17 both were called "moving or
+    inconsistent"): a point reprojecting 5 px off, and one far nearer than its neighbours."""
+    rng = np.random.default_rng(4)
+    observations = np.zeros((100, 6), np.float32)
+    observations[:, :2] = rng.uniform(0.05, 0.95, (100, 2))
+    observations[:, OBS_DEPTH] = 1.0 + 0.01 * rng.standard_normal(100)
+    observations[:, 3:] = (0.3, 10.0, 10.0)
+    observations[0, 3] = 5.0  # reprojects too far off
+    observations[1, OBS_DEPTH] = 0.2  # five times nearer than every point around it
+    rgb = np.full((48, 64, 3), 120, np.uint8)
+    fused = fuse_frame(np.ones((48, 64), np.float32), rgb, observations, Alignment(1.0, 0.0, (0.0, 10.0)))
+    assert (fused.points_used, fused.points_inaccurate, fused.points_inconsistent) == (98, 1, 1)
+
+
 def test_a_near_object_no_point_reached_keeps_the_priors_depth():
     """Every point lies on the far background; the prior puts a dark object five times nearer.
     The points' range must not clip it (before session 16 it was cut to twice the nearest

@@ -133,7 +133,8 @@ class FusedFrame:
     inverse_depth: np.ndarray  # [H, W] in the reconstruction's units
     confidence: np.ndarray  # [H, W] in [0, 1]: how much of the result the points decided
     points_used: int
-    points_dropped: int
+    points_inaccurate: int  # dropped: reprojecting worse than ``max_error_px``, or not in front
+    points_inconsistent: int  # dropped: far off their neighbours (moving, a reflection, a mistrack)
 
 
 def fuse_frame(
@@ -151,7 +152,7 @@ def fuse_frame(
     keep = (weights > 0) & (observations[:, OBS_DEPTH] > 0)
     observations, weights = observations[keep], weights[keep]
     if len(observations) == 0:
-        return FusedFrame(alignment.clip(prior, prior), np.zeros_like(prior), 0, int((~keep).sum()))
+        return FusedFrame(alignment.clip(prior, prior), np.zeros_like(prior), 0, int((~keep).sum()), 0)
     diagonal = float(np.hypot(height, width))
     # the correction is a factor: the prior must be positive where it is applied
     positive = np.maximum(prior, alignment.floor)
@@ -160,7 +161,9 @@ def fuse_frame(
     observations, weights, log_ratio = observations[~moving], weights[~moving], log_ratio[~moving]
     correction, support = _spread(log_ratio, weights, observations, guide, diagonal, options)
     fused = alignment.clip(positive * np.exp(correction), prior)
-    return FusedFrame(fused.astype(np.float32), support, len(observations), int((~keep).sum() + moving.sum()))
+    return FusedFrame(
+        fused.astype(np.float32), support, len(observations), int((~keep).sum()), int(moving.sum())
+    )
 
 
 def smooth_along_edges(learned: np.ndarray, guide: np.ndarray, options: FusionOptions) -> np.ndarray:

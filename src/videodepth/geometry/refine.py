@@ -54,7 +54,8 @@ class GeometryResult:
     alignment: Alignment | None = None
     frames_used: int = 0
     points_used: int = 0
-    points_dropped: int = 0
+    points_inaccurate: int = 0
+    points_inconsistent: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -79,10 +80,12 @@ class GeometryResult:
             return f"geometry: not used ({checks.first_failure}); learned depth kept [{measured}]{timing}"
         if not checks.passed:
             measured += f", checks ignored: {checks.first_failure}"
-        dropped = self.points_dropped / max(self.points_used + self.points_dropped, 1)
+        # shares of the observations fusion was given (each frame's own and its neighbours')
+        total = max(self.points_used + self.points_inaccurate + self.points_inconsistent, 1)
         return (
-            f"geometry: used on {self.frames_used}/{num} frames [{measured}, {100 * dropped:.0f}% of points "
-            f"excluded as moving or inconsistent]{timing}"
+            f"geometry: used on {self.frames_used}/{num} frames [{measured}; points excluded: "
+            f"{100 * self.points_inaccurate / total:.0f}% reprojecting too far off, "
+            f"{100 * self.points_inconsistent / total:.0f}% off their neighbours (moving or inconsistent)]{timing}"
         )
 
 
@@ -218,7 +221,8 @@ def refine_video(
             fused: FusedFrame = fuse_frame(prior, rgb, observations, alignment, options.fusion)
             result.frames_used += 1
             result.points_used += fused.points_used
-            result.points_dropped += fused.points_dropped
+            result.points_inaccurate += fused.points_inaccurate
+            result.points_inconsistent += fused.points_inconsistent
             emit(index, rgb, fused.inverse_depth, fused.confidence)
         else:  # no points: fusion's own prior, so that used and unused frames do not flicker
             kept = fuse_frame(prior, rgb, np.zeros((0, OBS_COLUMNS), np.float32), alignment, options.fusion)
