@@ -85,8 +85,10 @@ class GeometryChecks:
 def _format(name: str, value: float) -> str:
     if name == "image motion":
         return f"{100 * value:.2f}% of the width per frame" if np.isfinite(value) else "not measured"
-    if name in ("registered", "rank agreement"):
-        return f"{value:.2f}" if name == "rank agreement" else f"{100 * value:.0f}%"
+    if name == "rank agreement":
+        return f"{value:+.2f}" if np.isfinite(value) else "not measured"
+    if name == "registered":
+        return f"{100 * value:.0f}%"
     if name == "relief":
         return f"{value:.2f}x" if np.isfinite(value) else "not measured"
     if name in ("triangulation angle", "field of view"):
@@ -169,7 +171,10 @@ def check_track(
                 thresholds.min_rank_agreement <= -1
                 or (np.isfinite(rank) and rank >= thresholds.min_rank_agreement)
             ),
-            f"needs {thresholds.min_rank_agreement}: the reconstruction's depth order contradicts the model's",
+            f"needs {thresholds.min_rank_agreement}: the reconstruction's depth order contradicts the model's"
+            if np.isfinite(rank)
+            else "the model's depth is the same at every point, so an inverted reconstruction cannot be "
+            "ruled out",
         ),
     ]
     frame_ok = registered & (counts >= thresholds.min_points_per_frame)

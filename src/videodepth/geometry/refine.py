@@ -74,7 +74,7 @@ class GeometryResult:
             f"image motion {100 * checks.value('image motion'):.2f}%/frame, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
             f"reprojection {checks.value('reprojection error'):.2f} px, "
             f"triangulation {checks.value('triangulation angle'):.1f} deg, relief {checks.formatted('relief')}, "
-            f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.value('rank agreement'):+.2f}"
+            f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.formatted('rank agreement')}"
         )
         if not self.used:
             return f"geometry: not used ({checks.first_failure}); learned depth kept [{measured}]{timing}"
