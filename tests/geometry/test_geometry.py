@@ -26,6 +26,7 @@ from videodepth.geometry.fusion import (
 from videodepth.geometry.observations import OBS_ANGLE, OBS_DEPTH, ObservationStore
 from videodepth.geometry.refine import refine_in_memory
 from videodepth.geometry.tracking import _chunk_ranges, _join, observations_near
+from videodepth.io import read_depth_npz
 from videodepth.synth.render import render_clip
 from videodepth.synth.scenes import SceneConfig
 
@@ -493,6 +494,24 @@ def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_
     ).stat().st_size > 1000
     assert len(list((out / "orbit_conf").glob("*.png"))) == orbit_clip.num_frames
     assert not (out / ".videodepth-work").exists()
+    # the depth files and the cameras are in one world: frame 4's depth, seen from frame 16's
+    # camera, lands on frame 16's depth
+    disparity = read_depth_npz(out / "orbit.npz")
+    frames = {entry["index"]: entry for entry in document["frames"]}
+    a, b = frames[4], frames[16]
+    depth_a = 1.0 / np.polyval(a["inverse_depth_from_output"], disparity[4])
+    depth_b = 1.0 / np.polyval(b["inverse_depth_from_output"], disparity[16])
+    height, width = depth_a.shape
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    rays = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(-1, 3) @ np.linalg.inv(a["K"]).T
+    world = (rays * depth_a.reshape(-1, 1)) @ np.array(a["c2w"])[:3, :3].T + np.array(a["c2w"])[:3, 3]
+    w2c_b = np.linalg.inv(b["c2w"])
+    in_b = world @ w2c_b[:3, :3].T + w2c_b[:3, 3]
+    pixels = in_b @ np.array(b["K"]).T
+    u, v = (pixels[:, :2] / pixels[:, 2:]).T
+    inside = (in_b[:, 2] > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    seen = depth_b[v[inside].astype(int), u[inside].astype(int)]
+    assert inside.mean() > 0.5 and np.median(np.abs(in_b[inside, 2] / seen - 1)) < 0.05
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,9 @@ def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys
     first_shot = [f["index"] for f in frames if f["shot"] == 1]
     assert len(first_shot) >= 22 and max(first_shot) <= 23
     assert all(f["index"] >= 24 for f in frames if f["shot"] == 2)
+    # the shot's own normalisation, to put its depth files back in its reconstruction's units
+    mappings = {tuple(f["inverse_depth_from_output"]) for f in frames if f["shot"] == 1}
+    assert len(mappings) == 1 and next(iter(mappings))[0] > 0
     assert (out / "two_colmap" / "shot_001" / "images.txt").is_file()
     assert (out / "two_points_shot001.ply").stat().st_size > 1000
     depth = read_depth_npz(out / "two.npz")

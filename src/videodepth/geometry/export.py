@@ -27,13 +27,26 @@ def geometry_output_path(out_dir: Path, stem: str, kind: str, shot: int | None =
     return Path(out_dir) / names[kind]
 
 
-def cameras_document(shots: list[tuple[int, range, Track]], size: tuple[int, int]) -> dict:
-    """The registered frames of each (shot number, frame range, track), with video-wide indices."""
+def cameras_document(
+    shots: list[tuple[int, range, Track]],
+    size: tuple[int, int],
+    output_ranges: list[tuple[float, float]] | None = None,
+) -> dict:
+    """The registered frames of each (shot number, frame range, track), with video-wide indices.
+
+    ``output_ranges`` gives, per shot, the (lowest, highest) inverse depth that the saved
+    disparity's 0 and 1 stand for: each frame then carries ``inverse_depth_from_output`` =
+    (scale, shift), so that the depth files and the cameras can be used together (1 / (scale * d +
+    shift) is the depth along the camera's axis, in the cameras' units)."""
     frames = []
-    for number, shot, track in shots:
+    for k, (number, shot, track) in enumerate(shots):
         K = track.K_at(size).tolist()
+        extra = {}
+        if output_ranges is not None:
+            low, high = output_ranges[k]
+            extra = {"inverse_depth_from_output": [high - low, low]}
         frames += [
-            {"index": shot.start + i, "shot": number, "K": K, "c2w": track.c2w[i].tolist()}
+            {"index": shot.start + i, "shot": number, "K": K, "c2w": track.c2w[i].tolist(), **extra}
             for i in range(track.num_frames)
             if track.registered[i]
         ]
@@ -41,13 +54,18 @@ def cameras_document(shots: list[tuple[int, range, Track]], size: tuple[int, int
 
 
 def write_cameras(
-    out_dir: Path, stem: str, shots: list[tuple[int, range, Track]], size: tuple[int, int], per_shot: bool
+    out_dir: Path,
+    stem: str,
+    shots: list[tuple[int, range, Track]],
+    size: tuple[int, int],
+    per_shot: bool,
+    output_ranges: list[tuple[float, float]] | None = None,
 ) -> list[Path]:
     """The JSON file and the COLMAP text model beside it; ``per_shot`` (a video of several shots)
     gives each shot's model its own folder, numbered as in the JSON."""
     json_path = geometry_output_path(out_dir, stem, "cameras")
     with atomic_file(json_path) as tmp:
-        tmp.write_text(json.dumps(cameras_document(shots, size), indent=1))
+        tmp.write_text(json.dumps(cameras_document(shots, size, output_ranges), indent=1))
     model = Path(out_dir) / f"{stem}_colmap"
     with atomic_dir(model) as tmp:
         for number, shot, track in shots:

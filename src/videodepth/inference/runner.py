@@ -258,7 +258,7 @@ def run_video(
         )
         notes = []
         if geometry_result is not None:
-            written += _write_geometry_files(geometry_result, clouds, outputs, stem, reader)
+            written += _write_geometry_files(geometry_result, clouds, outputs, stem, reader, stats)
             unwritten = [k for k in ("cameras", "ply") if k in outputs.kinds and not geometry_result.used]
             if unwritten:
                 notes.append(f"note: --save {','.join(unwritten)} not written: the geometry was used nowhere")
@@ -406,17 +406,23 @@ def _write_geometry_files(
     outputs: OutputOptions,
     stem: str,
     reader: VideoReader,
+    stats: dict,
 ) -> list[Path]:
     """Cameras and point clouds of the shots whose geometry passed its checks. What an earlier run
     of this video left under these names and this run does not write (the clouds of shots now
     cut or rejected, cameras where no shot is used now) is removed, so that the folder never
-    mixes two runs' geometry."""
+    mixes two runs' geometry. ``stats`` are pass 2's normalisation (per shot, or one for the
+    video), which the cameras file records so that the depth files can be put back in its units."""
     used = [k for k, shot_result in enumerate(result.results) if shot_result.used]
     written: list[Path] = []
     if "cameras" in outputs.kinds and used:
         tracks = [(k + 1, result.shots[k], result.results[k].track) for k in used]
+        spans = stats.get("shots") or [stats] * len(result.shots)
+        ranges = [(spans[k]["lo"], spans[k]["hi"]) for k in used]
         size = output_size(reader, outputs)
-        written += write_cameras(outputs.out_dir, stem, tracks, size, per_shot=len(result.shots) > 1)
+        written += write_cameras(
+            outputs.out_dir, stem, tracks, size, per_shot=len(result.shots) > 1, output_ranges=ranges
+        )
     for k in (k for k in used if k in clouds):
         shot = None if len(result.shots) == 1 else k + 1
         written.append(clouds[k].write(geometry_output_path(outputs.out_dir, stem, "ply", shot)))
