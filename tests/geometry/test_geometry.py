@@ -624,3 +624,23 @@ def test_fusion_moves_the_priors_edges_onto_the_frames():
     between = slice(33, 37)  # right of the frame's edge, left of the prior's step
     assert smoothed[:, between].mean() > 1.5 and kept[:, between].mean() < 1.2
     assert smoothed[:, :28].mean() == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_contact_sheet_shows_unused_geometry_as_the_learned_depth(tmp_path):
+    """Where the geometry is not used the result is the learned depth: both tiles must look the
+    same (they were stretched differently before session 17, which read as a change)."""
+    import cv2
+
+    from videodepth.eval.geometry_report import write_contact_sheet
+
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 255, (4, 24, 32, 3), dtype=np.uint8)
+    learned = rng.uniform(0.2, 0.7, (4, 24, 32)).astype(np.float32)
+    path = write_contact_sheet(
+        tmp_path / "sheet.png", frames, learned, learned, np.zeros_like(learned), learned, width=160
+    )
+    sheet = cv2.imread(str(path))
+    assert sheet.shape == (72, 160, 3)
+    assert np.array_equal(sheet[:, 32:64], sheet[:, 64:96]) and np.array_equal(
+        sheet[:, 32:64], sheet[:, 128:160]
+    )

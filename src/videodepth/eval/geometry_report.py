@@ -163,13 +163,14 @@ def write_contact_sheet(
     width: int = 1600,
 ) -> Path:
     """Rows at the start, middle and end: frame | learned | result | confidence | checks ignored (PNG)."""
-    fused_unit = _robust_unit(fused)  # one range for the whole clip, as the outputs are normalised
-    unchecked_unit = _robust_unit(unchecked)
+    # one range per column for the whole clip, as the outputs are normalised, and the same
+    # stretch for every column: where the geometry is not used, learned and result look the same
+    learned_unit, fused_unit, unchecked_unit = (_robust_unit(v) for v in (learned, fused, unchecked))
     rows = []
     for index in sorted({0, len(frames) // 2, len(frames) - 1}):
         tiles = [
             frames[index],
-            colorize(learned[index]),
+            colorize(learned_unit[index]),
             colorize(fused_unit[index]),
             colorize(np.clip(confidence[index], 0, 1), "gray"),
             colorize(unchecked_unit[index]),
