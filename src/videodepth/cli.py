@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from videodepth import __version__
@@ -29,9 +30,10 @@ class OneLineParser(argparse.ArgumentParser):
     """Argument errors are one line (the option, what is allowed) instead of the whole usage."""
 
     def error(self, message: str):
-        if message.endswith("expected one argument"):
+        missing = re.fullmatch(r"argument (--[\w-]+)(?:/-\w)?: expected one argument", message)
+        if missing:
             # argparse reads a value that starts with '-' ("-10,585,320,240") as another option
-            message += "; a value that starts with '-' is written --option=VALUE"
+            message += f" (if it starts with '-', write {missing[1]}=VALUE)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -42,3 +42,25 @@ def interrupt_fusion_then_resume(
     assert main(args("parts", "--resume")) == 0
     name = f"{video.stem}.npz"
     return read_depth_npz(tmp_path / "whole" / name), read_depth_npz(tmp_path / "parts" / name)
+
+
+def depth_seen_from(document: dict, disparity: np.ndarray, first: int, second: int) -> tuple[float, float]:
+    """Frame ``first``'s saved depth, put in the cameras' units by the cameras file's
+    ``inverse_depth_from_output``, carried into frame ``second``'s camera: the share of its pixels
+    that land inside that frame, and the median relative difference from that frame's own depth
+    there."""
+    frames = {entry["index"]: entry for entry in document["frames"]}
+    a, b = frames[first], frames[second]
+    depth_a = 1.0 / np.polyval(a["inverse_depth_from_output"], disparity[first])
+    depth_b = 1.0 / np.polyval(b["inverse_depth_from_output"], disparity[second])
+    height, width = depth_a.shape
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    rays = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(-1, 3) @ np.linalg.inv(a["K"]).T
+    world = (rays * depth_a.reshape(-1, 1)) @ np.array(a["c2w"])[:3, :3].T + np.array(a["c2w"])[:3, 3]
+    w2c_b = np.linalg.inv(b["c2w"])
+    in_b = world @ w2c_b[:3, :3].T + w2c_b[:3, 3]
+    pixels = in_b @ np.array(b["K"]).T
+    u, v = (pixels[:, :2] / pixels[:, 2:]).T
+    inside = (in_b[:, 2] > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    seen = depth_b[v[inside].astype(int), u[inside].astype(int)]
+    return float(inside.mean()), float(np.median(np.abs(in_b[inside, 2] / seen - 1)))

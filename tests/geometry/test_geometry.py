@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_test_video
-from tests.geometry import geometry_run, interrupt_fusion_then_resume
+from tests.geometry import depth_seen_from, geometry_run, interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
@@ -188,6 +188,21 @@ def test_a_correction_is_a_factor_that_carries_across_a_regions_depth():
         0.5 * truth, rgb, observations, Alignment(1.0, 0.0, (0.0, 10.0)), FusionOptions(prior_smoothness=0)
     ).inverse_depth
     assert np.allclose(fused, truth, rtol=0.02), np.abs(fused / truth - 1).max()
+
+
+def test_a_correction_keeps_the_priors_shape_with_an_unbounded_alignment():
+    """An alignment with no range from points (limits 0 to infinity, the default) must not raise
+    the prior to a floor of 1 (it did for a day in session 17, flattening every prior below it)."""
+    height, width = 64, 96
+    rgb = np.full((height, width, 3), 120, np.uint8)
+    truth = np.linspace(0.4, 0.1, height, dtype=np.float32)[:, None].repeat(width, 1)
+    observations = np.zeros((50, 6), np.float32)
+    observations[:, :2] = np.stack([np.linspace(0.02, 0.98, 50), np.full(50, 0.05)], 1)
+    observations[:, OBS_DEPTH] = 1.0 / sample_at(truth, observations)
+    observations[:, 3:] = (0.3, 10.0, 10.0)
+    assert Alignment(1.0, 0.0).floor < 1e-6
+    fused = fuse_frame(truth, rgb, observations, Alignment(1.0, 0.0), FusionOptions(prior_smoothness=0))
+    assert np.allclose(fused.inverse_depth, truth, rtol=0.01)
 
 
 def test_points_seen_from_nearly_one_viewpoint_count_less():
@@ -496,22 +511,8 @@ def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_
     assert not (out / ".videodepth-work").exists()
     # the depth files and the cameras are in one world: frame 4's depth, seen from frame 16's
     # camera, lands on frame 16's depth
-    disparity = read_depth_npz(out / "orbit.npz")
-    frames = {entry["index"]: entry for entry in document["frames"]}
-    a, b = frames[4], frames[16]
-    depth_a = 1.0 / np.polyval(a["inverse_depth_from_output"], disparity[4])
-    depth_b = 1.0 / np.polyval(b["inverse_depth_from_output"], disparity[16])
-    height, width = depth_a.shape
-    ys, xs = np.mgrid[0:height, 0:width] + 0.5
-    rays = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(-1, 3) @ np.linalg.inv(a["K"]).T
-    world = (rays * depth_a.reshape(-1, 1)) @ np.array(a["c2w"])[:3, :3].T + np.array(a["c2w"])[:3, 3]
-    w2c_b = np.linalg.inv(b["c2w"])
-    in_b = world @ w2c_b[:3, :3].T + w2c_b[:3, 3]
-    pixels = in_b @ np.array(b["K"]).T
-    u, v = (pixels[:, :2] / pixels[:, 2:]).T
-    inside = (in_b[:, 2] > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    seen = depth_b[v[inside].astype(int), u[inside].astype(int)]
-    assert inside.mean() > 0.5 and np.median(np.abs(in_b[inside, 2] / seen - 1)) < 0.05
+    inside, mismatch = depth_seen_from(document, read_depth_npz(out / "orbit.npz"), 4, 16)
+    assert inside > 0.5 and mismatch < 0.05
 
 
 @pytest.mark.parametrize(
@@ -523,13 +524,13 @@ def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_
         (["--geometry", "--intrinsics", "0,500,1,1"], "fx,fy,cx,cy"),
         (["--geometry", "--intrinsics=-10,500,1,1"], "fx,fy,cx,cy"),
         # argparse takes "-10,..." for an option: the line says how to write such a value
-        (["--geometry", "--intrinsics", "-10,500,1,1"], "is written --option=VALUE"),
+        (["--geometry", "--intrinsics", "-10,500,1,1"], "write --intrinsics=VALUE"),
         # the README's 640x480 example on a 136x72 video: said before tracking can fail on it
         (["--geometry", "--intrinsics", "585,585,320,240"], "(320, 240) lies outside the 136x72 video"),
     ],
 )
 def test_geometry_options_are_checked_before_anything_loads(args, message, tiny_video, tmp_path, capsys):
-    with pytest.raises(SystemExit) if "fx,fy" in message or "--option" in message else _no_exit():
+    with pytest.raises(SystemExit) if "fx,fy" in message or "=VALUE" in message else _no_exit():
         code = main(["run", str(tiny_video), "--out", str(tmp_path), *args])
         assert code == 2
     error = capsys.readouterr().err

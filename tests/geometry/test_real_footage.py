@@ -60,6 +60,8 @@ def test_the_table_comes_out_flat_and_the_carton_stands_out_from_the_room(table_
     table[165:205, 20:130] = frames[0, 165:205, 20:130, 0] > 120
     K = result.track.K_at((height, width))
     assert table.sum() > 2000
+    # measured 0.0093 against the prior's 0.0195 (session 17): a fifth of margin, since tracking
+    # differs in its last digits with pycolmap's and libjpeg's versions
     assert _flatness(fused[0], table, K) < min(0.6 * _flatness(prior[0], table, K), 0.015)
     # the juice carton's top and the dark room behind the table, on the same rows: the prior
     # puts them at one depth, the footage puts the carton far nearer

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_test_video
-from tests.geometry import geometry_run, interrupt_fusion_then_resume
+from tests.geometry import depth_seen_from, geometry_run, interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.geometry.shots import (
     find_cuts,
@@ -126,9 +126,12 @@ def test_each_shot_of_a_video_gets_its_own_geometry(two_scenes, tmp_path, capsys
     first_shot = [f["index"] for f in frames if f["shot"] == 1]
     assert len(first_shot) >= 22 and max(first_shot) <= 23
     assert all(f["index"] >= 24 for f in frames if f["shot"] == 2)
-    # the shot's own normalisation, to put its depth files back in its reconstruction's units
+    # the shot's own normalisation puts its depth files back in its reconstruction's units
     mappings = {tuple(f["inverse_depth_from_output"]) for f in frames if f["shot"] == 1}
     assert len(mappings) == 1 and next(iter(mappings))[0] > 0
+    document = json.loads((out / "two_cameras.json").read_text())
+    inside, mismatch = depth_seen_from(document, read_depth_npz(out / "two.npz"), 4, 16)
+    assert inside > 0.5 and mismatch < 0.05
     assert (out / "two_colmap" / "shot_001" / "images.txt").is_file()
     assert (out / "two_points_shot001.ply").stat().st_size > 1000
     depth = read_depth_npz(out / "two.npz")

@@ -173,8 +173,8 @@ def check_track(
             ),
             f"needs {thresholds.min_rank_agreement}: the reconstruction's depth order contradicts the model's"
             if np.isfinite(rank)
-            else "the model's depth is the same at every point, so an inverted reconstruction cannot be "
-            "ruled out",
+            else "the model's depth is the same at every point, or too few points a frame, so an inverted "
+            "reconstruction cannot be ruled out",
         ),
     ]
     frame_ok = registered & (counts >= thresholds.min_points_per_frame)

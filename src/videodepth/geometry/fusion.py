@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from videodepth.geometry.checks import CheckThresholds
 from videodepth.geometry.observations import OBS_ANGLE, OBS_DEPTH, OBS_ERROR, OBS_TRACK
 
 
@@ -31,10 +32,10 @@ class FusionOptions:
     # a point triangulated from views this many degrees apart or more counts fully; below, its
     # weight falls with the square of the angle, as the inverse variance of its depth does (a
     # point's relative depth error grows as one over the angle). 4 degrees is the checks' own
-    # limit for a video's median angle (`CheckThresholds.min_triangulation_deg`). Session 17, over
-    # 7-Scenes' saved prediction and track: 0.1008 / 0.8962 without, 0.1005 / 0.1002 / 0.0999 /
-    # 0.0999 / 0.1015 AbsRel at 3 / 4 / 5 / 6 / 10 degrees; on 8 noise-free renders 0.2212 -> 0.2190.
-    full_weight_angle_deg: float = 4.0
+    # limit for a video's median angle, and taken from it. Session 17, over 7-Scenes' saved
+    # prediction and track: 0.1008 / 0.8962 without, 0.1005 / 0.1002 / 0.0999 / 0.0999 / 0.1015
+    # AbsRel at 3 / 4 / 5 / 6 / 10 degrees; on 8 noise-free renders 0.2212 without, 0.2190 with.
+    full_weight_angle_deg: float = CheckThresholds.min_triangulation_deg
     outlier_mads: float = 4.0  # per-frame residuals this far from the frame's fit are dropped as moving
     # of the image diagonal: the smooth fill, deciding where the edge-aware one is thin
     fill_sigma: float = 0.25
@@ -56,6 +57,10 @@ class FusionOptions:
     # never used there, so no benchmark showed it. 300 keeps 7-Scenes' gain (`--geometry` 0.104 ->
     # 0.102 against 0.101 at 3,000; session 16) and leaves SynthBench as it was.
     prior_smoothness: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.full_weight_angle_deg <= 0 or self.max_error_px <= 0:
+            raise ValueError("full_weight_angle_deg and max_error_px must be positive")
 
 
 NEAR_PRIOR_LIMIT = 8.0
@@ -81,7 +86,8 @@ class Alignment:
     @property
     def floor(self) -> float:
         """The smallest inverse depth a correction starts from (a positive one)."""
-        return max(self.limits[0], 1e-6 * min(self.limits[1], 1e6), 1e-12)
+        low, high = self.limits
+        return max(low, 1e-6 * high if np.isfinite(high) else 0.0, 1e-12)
 
     def __call__(self, learned: np.ndarray) -> np.ndarray:
         return self.scale * learned + self.shift
@@ -133,7 +139,9 @@ class FusedFrame:
     inverse_depth: np.ndarray  # [H, W] in the reconstruction's units
     confidence: np.ndarray  # [H, W] in [0, 1]: how much of the result the points decided
     points_used: int
-    points_inaccurate: int  # dropped: reprojecting worse than ``max_error_px``, or not in front
+    # dropped before fusion: reprojecting worse than ``max_error_px``, triangulated from one
+    # viewpoint (angle 0), or not in front of the camera
+    points_inaccurate: int
     points_inconsistent: int  # dropped: far off their neighbours (moving, a reflection, a mistrack)
 
 

@@ -71,7 +71,7 @@ class GeometryResult:
         if not checks.checks:
             return f"geometry: not used ({checks.first_failure}); learned depth kept{timing}"
         measured = (
-            f"image motion {100 * checks.value('image motion'):.2f}%/frame, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
+            f"image motion {_motion(checks.value('image motion'))}, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
             f"reprojection {checks.value('reprojection error'):.2f} px, "
             f"triangulation {checks.value('triangulation angle'):.1f} deg, relief {checks.formatted('relief')}, "
             f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.formatted('rank agreement')}"
@@ -87,6 +87,10 @@ class GeometryResult:
             f"{100 * self.points_inaccurate / total:.0f}% reprojecting too far off, "
             f"{100 * self.points_inconsistent / total:.0f}% off their neighbours (moving or inconsistent)]{timing}"
         )
+
+
+def _motion(share: float) -> str:
+    return f"{100 * share:.2f}%/frame" if np.isfinite(share) else "not measured"
 
 
 @dataclass
