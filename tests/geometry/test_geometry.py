@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -630,8 +631,6 @@ def test_fusion_moves_the_priors_edges_onto_the_frames():
 def test_a_contact_sheet_shows_unused_geometry_as_the_learned_depth(tmp_path):
     """Where the geometry is not used the result is the learned depth: both tiles must look the
     same (they were stretched differently before session 17, which read as a change)."""
-    import cv2
-
     from videodepth.eval.geometry_report import write_contact_sheet
 
     rng = np.random.default_rng(5)
@@ -645,3 +644,46 @@ def test_a_contact_sheet_shows_unused_geometry_as_the_learned_depth(tmp_path):
     assert np.array_equal(sheet[:, 32:64], sheet[:, 64:96]) and np.array_equal(
         sheet[:, 32:64], sheet[:, 128:160]
     )
+
+
+def test_one_homography_with_points_off_a_plane_is_depth_the_footage_does_not_show():
+    """A zoom read as a dolly (SynthBench-clean people_01 passed every other check this way):
+    the picture's motion is one homography, yet the points spread in depth. A plane may have
+    both; motion with parallax, or no measurement, passes."""
+    track, _ = synthetic_track()  # points 1-5 deep: far off any plane
+    rank = np.full(track.num_frames, 0.8)
+    assert check_track(track, rank).passed  # homography share not measured
+    track.homography_share = 0.96
+    checks = check_track(track, rank)
+    assert not checks.passed and checks.first_failure.startswith("one homography 96% of the motion")
+    assert "off a plane" in checks.first_failure
+    track.homography_share = 0.6  # parallax in the picture
+    assert check_track(track, rank).passed
+    track.homography_share = 0.96
+    # a tilted plane (depth affine in the image row, in inverse depth) with the same motion passes
+    for observations in track.observations:
+        observations[:, OBS_DEPTH] = 1.0 / (0.2 + 0.6 * observations[:, 1])
+    checks = check_track(track, rank)
+    assert checks.passed, checks.first_failure
+    assert check_track(track, rank, CheckThresholds(max_homography_share=1.0)).passed
+
+
+def test_the_homography_share_tells_a_zoom_from_parallax(orbit_clip):
+    """Measured while tracking: near 1 for a zoom into a flat texture, well below for a camera
+    orbiting a table top with objects on it."""
+    from videodepth.geometry.tracking import _ImageMotion
+
+    rng = np.random.default_rng(6)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (256, 448, 3), dtype=np.uint8), (0, 0), 1.5)
+    zoom = _ImageMotion(step=5)
+    for k in range(24):  # 1.5% closer a frame, about the centre
+        crop = np.array(texture.shape[:2]) * (1 - 0.015 * k) / 2
+        y0, x0 = (np.array(texture.shape[:2]) / 2 - crop).astype(int)
+        zoom.add(
+            cv2.resize(texture[y0 : 256 - y0, x0 : 448 - x0], (448, 256), interpolation=cv2.INTER_LINEAR)
+        )
+    orbit = _ImageMotion(step=5)
+    for frame in orbit_clip.rgb:
+        orbit.add(frame)
+    assert zoom.homography_share() > 0.95
+    assert orbit.homography_share() < 0.85

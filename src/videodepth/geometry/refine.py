@@ -74,6 +74,7 @@ class GeometryResult:
             f"image motion {_motion(checks.value('image motion'))}, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
             f"reprojection {checks.value('reprojection error'):.2f} px, "
             f"triangulation {checks.value('triangulation angle'):.1f} deg, relief {checks.formatted('relief')}, "
+            f"one homography {checks.formatted('one homography')}, "
             f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.formatted('rank agreement')}"
         )
         if not self.used:

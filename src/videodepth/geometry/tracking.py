@@ -88,6 +88,9 @@ class Track:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))  # xyz + rgb (0-255)
     note: str = ""  # why tracking gave nothing, if it did not
     image_motion: float = float("nan")  # median image motion, tracking pixels per frame (0: a still camera)
+    # median share of the picture's motion (frames 5 apart) that one homography explains: near 1
+    # for a zoom, a camera turning on the spot or a single plane (no parallax); NaN: not measured
+    homography_share: float = float("nan")
 
     @property
     def num_frames(self) -> int:
@@ -114,6 +117,7 @@ class Track:
                 points=self.points,
                 note=np.array(self.note),
                 image_motion=np.array(self.image_motion),
+                homography_share=np.array(self.homography_share),
             )
         with zipfile.ZipFile(path, "a") as archive:
             write_observations(archive, "observations.npy", self.observations)
@@ -132,6 +136,8 @@ class Track:
             points=meta["points"],
             note=str(meta["note"]),
             image_motion=float(meta["image_motion"]),
+            # tracks saved before session 17 did not measure it
+            homography_share=float(meta.get("homography_share", np.nan)),
         )
 
     def close(self) -> None:
@@ -219,6 +225,7 @@ def track_frames(
     if notes and not track.registered.any():
         track.note = "; ".join(notes)
     track.image_motion = motion.median()
+    track.homography_share = motion.homography_share()
     return track
 
 
@@ -239,6 +246,7 @@ class _ImageMotion:
         self.step, self.count = step, 0
         self.previous: np.ndarray | None = None
         self.samples: list[float] = []
+        self.homography_shares: list[float] = []
 
     def add(self, frame: np.ndarray) -> np.ndarray:
         if self.count % self.step == 0:
@@ -255,12 +263,25 @@ class _ImageMotion:
                 if ok.sum() >= 10:
                     shift = np.linalg.norm(moved[ok] - grid.reshape(-1, 2)[ok], axis=1)
                     self.samples.append(float(np.median(shift)) / self.step)
+                    if np.median(shift) >= 2.0:  # less motion cannot show parallax either way
+                        share = _homography_share(grid.reshape(-1, 2)[ok], moved[ok])
+                        if np.isfinite(share):
+                            self.homography_shares.append(share)
             self.previous = gray
         self.count += 1
         return frame
 
     def median(self) -> float:
         return float(np.median(self.samples)) if self.samples else float("nan")
+
+    def homography_share(self) -> float:
+        return float(np.median(self.homography_shares)) if self.homography_shares else float("nan")
+
+
+def _homography_share(source: np.ndarray, target: np.ndarray, tolerance_px: float = 1.0) -> float:
+    """Share of point motions that one homography (RANSAC) explains within ``tolerance_px``."""
+    _, inliers = cv2.findHomography(source, target, cv2.RANSAC, tolerance_px)
+    return float(inliers.mean()) if inliers is not None else float("nan")
 
 
 def _chunk_ranges(num_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
