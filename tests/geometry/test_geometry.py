@@ -111,6 +111,16 @@ def test_saved_tracks_load_identically(orbit_track, tmp_path):
     assert all(
         np.array_equal(a, b) for a, b in zip(loaded.observations, orbit_track.observations, strict=True)
     )
+    assert np.isfinite(orbit_track.homography_share)
+    assert (loaded.image_motion, loaded.homography_share) == (
+        orbit_track.image_motion,
+        orbit_track.homography_share,
+    )
+    # a track saved before session 17 has no homography share: it loads as not measured
+    with np.load(tmp_path / "track.npz") as data:
+        older = {key: data[key] for key in data.files if key != "homography_share"}
+    np.savez(tmp_path / "older.npz", **older)
+    assert np.isnan(Track.load(tmp_path / "older.npz").homography_share)
 
 
 def test_borrowed_points_land_where_the_scene_is(orbit_clip, orbit_track):
