@@ -73,6 +73,9 @@ class GeometryChecks:
     checks: list[Check] = field(default_factory=list)
     frame_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     note: str = ""  # a reason that stopped the checks before they could be measured
+    # the points' RMS distance from their best plane over their median depth (median over
+    # frames), which the one-homography check weighs
+    off_plane: float = math.nan
 
     @property
     def passed(self) -> bool:
@@ -182,9 +185,9 @@ def check_track(
                 or homography < thresholds.max_homography_share
                 or not off_plane >= thresholds.min_off_plane
             ),
-            f"at most {100 * thresholds.max_homography_share:.0f}% where the points lie "
-            f"{100 * off_plane:.0f}% of their depth off a plane: a zoom or a turning camera, read as "
-            "depth the footage does not show",
+            f"at most {100 * thresholds.max_homography_share:.0f}% when the points lie "
+            f"{100 * thresholds.min_off_plane:.0f}% of their depth or more off a plane (they lie "
+            f"{100 * off_plane:.0f}%): a zoom or a turning camera, read as depth the footage does not show",
         ),
         Check(
             "field of view", fov, low_fov <= fov <= high_fov, f"a lens gives {low_fov:.0f}-{high_fov:.0f} deg"
@@ -204,7 +207,7 @@ def check_track(
         ),
     ]
     frame_ok = registered & (counts >= thresholds.min_points_per_frame)
-    return GeometryChecks(checks=checks, frame_ok=frame_ok)
+    return GeometryChecks(checks=checks, frame_ok=frame_ok, off_plane=off_plane)
 
 
 def _pooled_error_and_angle(track: Track) -> tuple[float, float]:
@@ -229,7 +232,8 @@ def _off_plane(track: Track, min_points: int) -> float:
     spreads = []
     for observations in track.observations:
         depth = observations[:, OBS_DEPTH]
-        if len(observations) < min_points or not (depth > 0).all():
+        observations, depth = observations[depth > 0], depth[depth > 0]
+        if len(observations) < min_points:
             continue
         pixels = np.stack([observations[:, 0] * width, observations[:, 1] * height, np.ones(len(depth))], 1)
         points = (pixels @ inverse_K.T) * depth[:, None]

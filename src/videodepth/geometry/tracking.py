@@ -240,10 +240,16 @@ def _release_memory() -> None:
 class _ImageMotion:
     """Median optical-flow displacement of a grid of points, every ``step`` frames: how much the
     picture as a whole moves. A still camera filming a moving person measures near zero, where a
-    reconstruction of that person would claim camera motion."""
+    reconstruction of that person would claim camera motion.
 
-    def __init__(self, step: int = 5) -> None:
-        self.step, self.count = step, 0
+    It also measures how much of that motion one homography explains (near 1: a zoom, a camera
+    turning on the spot, or a single plane), on the sampled pairs whose picture moved
+    ``min_parallax_px`` or more. At such small motion a slow dolly over a deep scene shows little
+    parallax too; a version that waited for 8 px of motion (comparing with frames up to 20 back)
+    no longer told the one zoom we know from the clips the geometry helps (session 17)."""
+
+    def __init__(self, step: int = 5, min_parallax_px: float = 2.0) -> None:
+        self.step, self.count, self.min_parallax_px = step, 0, min_parallax_px
         self.previous: np.ndarray | None = None
         self.samples: list[float] = []
         self.homography_shares: list[float] = []
@@ -261,9 +267,9 @@ class _ImageMotion:
                 )
                 moved, ok = _follow(self.previous, gray, grid, max_round_trip_px=1.0)
                 if ok.sum() >= 10:
-                    shift = np.linalg.norm(moved[ok] - grid.reshape(-1, 2)[ok], axis=1)
-                    self.samples.append(float(np.median(shift)) / self.step)
-                    if np.median(shift) >= 2.0:  # less motion cannot show parallax either way
+                    shift = float(np.median(np.linalg.norm(moved[ok] - grid.reshape(-1, 2)[ok], axis=1)))
+                    self.samples.append(shift / self.step)
+                    if shift >= self.min_parallax_px:
                         share = _homography_share(grid.reshape(-1, 2)[ok], moved[ok])
                         if np.isfinite(share):
                             self.homography_shares.append(share)
@@ -279,9 +285,10 @@ class _ImageMotion:
 
 
 def _homography_share(source: np.ndarray, target: np.ndarray, tolerance_px: float = 1.0) -> float:
-    """Share of point motions that one homography (RANSAC) explains within ``tolerance_px``."""
-    _, inliers = cv2.findHomography(source, target, cv2.RANSAC, tolerance_px)
-    return float(inliers.mean()) if inliers is not None else float("nan")
+    """Share of point motions that one homography (RANSAC) explains within ``tolerance_px``; NaN
+    where no homography can be fitted (OpenCV then returns an all-zero mask, not None)."""
+    homography, inliers = cv2.findHomography(source, target, cv2.RANSAC, tolerance_px)
+    return float(inliers.mean()) if homography is not None and inliers is not None else float("nan")
 
 
 def _chunk_ranges(num_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:

@@ -54,8 +54,8 @@ from videodepth.io.video import VideoReader, list_images
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 REPORT_NAME = "label_report.csv"
 REPORT_COLUMNS = ("clip", "kind", "status", "reason", "frames", "registered", "points_per_frame",
-                  "reprojection_px", "triangulation_deg", "rank_agreement", "relief", "labelled", "seconds",
-                  "settings")  # fmt: skip
+                  "reprojection_px", "triangulation_deg", "rank_agreement", "relief", "homography_share",
+                  "labelled", "seconds", "settings")  # fmt: skip
 
 
 def label_geometry_options(min_rank_agreement: float = 0.0) -> GeometryOptions:
@@ -120,6 +120,7 @@ class Row:
     triangulation_deg: float = math.nan
     rank_agreement: float = math.nan  # median per-frame Spearman of the prior against the points
     relief: float = math.nan  # median per-frame depth ratio of the points (90th over 10th percentile)
+    homography_share: float = math.nan  # share of the picture's motion one homography explains
     labelled: float = 0.0  # share of the clip's pixels with a label
     seconds: float = 0.0
     settings: str = ""  # fingerprint of the LabelOptions that decided this row
@@ -336,6 +337,7 @@ def _geometry_row(row: Row, track: Track, checks: GeometryChecks) -> Row:
     row.triangulation_deg = checks.value("triangulation angle")
     row.rank_agreement = checks.value("rank agreement")
     row.relief = checks.value("relief")
+    row.homography_share = checks.value("one homography")
     return row
 
 
