@@ -19,6 +19,7 @@ Formats (detected from the path; see docs/DATA.md for each layout):
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -217,8 +218,6 @@ def read_depthcrafter(path: Path, max_frames: int | None = None) -> Sequence:
 
 
 def read_video(path: Path, max_frames: int | None = None) -> np.ndarray:
-    import itertools
-
     import av
 
     try:

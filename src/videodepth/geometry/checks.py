@@ -14,7 +14,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from videodepth.geometry.observations import OBS_ANGLE, OBS_DEPTH, OBS_ERROR, frame_counts, pooling_stride
-from videodepth.geometry.tracking import Track
+from videodepth.geometry.tracking import Track, camera_points
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,10 @@ def check_track(
     fov = horizontal_fov_deg(track)
     rank = float(np.nanmedian(rank_per_frame)) if np.isfinite(rank_per_frame).any() else math.nan
     motion = track.image_motion / track.size[1]
-    relief, travel = _relief_and_travel(track, thresholds.min_points_per_frame, thresholds.travel_window)
-    homography, off_plane = track.homography_share, _off_plane(track, thresholds.min_points_per_frame)
+    relief, travel, off_plane = _frame_statistics(
+        track, thresholds.min_points_per_frame, thresholds.travel_window
+    )
+    homography = track.homography_share
     checks = [
         Check(
             "image motion",
@@ -224,44 +226,34 @@ def _pooled_error_and_angle(track: Track) -> tuple[float, float]:
     return error_sum / counts.sum(), float(np.median(np.concatenate(angles)))
 
 
-def _off_plane(track: Track, min_points: int) -> float:
-    """Median over frames with ``min_points`` points of their RMS distance from their best plane
-    (in the camera's space, least squares) over their median depth: 0 for points on one plane."""
-    height, width = track.size
-    inverse_K = np.linalg.inv(track.K)
-    spreads = []
-    for observations in track.observations:
-        depth = observations[:, OBS_DEPTH]
-        observations, depth = observations[depth > 0], depth[depth > 0]
-        if len(observations) < min_points:
-            continue
-        pixels = np.stack([observations[:, 0] * width, observations[:, 1] * height, np.ones(len(depth))], 1)
-        points = (pixels @ inverse_K.T) * depth[:, None]
-        centred = points - points.mean(axis=0)
-        normal = np.linalg.svd(centred, full_matrices=False)[2][-1]
-        spreads.append(float(np.sqrt(np.mean((centred @ normal) ** 2)) / np.median(depth)))
-    return float(np.median(spreads)) if spreads else math.nan
+def _frame_statistics(track: Track, min_points: int, window: int) -> tuple[float, float, float]:
+    """One pass over the frames with ``min_points`` points (of positive depth), medians over them:
 
-
-def _relief_and_travel(track: Track, min_points: int, window: int) -> tuple[float, float]:
-    """Medians over the frames with ``min_points`` points: their points' depth ratio (90th over
-    10th percentile), and the spread of the camera centres within ``window`` frames either side
-    (the diagonal of their bounding box) over the frame's median point depth."""
-    ratios, travels = [], []
+    - relief: the points' depth ratio, 90th over 10th percentile (registered frames);
+    - travel: the spread of the camera centres within ``window`` frames either side (the diagonal
+      of their bounding box) over the frame's median point depth (registered frames);
+    - off-plane: the points' RMS distance from their best plane (least squares, in the camera's
+      space) over their median depth: 0 for points on one plane."""
+    ratios, travels, spreads = [], [], []
     registered = track.registered
     for index, observations in enumerate(track.observations):
+        observations = observations[observations[:, OBS_DEPTH] > 0]
         depth = observations[:, OBS_DEPTH]
-        depth = depth[depth > 0]
-        if len(depth) < min_points or not registered[index]:
+        if len(depth) < min_points:
+            continue
+        centred = camera_points(track, observations)
+        centred -= centred.mean(axis=0)
+        normal = np.linalg.svd(centred, full_matrices=False)[2][-1]
+        spreads.append(float(np.sqrt(np.mean((centred @ normal) ** 2)) / np.median(depth)))
+        if not registered[index]:
             continue
         low, high = np.percentile(depth, [10, 90])
         ratios.append(high / low)
         near = slice(max(0, index - window), index + window + 1)
         centres = track.c2w[near][registered[near], :3, 3]
         travels.append(float(np.linalg.norm(centres.max(0) - centres.min(0))) / float(np.median(depth)))
-    if not ratios:
-        return math.nan, math.nan
-    return float(np.median(ratios)), float(np.median(travels))
+    relief, travel = (float(np.median(ratios)), float(np.median(travels))) if ratios else (math.nan, math.nan)
+    return relief, travel, float(np.median(spreads)) if spreads else math.nan
 
 
 def rank_agreement(learned_at_points: np.ndarray, inverse_depth: np.ndarray, min_points: int = 10) -> float:

@@ -71,10 +71,10 @@ class GeometryResult:
         if not checks.checks:
             return f"geometry: not used ({checks.first_failure}); learned depth kept{timing}"
         measured = (
-            f"image motion {_motion(checks.value('image motion'))}, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
+            f"image motion {_motion_text(checks.value('image motion'))}, registered {track.registered.sum()}/{num}, {checks.value('points per frame'):.0f} points/frame, "
             f"reprojection {checks.value('reprojection error'):.2f} px, "
             f"triangulation {checks.value('triangulation angle'):.1f} deg, relief {checks.formatted('relief')}, "
-            f"one homography {checks.formatted('one homography')} (points {_off_plane(checks.off_plane)}), "
+            f"one homography {checks.formatted('one homography')} (points {_off_plane_text(checks.off_plane)}), "
             f"field of view {horizontal_fov_deg(track):.0f} deg, rank agreement {checks.formatted('rank agreement')}"
         )
         if not self.used:
@@ -90,11 +90,11 @@ class GeometryResult:
         )
 
 
-def _motion(share: float) -> str:
+def _motion_text(share: float) -> str:
     return f"{100 * share:.2f}%/frame" if np.isfinite(share) else "not measured"
 
 
-def _off_plane(share: float) -> str:
+def _off_plane_text(share: float) -> str:
     return f"{100 * share:.0f}% off a plane" if np.isfinite(share) else "off a plane: not measured"
 
 

@@ -632,13 +632,17 @@ def _similarity_from_shared(previous: Track, new: Track, start: int, shared: lis
     return umeyama(source[keep], target[keep])
 
 
-def _to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
+def camera_points(track: Track, observations: np.ndarray) -> np.ndarray:
+    """The observations' 3D points [N, 3] in their frame's camera (OpenCV convention)."""
     height, width = track.size
     pixels = np.stack(
         [observations[:, 0] * width, observations[:, 1] * height, np.ones(len(observations))], 1
     )
-    camera = (pixels @ np.linalg.inv(track.K).T) * observations[:, OBS_DEPTH : OBS_DEPTH + 1]
-    return camera @ track.c2w[index, :3, :3].T + track.c2w[index, :3, 3]
+    return (pixels @ np.linalg.inv(track.K).T) * observations[:, OBS_DEPTH : OBS_DEPTH + 1]
+
+
+def _to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
+    return camera_points(track, observations) @ track.c2w[index, :3, :3].T + track.c2w[index, :3, 3]
 
 
 def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -661,7 +665,6 @@ def observations_near(track: Track, index: int, radius: int, weight: float = 0.5
         return own
     height, width = track.size
     K = track.K
-    K_inv = np.linalg.inv(K)
     w2c = np.linalg.inv(track.c2w[index])
     borrowed = [own]
     # a borrowed point far nearer than anything this frame sees is a mistrack or behind an occluder
@@ -670,10 +673,7 @@ def observations_near(track: Track, index: int, radius: int, weight: float = 0.5
         other = track.observations[j]
         if j == index or not track.registered[j] or len(other) == 0:
             continue
-        pixels = np.stack([other[:, 0] * width, other[:, 1] * height, np.ones(len(other))], axis=1)
-        camera = (pixels @ K_inv.T) * other[:, OBS_DEPTH : OBS_DEPTH + 1]
-        world = camera @ track.c2w[j, :3, :3].T + track.c2w[j, :3, 3]
-        here = world @ w2c[:3, :3].T + w2c[:3, 3]
+        here = _to_world(track, j, other) @ w2c[:3, :3].T + w2c[:3, 3]
         in_front = here[:, 2] > max(nearest_plausible, 1e-9)
         projected = here[in_front] @ K.T
         u = projected[:, 0] / projected[:, 2] / width

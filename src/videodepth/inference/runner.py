@@ -400,6 +400,12 @@ def _refine_with_geometry(
     return result, fused, confidence, stats, clouds
 
 
+def _normalisation_spans(stats: dict) -> list[dict]:
+    """Pass 2's normalisation, {"start", "lo", "hi"} per span: one per shot where the shots'
+    geometry came in different units (``stats["shots"]``), else one for the whole video."""
+    return stats.get("shots") or [{"start": 0, "lo": stats["lo"], "hi": stats["hi"]}]
+
+
 def _write_geometry_files(
     result: VideoGeometry,
     clouds: dict[int, PointCloudBuilder],
@@ -417,7 +423,7 @@ def _write_geometry_files(
     written: list[Path] = []
     if "cameras" in outputs.kinds and used:
         tracks = [(k + 1, result.shots[k], result.results[k].track) for k in used]
-        spans = stats.get("shots") or [stats] * len(result.shots)
+        spans = _normalisation_spans(stats)  # one per shot wherever a shot's geometry was used
         ranges = [(spans[k]["lo"], spans[k]["hi"]) for k in used]
         size = output_size(reader, outputs)
         written += write_cameras(
@@ -478,7 +484,7 @@ def _write_outputs(
     """Pass 2: one normalisation for the whole video (one per shot where ``stats["shots"]`` says
     so: the shots' geometry came in different units), streamed to every writer."""
     size = output_size(reader, outputs)
-    spans = stats.get("shots") or [{"start": 0, "lo": stats["lo"], "hi": stats["hi"]}]
+    spans = _normalisation_spans(stats)
     starts = [span["start"] for span in spans]
     shots = [range(start, stop) for start, stop in zip(starts, [*starts[1:], num_frames], strict=True)]
     needs_rgb = "sbs" in outputs.kinds
