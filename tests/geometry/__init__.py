@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -55,12 +56,23 @@ def depth_seen_from(document: dict, disparity: np.ndarray, first: int, second: i
     depth_b = 1.0 / np.polyval(b["inverse_depth_from_output"], disparity[second])
     height, width = depth_a.shape
     ys, xs = np.mgrid[0:height, 0:width] + 0.5
-    rays = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(-1, 3) @ np.linalg.inv(a["K"]).T
+    # OpenCV's own undistortion and projection, as a user of the file would call them
+    pixels_a = np.stack([xs, ys], -1).reshape(-1, 1, 2)
+    normalised = cv2.undistortPoints(pixels_a, np.array(a["K"]), np.array(a["distortion"])).reshape(-1, 2)
+    rays = np.concatenate([normalised, np.ones((len(normalised), 1))], axis=1)
     world = (rays * depth_a.reshape(-1, 1)) @ np.array(a["c2w"])[:3, :3].T + np.array(a["c2w"])[:3, 3]
     w2c_b = np.linalg.inv(b["c2w"])
     in_b = world @ w2c_b[:3, :3].T + w2c_b[:3, 3]
-    pixels = in_b @ np.array(b["K"]).T
-    u, v = (pixels[:, :2] / pixels[:, 2:]).T
-    inside = (in_b[:, 2] > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    in_front = in_b[:, 2] > 0
+    u, v = np.full(len(in_b), -1.0), np.full(len(in_b), -1.0)
+    projected, _ = cv2.projectPoints(
+        in_b[in_front].reshape(-1, 1, 3),
+        np.zeros(3),
+        np.zeros(3),
+        np.array(b["K"]),
+        np.array(b["distortion"]),
+    )
+    u[in_front], v[in_front] = projected.reshape(-1, 2).T
+    inside = in_front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
     seen = depth_b[v[inside].astype(int), u[inside].astype(int)]
     return float(inside.mean()), float(np.median(np.abs(in_b[inside, 2] / seen - 1)))

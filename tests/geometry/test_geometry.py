@@ -14,7 +14,7 @@ from videodepth.cli import main
 from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
 from videodepth.geometry.checks import CheckThresholds, check_track
-from videodepth.geometry.export import _quaternion, cameras_document
+from videodepth.geometry.export import _quaternion, cameras_document, write_cameras
 from videodepth.geometry.fusion import (
     Alignment,
     FusionOptions,
@@ -112,9 +112,10 @@ def test_saved_tracks_load_identically(orbit_track, tmp_path):
         np.array_equal(a, b) for a, b in zip(loaded.observations, orbit_track.observations, strict=True)
     )
     assert np.isfinite(orbit_track.homography_share)
-    assert (loaded.image_motion, loaded.homography_share) == (
+    assert (loaded.image_motion, loaded.homography_share, loaded.distortion) == (
         orbit_track.image_motion,
         orbit_track.homography_share,
+        orbit_track.distortion,
     )
     # a track saved before session 17 has no homography share: it loads as not measured
     with np.load(tmp_path / "track.npz") as data:
@@ -504,6 +505,40 @@ def test_camera_export_in_opencv_convention(orbit_track):
         ]
     )
     assert np.allclose(rebuilt, rotation, atol=1e-6)
+
+
+def test_the_lens_model_is_opencvs():
+    """Rays and projections with the tracked radial distortion agree with OpenCV's own functions
+    given the exported K and distortion coefficients, and undo each other."""
+    from videodepth.geometry.tracking import camera_rays, project
+
+    K, k = np.array([[300.0, 0, 224], [0, 300.0, 128], [0, 0, 1]]), -0.12
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform([0, 0], [448, 256], (200, 2))
+    rays = camera_rays(K, k, pixels)
+    opencv = cv2.undistortPoints(pixels.reshape(-1, 1, 2), K, np.array([k, 0, 0, 0, 0])).reshape(-1, 2)
+    assert np.abs(rays[:, :2] - opencv).max() < 1e-4
+    points = rays * rng.uniform(1, 5, (200, 1))
+    assert np.abs(project(K, k, points) - pixels).max() < 1e-3
+    projected, _ = cv2.projectPoints(
+        points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, np.array([k, 0, 0, 0])
+    )
+    assert np.abs(projected.reshape(-1, 2) - pixels).max() < 1e-3
+
+
+def test_the_exported_cameras_carry_the_lens_distortion(orbit_track, tmp_path):
+    import dataclasses
+
+    track = dataclasses.replace(orbit_track, distortion=-0.05)
+    document = cameras_document([(1, range(track.num_frames), track)], (256, 448))
+    assert document["frames"][0]["distortion"] == [-0.05, 0.0, 0.0, 0.0, 0.0]
+    write_cameras(tmp_path, "clip", [(1, range(track.num_frames), track)], (256, 448), per_shot=False)
+    model, width, height, *params = (
+        (tmp_path / "clip_colmap" / "cameras.txt").read_text().splitlines()[1].split()[1:]
+    )
+    K = np.array(document["frames"][0]["K"])
+    assert (model, int(width), int(height)) == ("OPENCV", 448, 256)
+    assert np.allclose([float(p) for p in params], [K[0, 0], K[1, 1], K[0, 2], K[1, 2], -0.05, 0, 0, 0])
 
 
 def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_path, capsys):

@@ -1,8 +1,9 @@
 """Files a geometry run adds: cameras (JSON and a COLMAP text model) and a fused point cloud.
 
-``<name>_cameras.json`` holds ``{"frames": [{"index": i, "shot": s, "K": 3x3, "c2w": 4x4}, ...]}``
-in the OpenCV camera convention (x right, y down, z forward), intrinsics for the depth outputs'
-size and poses in the reconstruction's units. ``<name>_colmap/`` holds the same cameras and the
+``<name>_cameras.json`` holds ``{"frames": [{"index": i, "shot": s, "K": 3x3, "distortion": [k1,
+k2, p1, p2, k3], "c2w": 4x4}, ...]}`` in the OpenCV camera convention (x right, y down, z forward),
+intrinsics for the depth outputs' size, the lens's distortion in OpenCV's order (only k1 is
+estimated) and poses in the reconstruction's units. ``<name>_colmap/`` holds the same cameras and the
 sparse points as COLMAP's text model (cameras.txt, images.txt, points3D.txt). A video of several
 shots has one reconstruction (world, units, camera) per shot: the JSON numbers its frames' shots
 from 1, and the COLMAP model and the point cloud are written per shot (``<name>_colmap/shot_001/``,
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videodepth.geometry.tracking import Track
+from videodepth.geometry.tracking import Track, camera_rays
 from videodepth.io.atomic import atomic_dir, atomic_file
 
 
@@ -41,12 +42,21 @@ def cameras_document(
     frames = []
     for k, (number, shot, track) in enumerate(shots):
         K = track.K_at(size).tolist()
+        # OpenCV's order (k1, k2, p1, p2, k3): the reconstruction's one radial term is k1
+        distortion = [track.distortion, 0.0, 0.0, 0.0, 0.0]
         extra = {}
         if output_ranges is not None:
             low, high = output_ranges[k]
             extra = {"inverse_depth_from_output": [high - low, low]}
         frames += [
-            {"index": shot.start + i, "shot": number, "K": K, "c2w": track.c2w[i].tolist(), **extra}
+            {
+                "index": shot.start + i,
+                "shot": number,
+                "K": K,
+                "distortion": distortion,
+                "c2w": track.c2w[i].tolist(),
+                **extra,
+            }
             for i in range(track.num_frames)
             if track.registered[i]
         ]
@@ -79,7 +89,10 @@ def _write_colmap_text(folder: Path, shot: range, track: Track, size: tuple[int,
     K = track.K_at(size)
     (folder / "cameras.txt").write_text(
         "# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
-        f"1 PINHOLE {size[1]} {size[0]} {K[0, 0]:.6f} {K[1, 1]:.6f} {K[0, 2]:.6f} {K[1, 2]:.6f}\n"
+        # OPENCV: fx fy cx cy k1 k2 p1 p2, the lens's one radial term as k1 (COLMAP's distortion
+        # model is OpenCV's, so any COLMAP reader undistorts these frames as tracking saw them)
+        f"1 OPENCV {size[1]} {size[0]} {K[0, 0]:.6f} {K[1, 1]:.6f} {K[0, 2]:.6f} {K[1, 2]:.6f} "
+        f"{track.distortion:.8f} 0 0 0\n"
     )
     lines = [
         "# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME (world-to-camera)",
@@ -140,7 +153,7 @@ class PointCloudBuilder:
         self.track, self.size = track, size
         self.per_frame = max(1, max_points // max(track.num_frames, 1))
         self.min_confidence = min_confidence
-        self.K_inv = np.linalg.inv(track.K_at(size))
+        self.K = track.K_at(size)
         self.rng = np.random.default_rng(seed)
         self.points: list[np.ndarray] = []
         self.colours: list[np.ndarray] = []
@@ -155,8 +168,8 @@ class PointCloudBuilder:
             pick = self.rng.choice(len(rows), self.per_frame, replace=False)
             rows, cols = rows[pick], cols[pick]
         depth = 1.0 / np.maximum(inverse_depth[rows, cols], 1e-9)
-        pixels = np.stack([cols + 0.5, rows + 0.5, np.ones_like(cols, dtype=np.float64)], axis=1)
-        camera = (pixels @ self.K_inv.T) * depth[:, None]
+        pixels = np.stack([cols + 0.5, rows + 0.5], axis=1).astype(np.float64)
+        camera = camera_rays(self.K, self.track.distortion, pixels) * depth[:, None]
         c2w = self.track.c2w[index]
         self.points.append((camera @ c2w[:3, :3].T + c2w[:3, 3]).astype(np.float32))
         self.colours.append(rgb[rows, cols].astype(np.uint8))

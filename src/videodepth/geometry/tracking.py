@@ -92,6 +92,9 @@ class Track:
     # quartile over the video's moving frame pairs: near 1 for a zoom, a camera turning on the spot
     # or a single plane (no parallax); NaN: not measured
     homography_share: float = float("nan")
+    # the lens's radial distortion (COLMAP's SIMPLE_RADIAL k, OpenCV's k1): a normalised image
+    # point x is seen at x * (1 + k |x|^2); 0 for tracks saved before session 18
+    distortion: float = 0.0
 
     @property
     def num_frames(self) -> int:
@@ -119,6 +122,7 @@ class Track:
                 note=np.array(self.note),
                 image_motion=np.array(self.image_motion),
                 homography_share=np.array(self.homography_share),
+                distortion=np.array(self.distortion),
             )
         with zipfile.ZipFile(path, "a") as archive:
             write_observations(archive, "observations.npy", self.observations)
@@ -139,6 +143,7 @@ class Track:
             image_motion=float(meta["image_motion"]),
             # tracks saved before session 17 did not measure it
             homography_share=float(meta.get("homography_share", np.nan)),
+            distortion=float(meta.get("distortion", 0.0)),
         )
 
     def close(self) -> None:
@@ -585,7 +590,8 @@ def _to_track(
         if used
         else np.zeros((0, 6), np.float32)
     )
-    return Track(size=size, K=camera.calibration_matrix(), c2w=c2w, observations=observations, points=points)
+    distortion = float(camera.params[3]) if len(camera.params) == 4 else 0.0  # SIMPLE_RADIAL
+    return Track(size, camera.calibration_matrix(), c2w, observations, points, distortion=distortion)
 
 
 def _join(previous: Track, new: Track, start: int, overlap: int) -> Track:
@@ -615,6 +621,7 @@ def _join(previous: Track, new: Track, start: int, overlap: int) -> Track:
         c2w=np.concatenate([previous.c2w, c2w[overlap:]]),
         observations=_extended(previous.observations, observations[overlap:]),
         points=np.concatenate([previous.points, points]),
+        distortion=previous.distortion if previous.registered.any() else new.distortion,
     )
 
 
@@ -652,13 +659,38 @@ def _similarity_from_shared(previous: Track, new: Track, start: int, shared: lis
     return umeyama(source[keep], target[keep])
 
 
+def distorted(normalised: np.ndarray, k: float) -> np.ndarray:
+    """Where a lens with radial distortion ``k`` shows normalised image points [N, 2] (z = 1)."""
+    return normalised * (1.0 + k * np.sum(normalised**2, axis=-1, keepdims=True))
+
+
+def undistorted(seen: np.ndarray, k: float, iterations: int = 10) -> np.ndarray:
+    """The normalised image points [N, 2] that a lens with distortion ``k`` shows at ``seen``
+    (fixed-point iteration; converges well within a real lens's range of k |x|^2)."""
+    points = seen.copy()
+    for _ in range(iterations if k else 0):
+        points = seen / (1.0 + k * np.sum(points**2, axis=-1, keepdims=True))
+    return points
+
+
+def camera_rays(K: np.ndarray, distortion: float, pixels: np.ndarray) -> np.ndarray:
+    """Rays [N, 3] with z = 1 through pixel positions [N, 2] (COLMAP's continuous coordinates:
+    the first pixel's centre is 0.5) of a camera with intrinsics ``K`` and radial ``distortion``."""
+    seen = (pixels - K[:2, 2]) / np.diag(K)[:2]
+    return np.concatenate([undistorted(seen, distortion), np.ones((len(pixels), 1))], axis=1)
+
+
+def project(K: np.ndarray, distortion: float, points: np.ndarray) -> np.ndarray:
+    """Pixel positions [N, 2] of camera-space points [N, 3] (z > 0): the inverse of camera_rays."""
+    seen = distorted(points[:, :2] / points[:, 2:3], distortion)
+    return seen * np.diag(K)[:2] + K[:2, 2]
+
+
 def camera_points(track: Track, observations: np.ndarray) -> np.ndarray:
     """The observations' 3D points [N, 3] in their frame's camera (OpenCV convention)."""
     height, width = track.size
-    pixels = np.stack(
-        [observations[:, 0] * width, observations[:, 1] * height, np.ones(len(observations))], 1
-    )
-    return (pixels @ np.linalg.inv(track.K).T) * observations[:, OBS_DEPTH : OBS_DEPTH + 1]
+    pixels = observations[:, :2] * np.array([width, height])
+    return camera_rays(track.K, track.distortion, pixels) * observations[:, OBS_DEPTH : OBS_DEPTH + 1]
 
 
 def _to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
@@ -684,7 +716,6 @@ def observations_near(track: Track, index: int, radius: int, weight: float = 0.5
     if radius <= 0 or not track.registered[index]:
         return own
     height, width = track.size
-    K = track.K
     w2c = np.linalg.inv(track.c2w[index])
     borrowed = [own]
     # a borrowed point far nearer than anything this frame sees is a mistrack or behind an occluder
@@ -695,9 +726,8 @@ def observations_near(track: Track, index: int, radius: int, weight: float = 0.5
             continue
         here = _to_world(track, j, other) @ w2c[:3, :3].T + w2c[:3, 3]
         in_front = here[:, 2] > max(nearest_plausible, 1e-9)
-        projected = here[in_front] @ K.T
-        u = projected[:, 0] / projected[:, 2] / width
-        v = projected[:, 1] / projected[:, 2] / height
+        pixels = project(track.K, track.distortion, here[in_front])
+        u, v = pixels[:, 0] / width, pixels[:, 1] / height
         inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
         moved = other[in_front][inside].copy()
         moved[:, 0], moved[:, 1], moved[:, OBS_DEPTH] = u[inside], v[inside], here[in_front][inside, 2]
