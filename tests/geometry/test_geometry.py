@@ -129,7 +129,13 @@ def test_borrowed_points_land_where_the_scene_is(orbit_clip, orbit_track):
     moved = observations_near(orbit_track, 12, radius=3)
     own = len(orbit_track.observations[12])
     assert len(moved) > 2 * own
-    single = Track(orbit_track.size, orbit_track.K, orbit_track.c2w[12:13], [moved[own:]])
+    single = Track(
+        orbit_track.size,
+        orbit_track.K,
+        orbit_track.c2w[12:13],
+        [moved[own:]],
+        distortion=orbit_track.distortion,
+    )
     assert point_depth_error(single, orbit_clip.depth[12:13]) < 0.1
 
 
@@ -524,6 +530,20 @@ def test_the_lens_model_is_opencvs():
         points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, np.array([k, 0, 0, 0])
     )
     assert np.abs(projected.reshape(-1, 2) - pixels).max() < 1e-3
+    # a wide lens's strong barrel, out to its corners: OpenCV's own projection of our rays lands
+    # back on the corners (its undistortPoints stops after 5 iterations, 0.002 off there)
+    wide, strong = np.array([[400.0, 0, 224], [0, 400.0, 128], [0, 0, 1]]), -0.3
+    corners = np.array([[0.5, 0.5], [447.5, 255.5], [224.0, 0.5]])
+    back, _ = cv2.projectPoints(
+        camera_rays(wide, strong, corners).reshape(-1, 1, 3),
+        np.zeros(3),
+        np.zeros(3),
+        wide,
+        np.array([strong, 0, 0, 0]),
+    )
+    assert np.abs(back.reshape(-1, 2) - corners).max() < 1e-6
+    # beyond where the barrel folds back, a point is not in view, though the formula lands it inside
+    assert np.isnan(project(K, k, np.array([[2.5, 0.0, 1.0]]))).all()
 
 
 def test_the_exported_cameras_carry_the_lens_distortion(orbit_track, tmp_path):
@@ -658,6 +678,9 @@ def test_a_known_calibration_is_mapped_from_other_random_starts_instead_of_other
         (7, False),
     ]
     assert all(p == known[0] for p, _, _ in attempts)
+    # a long video's later chunks: the first chunk's distortion is held, as its focal length is
+    held = _mapping_attempts(known, 5, distortion_known=True)
+    assert [(seed, refine) for _, seed, refine in held] == [(5, False), (6, False), (7, False)]
 
 
 def with_radial_distortion(frame: np.ndarray, K: np.ndarray, k: float) -> np.ndarray:
@@ -674,34 +697,50 @@ def with_radial_distortion(frame: np.ndarray, K: np.ndarray, k: float) -> np.nda
     return cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
-def test_a_known_focal_length_still_lets_the_lens_distortion_be_recovered(monkeypatch):
-    """--intrinsics give fx, fy, cx, cy but no distortion: the focal length is held, the distortion
-    refined (held at zero, 7-Scenes' reconstruction was bent until the checks refused it)."""
-    import videodepth.geometry.tracking as tracking
-
+@pytest.fixture(scope="module")
+def barrel_clip():
+    """A table top orbited through a lens with radial distortion -0.1, at 448x256 (smaller,
+    mapping with the distortion refined is too fragile to test)."""
     clip = render_clip(
         SceneConfig(family="tabletop", camera_motion="orbit"), 3, num_frames=36, height=256, width=448,
         photographic=False,
     )  # fmt: skip
-    K, k = clip.K, -0.1
-    frames = np.stack([with_radial_distortion(frame, K, k) for frame in clip.rgb])
-    cameras = []
-    original = tracking._map_keyframes
+    return clip, np.stack([with_radial_distortion(frame, clip.K, -0.1) for frame in clip.rgb]), -0.1
 
-    def map_and_keep_the_camera(*args, **kwargs):
-        reconstruction = original(*args, **kwargs)
-        if reconstruction is not None:
-            cameras.append(next(iter(reconstruction.cameras.values())).params.copy())
-        return reconstruction
 
-    monkeypatch.setattr(tracking, "_map_keyframes", map_and_keep_the_camera)
+def test_a_known_focal_length_still_lets_the_lens_distortion_be_recovered(barrel_clip):
+    """--intrinsics give fx, fy, cx, cy but no distortion: the focal length is held, the distortion
+    refined (held at zero, 7-Scenes' reconstruction was bent until the checks refused it)."""
+    clip, frames, k = barrel_clip
+    K = clip.K
     options = TrackingOptions(threads=1, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
     track = track_frames(iter(frames), len(frames), options)
-    focal, _, _, distortion = cameras[-1]
-    assert focal == pytest.approx(K[0, 0], rel=1e-6)  # held as given
-    assert distortion == pytest.approx(k, abs=0.03)
+    assert track.K[0, 0] == pytest.approx(K[0, 0], rel=1e-6)  # held as given
+    assert track.distortion == pytest.approx(k, abs=0.03)
     assert track.registered.all()
     assert point_depth_error(track, clip.depth) < 0.02
+
+
+def test_a_long_videos_chunks_share_one_lens(barrel_clip, monkeypatch):
+    """Later chunks are mapped with the first chunk's focal length and distortion held, so every
+    frame's points are read with the lens they were reconstructed with."""
+    import videodepth.geometry.tracking as tracking
+
+    chunk_lenses = []
+    original = tracking._to_track
+
+    def keep_the_lens(*args, **kwargs):
+        part = original(*args, **kwargs)
+        chunk_lenses.append((part.K[0, 0], part.distortion))
+        return part
+
+    monkeypatch.setattr(tracking, "_to_track", keep_the_lens)
+    _, frames, _ = barrel_clip
+    options = TrackingOptions(threads=1, chunk_frames=20, chunk_overlap=6)
+    track = track_frames(iter(frames), len(frames), options)
+    assert len(chunk_lenses) >= 2 and track.registered.any()
+    assert all(lens == pytest.approx(chunk_lenses[0]) for lens in chunk_lenses[1:])
+    assert (track.K[0, 0], track.distortion) == pytest.approx(chunk_lenses[0])
 
 
 def test_fusion_moves_the_priors_edges_onto_the_frames():

@@ -54,6 +54,9 @@ class TrackingOptions:
     fov_guesses_deg: tuple[float, ...] = (55.0, 90.0, 35.0)
     intrinsics: tuple[float, float, float, float] | None = None
     source_size: tuple[int, int] | None = None  # (height, width) that ``intrinsics`` refer to
+    # the lens's radial distortion when known (a long video's first chunk's, for the later ones):
+    # held fixed like the focal length; None: estimated
+    distortion: float | None = None
     good_registration: float = 0.8
     # observations kept per frame (the best reprojecting): memory grows with the video's length
     # by this many rows per frame, about 24 kB
@@ -219,11 +222,15 @@ def track_frames(
                 track = dataclasses.replace(part, observations=ObservationStore(part.observations))
             else:
                 track = _join(track, part, start, options.chunk_overlap)
-            if track.registered.any() and options.intrinsics is None:
-                # one camera for the whole video: later chunks keep the first one's calibration
+            if track.registered.any() and options.distortion is None:
+                # one camera for the whole video: later chunks keep the first one's calibration,
+                # the lens's distortion with it (the points of every chunk are read with it)
                 K = track.K
                 options = dataclasses.replace(
-                    options, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]), source_size=size
+                    options,
+                    intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]),
+                    source_size=size,
+                    distortion=track.distortion,
                 )
             del chunk_frames
             _release_memory()
@@ -344,7 +351,8 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
     except Exception as error:  # pycolmap raises plain RuntimeErrors for unreadable or degenerate input
         return Track.empty(len(frames), (height, width), f"feature matching failed ({error})")
     best = None
-    for attempt, (params, seed, refine_distortion) in enumerate(_mapping_attempts(guesses, options.seed)):
+    attempts = _mapping_attempts(guesses, options.seed, options.distortion is not None)
+    for attempt, (params, seed, refine_distortion) in enumerate(attempts):
         try:
             reconstruction = _map_keyframes(
                 pycolmap,
@@ -359,8 +367,8 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
         except Exception as error:
             logger.info("pycolmap mapping failed: %s", error)
             continue
-        if reconstruction is None:
-            continue
+        if reconstruction is None or abs(_distortion_of(reconstruction)) > MAX_DISTORTION:
+            continue  # a distortion no real lens has: the refinement ran away
         if best is None or reconstruction.num_reg_images() > best.num_reg_images():
             best = reconstruction
         if best.num_reg_images() >= options.good_registration * len(keyframes):
@@ -371,7 +379,20 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
     return _to_track(best, names, (height, width), extra, options.max_points_per_frame)
 
 
-def _mapping_attempts(guesses: list[list[float]], seed: int) -> list[tuple[list[float], int, bool]]:
+#: the largest radial distortion (|k|, normalised coordinates) a reconstruction may claim: COLMAP's
+#: own bound for bogus camera parameters (max_extra_param); wide action-camera lenses measure about
+#: 0.3, and a runaway refinement 1.4 (7-Scenes' 55-degree guess) to 4.5
+MAX_DISTORTION = 1.0
+
+
+def _distortion_of(reconstruction) -> float:
+    params = next(iter(reconstruction.cameras.values())).params
+    return float(params[3]) if len(params) == 4 else 0.0  # SIMPLE_RADIAL: f, cx, cy, k
+
+
+def _mapping_attempts(
+    guesses: list[list[float]], seed: int, distortion_known: bool = False
+) -> list[tuple[list[float], int, bool]]:
     """(camera parameters, random seed, whether the lens's distortion is refined) to map with, in
     order. A known calibration (the user's, or a long video's first chunk's) has one guess, so it
     gets other random starts instead: the incremental mapper can settle on a degenerate first pair
@@ -379,7 +400,10 @@ def _mapping_attempts(guesses: list[list[float]], seed: int) -> list[tuple[list[
     frame with the next. Its focal length stays fixed; the distortion, which fx,fy,cx,cy do not
     give, is refined first (held at zero, a real lens's distortion bent 7-Scenes' reconstruction
     until the checks refused it) and held at zero only if that fails: refined from the first
-    pair of views, it can run away (k = 2 on a small render, two keyframes registered)."""
+    pair of views, it can run away (k = 2 on a small render, two keyframes registered). A known
+    distortion (a long video's first chunk's) is held like the focal length."""
+    if distortion_known:
+        return [(guesses[0], seed + k, False) for k in range(3)]
     if len(guesses) == 1:
         return [(guesses[0], seed + k, refine) for refine in (True, False) for k in range(3)]
     return [(params, seed, True) for params in guesses]
@@ -391,7 +415,7 @@ def _intrinsics_guesses(width: int, height: int, options: TrackingOptions) -> li
         fx, fy, px, py = options.intrinsics
         source_h, source_w = options.source_size or (height, width)
         sx, sy = width / source_w, height / source_h
-        return [[0.5 * (fx * sx + fy * sy), px * sx, py * sy, 0.0]]
+        return [[0.5 * (fx * sx + fy * sy), px * sx, py * sy, options.distortion or 0.0]]
     return [
         [focal_from_fov(width, height, fov), width / 2, height / 2, 0.0] for fov in options.fov_guesses_deg
     ]
@@ -590,8 +614,14 @@ def _to_track(
         if used
         else np.zeros((0, 6), np.float32)
     )
-    distortion = float(camera.params[3]) if len(camera.params) == 4 else 0.0  # SIMPLE_RADIAL
-    return Track(size, camera.calibration_matrix(), c2w, observations, points, distortion=distortion)
+    return Track(
+        size,
+        camera.calibration_matrix(),
+        c2w,
+        observations,
+        points,
+        distortion=_distortion_of(reconstruction),
+    )
 
 
 def _join(previous: Track, new: Track, start: int, overlap: int) -> Track:
@@ -664,13 +694,20 @@ def distorted(normalised: np.ndarray, k: float) -> np.ndarray:
     return normalised * (1.0 + k * np.sum(normalised**2, axis=-1, keepdims=True))
 
 
-def undistorted(seen: np.ndarray, k: float, iterations: int = 10) -> np.ndarray:
-    """The normalised image points [N, 2] that a lens with distortion ``k`` shows at ``seen``
-    (fixed-point iteration; converges well within a real lens's range of k |x|^2)."""
-    points = seen.copy()
-    for _ in range(iterations if k else 0):
-        points = seen / (1.0 + k * np.sum(points**2, axis=-1, keepdims=True))
-    return points
+def undistorted(seen: np.ndarray, k: float, iterations: int = 20) -> np.ndarray:
+    """The normalised image points [N, 2] that a lens with distortion ``k`` shows at ``seen``:
+    Newton's method on the radius, r_seen = r (1 + k r^2), exact where OpenCV's five fixed-point
+    steps leave 0.002 at a strong barrel's corners; it stops at a barrel's fold."""
+    if not k:
+        return seen.copy()
+    seen_radius = np.linalg.norm(seen, axis=-1, keepdims=True)
+    # a barrel's image radius stops growing at the fold: no point is seen beyond it
+    fold = np.sqrt(-1.0 / (3.0 * k)) if k < 0 else np.inf
+    radius = np.minimum(seen_radius, fold)
+    for _ in range(iterations):
+        slope = np.maximum(1.0 + 3.0 * k * radius**2, 1e-6)  # positive up to the fold
+        radius = np.clip(radius - (radius * (1.0 + k * radius**2) - seen_radius) / slope, 0.0, fold)
+    return seen * radius / np.maximum(seen_radius, 1e-12)
 
 
 def camera_rays(K: np.ndarray, distortion: float, pixels: np.ndarray) -> np.ndarray:
@@ -681,9 +718,15 @@ def camera_rays(K: np.ndarray, distortion: float, pixels: np.ndarray) -> np.ndar
 
 
 def project(K: np.ndarray, distortion: float, points: np.ndarray) -> np.ndarray:
-    """Pixel positions [N, 2] of camera-space points [N, 3] (z > 0): the inverse of camera_rays."""
-    seen = distorted(points[:, :2] / points[:, 2:3], distortion)
-    return seen * np.diag(K)[:2] + K[:2, 2]
+    """Pixel positions [N, 2] of camera-space points [N, 3] (z > 0): the inverse of camera_rays.
+    NaN for points beyond where a barrel distortion folds back (the image radius stops growing
+    at r^2 = -1 / (3k)): the lens does not show them, though the formula lands them inside."""
+    normalised = points[:, :2] / points[:, 2:3]
+    pixels = distorted(normalised, distortion) * np.diag(K)[:2] + K[:2, 2]
+    if distortion < 0:
+        folded = np.sum(normalised**2, axis=-1) >= -1.0 / (3.0 * distortion)
+        pixels[folded] = np.nan
+    return pixels
 
 
 def camera_points(track: Track, observations: np.ndarray) -> np.ndarray:
