@@ -367,8 +367,8 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
         except Exception as error:
             logger.info("pycolmap mapping failed: %s", error)
             continue
-        if reconstruction is None or abs(_distortion_of(reconstruction)) > MAX_DISTORTION:
-            continue  # a distortion no real lens has: the refinement ran away
+        if reconstruction is None:
+            continue
         if best is None or reconstruction.num_reg_images() > best.num_reg_images():
             best = reconstruction
         if best.num_reg_images() >= options.good_registration * len(keyframes):
@@ -377,12 +377,6 @@ def _track_chunk(pycolmap, frames: list[np.ndarray], folder: Path, options: Trac
         return Track.empty(len(frames), (height, width), "no reconstruction (too little texture or motion)")
     extra = _register_between_keyframes(pycolmap, best, frames, names)
     return _to_track(best, names, (height, width), extra, options.max_points_per_frame)
-
-
-#: the largest radial distortion (|k|, normalised coordinates) a reconstruction may claim: COLMAP's
-#: own bound for bogus camera parameters (max_extra_param); wide action-camera lenses measure about
-#: 0.3, and a runaway refinement 1.4 (7-Scenes' 55-degree guess) to 4.5
-MAX_DISTORTION = 1.0
 
 
 def _distortion_of(reconstruction) -> float:
