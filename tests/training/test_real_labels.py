@@ -96,6 +96,7 @@ def test_moving_camera_is_labelled_and_still_camera_skipped(rendered_videos, tmp
     shard = read_shard(out / "orbit.npz")
     assert shard.label == "geometry" and shard.label_params["source"].endswith("orbit.mp4")
     assert shard.label_params["checks"].startswith("geometry: used on")
+    assert np.isfinite(shard.label_params["distortion"])  # K is pinhole: the lens's k1 beside it
     assert shard.confidence.shape == shard.depth.shape == (FRAMES, *SIZE)
     assert shard.confidence.min() == 0 and shard.confidence.max() <= 1
     labelled = shard.depth > 0

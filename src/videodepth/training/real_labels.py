@@ -395,7 +395,8 @@ def label_geometry(
         label="geometry", max_depth=float(depth.max()), camera_motion="tracked",
         label_params={"source": str(source.path), "checks": result.summary(), "fill_weight": options.fill_weight,
                       "min_confidence": options.min_confidence, "frames_labelled": int(labelled.any((1, 2)).sum()),
-                      "shot_frames": [shot.start, shot.stop]},
+                      "shot_frames": [shot.start, shot.stop],
+                      "distortion": track.distortion},  # K is pinhole; the lens's k1 (OpenCV's)
         confidence=np.where(depth > 0, confidence, 0.0).astype(np.float32),
     )  # fmt: skip
     row.status, row.labelled = "labelled", float((depth > 0).mean())
