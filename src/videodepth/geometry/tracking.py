@@ -609,11 +609,11 @@ def _to_track(
         else np.zeros((0, 6), np.float32)
     )
     return Track(
-        size,
-        camera.calibration_matrix(),
-        c2w,
-        observations,
-        points,
+        size=size,
+        K=camera.calibration_matrix(),
+        c2w=c2w,
+        observations=observations,
+        points=points,
         distortion=_distortion_of(reconstruction),
     )
 
@@ -683,6 +683,12 @@ def _similarity_from_shared(previous: Track, new: Track, start: int, shared: lis
     return umeyama(source[keep], target[keep])
 
 
+def _fold_radius_squared(k: float) -> float:
+    """Where a barrel (k < 0) folds back: the seen radius r (1 + k r^2) stops growing at
+    r^2 = -1 / (3k), and no point beyond it is in view; none for k >= 0."""
+    return -1.0 / (3.0 * k) if k < 0 else np.inf
+
+
 def distorted(normalised: np.ndarray, k: float) -> np.ndarray:
     """Where a lens with radial distortion ``k`` shows normalised image points [N, 2] (z = 1)."""
     return normalised * (1.0 + k * np.sum(normalised**2, axis=-1, keepdims=True))
@@ -695,8 +701,7 @@ def undistorted(seen: np.ndarray, k: float, iterations: int = 20) -> np.ndarray:
     if not k:
         return seen.copy()
     seen_radius = np.linalg.norm(seen, axis=-1, keepdims=True)
-    # a barrel's image radius stops growing at the fold: no point is seen beyond it
-    fold = np.sqrt(-1.0 / (3.0 * k)) if k < 0 else np.inf
+    fold = np.sqrt(_fold_radius_squared(k))
     radius = np.minimum(seen_radius, fold)
     for _ in range(iterations):
         slope = np.maximum(1.0 + 3.0 * k * radius**2, 1e-6)  # positive up to the fold
@@ -713,13 +718,11 @@ def camera_rays(K: np.ndarray, distortion: float, pixels: np.ndarray) -> np.ndar
 
 def project(K: np.ndarray, distortion: float, points: np.ndarray) -> np.ndarray:
     """Pixel positions [N, 2] of camera-space points [N, 3] (z > 0): the inverse of camera_rays.
-    NaN for points beyond where a barrel distortion folds back (the image radius stops growing
-    at r^2 = -1 / (3k)): the lens does not show them, though the formula lands them inside."""
+    NaN for points beyond a barrel's fold: the lens does not show them, though the formula lands
+    them inside."""
     normalised = points[:, :2] / points[:, 2:3]
     pixels = distorted(normalised, distortion) * np.diag(K)[:2] + K[:2, 2]
-    if distortion < 0:
-        folded = np.sum(normalised**2, axis=-1) >= -1.0 / (3.0 * distortion)
-        pixels[folded] = np.nan
+    pixels[np.sum(normalised**2, axis=-1) >= _fold_radius_squared(distortion)] = np.nan
     return pixels
 
 
