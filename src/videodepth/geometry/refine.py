@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ from videodepth.geometry.fusion import (
     point_weights,
     sample_at,
 )
+from videodepth.geometry.flow_points import FlowPointOptions, flow_points, partner_frames
 from videodepth.geometry.observations import OBS_COLUMNS, OBS_DEPTH, frame_counts, pooling_stride
 from videodepth.geometry.shots import CutOptions, offset, per_shot
 from videodepth.geometry.tracking import Track, TrackingOptions, observations_near, track_frames
@@ -42,6 +44,7 @@ class GeometryOptions:
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
     cuts: CutOptions = field(default_factory=CutOptions)
     neighbour_radius: int = 5  # frames whose points are borrowed, moved into each frame's camera
+    flow_points: FlowPointOptions = field(default_factory=FlowPointOptions)
     # False fuses even when a video-level check fails (for inspection: `geometry-report` shows
     # what a rejected reconstruction would have given); frame-level checks still apply.
     enforce_checks: bool = True
@@ -221,12 +224,20 @@ def refine_video(
     if checks.passed or (not options.enforce_checks and track.registered.any()):
         # a zero slope (the model's depth says nothing about the points') leaves the points alone
         result.alignment = alignment
-    for index, rgb in enumerate(frames):
+    flow = options.flow_points
+    reach = flow.max_gap if result.used and flow.enabled else 0
+    for index, rgb, greys in _with_neighbours(frames, track.size, reach):
         prior = learned(index)
         if not result.used:
             emit(index, rgb, prior, np.zeros_like(prior))
         elif checks.frame_ok[index]:
             observations = observations_near(track, index, options.neighbour_radius)
+            if reach:
+                dense = [
+                    flow_points(track, index, j, greys[index], greys[j], flow)
+                    for j in partner_frames(track, index, flow)
+                ]
+                observations = np.concatenate([observations, *dense])
             fused: FusedFrame = fuse_frame(prior, rgb, observations, alignment, options.fusion)
             result.frames_used += 1
             result.points_used += fused.points_used
@@ -240,6 +251,38 @@ def refine_video(
             progress(1)
     result.seconds["fusion"] = time.perf_counter() - started
     return result
+
+
+def _with_neighbours(
+    frames: Iterable[np.ndarray], size: tuple[int, int], reach: int
+) -> Iterator[tuple[int, np.ndarray, dict[int, np.ndarray]]]:
+    """Each frame in order, with the grey images at ``size`` (height, width) of the frames
+    within ``reach`` of it, read ahead as needed: memory holds 2 ``reach`` + 1 grey frames and
+    ``reach`` frames ahead, however long the video."""
+    if reach <= 0:
+        yield from ((index, rgb, {}) for index, rgb in enumerate(frames))
+        return
+    import cv2
+
+    height, width = size
+    source = enumerate(frames)
+    ahead: deque[tuple[int, np.ndarray]] = deque()
+    greys: dict[int, np.ndarray] = {}
+
+    def read_one() -> None:
+        item = next(source, None)
+        if item is not None:
+            ahead.append(item)
+            small = cv2.resize(item[1], (width, height), interpolation=cv2.INTER_AREA)
+            greys[item[0]] = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+
+    for _ in range(reach + 1):
+        read_one()
+    while ahead:
+        index, rgb = ahead.popleft()
+        yield index, rgb, greys
+        read_one()
+        greys.pop(index - reach, None)
 
 
 def track_in_memory(
