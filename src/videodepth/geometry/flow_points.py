@@ -22,7 +22,14 @@ import cv2
 import numpy as np
 
 from videodepth.geometry.observations import OBS_COLUMNS
-from videodepth.geometry.tracking import Track, camera_points, camera_rays, project
+from videodepth.geometry.tracking import (
+    Track,
+    camera_points,
+    camera_rays,
+    moved_into,
+    nearest_plausible_depth,
+    project,
+)
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,58 @@ class FlowPointOptions:
     max_round_trip_px: float = 1.0  # forwards then backwards flow must come back this close
     max_error_px: float = 1.0  # the triangulated point must reproject this close in both frames
     min_angle_deg: float = 0.5  # rays nearer parallel than this give no depth worth keeping
+    # a frame also takes the flow points of the frames this near, moved into its camera (at half
+    # weight, as borrowed tracked points): one pair's points are noisy from frame to frame, and
+    # the same surface from the neighbours' pairs averages that out. Session 19, 7-Scenes'
+    # saved prediction and track: TAE 1.055 / 0.946 / 0.796 / 0.771 at 0 / 1 / 2 / 3 frames
+    # (0.976 without flow points), AbsRel 0.0985 / 0.0964 / 0.0964 / 0.0966.
+    borrow_radius: int = 2
 
     def __post_init__(self) -> None:
-        if self.grid_step_px < 1 or self.max_gap < 1:
-            raise ValueError("grid_step_px and max_gap must be at least 1")
+        if self.grid_step_px < 1 or self.max_gap < 1 or self.borrow_radius < 0:
+            raise ValueError("grid_step_px and max_gap must be at least 1, borrow_radius at least 0")
         if not 0 < self.target_motion < 1:
             raise ValueError("target_motion is a share of the width, in (0, 1)")
+
+
+class FlowPoints:
+    """Each frame's flow points with its neighbours' moved into its camera, frame after frame.
+
+    Every frame's own points are computed once, from the grey frames handed in, and forgotten
+    once no later frame borrows them; ``greys`` must hold the frames within ``max_gap +
+    borrow_radius`` of the frame asked for."""
+
+    def __init__(self, track: Track, options: FlowPointOptions = FlowPointOptions()) -> None:
+        self.track, self.options = track, options
+        self._own: dict[int, np.ndarray] = {}
+
+    @property
+    def reach(self) -> int:
+        """How far from the frame asked for the grey frames must reach."""
+        return self.options.max_gap + self.options.borrow_radius
+
+    def near(self, index: int, greys: dict[int, np.ndarray]) -> np.ndarray:
+        track, radius = self.track, self.options.borrow_radius
+        rows = [np.zeros((0, OBS_COLUMNS), np.float32)]
+        if track.registered[index]:
+            nearest = nearest_plausible_depth(track, index)
+            for source in range(max(0, index - radius), min(track.num_frames, index + radius + 1)):
+                if not track.registered[source]:
+                    continue
+                own = self._points_of(source, greys)
+                rows.append(own if source == index else moved_into(track, index, source, own, 0.5, nearest))
+        for done in [k for k in self._own if k < index - radius]:
+            del self._own[done]
+        return np.concatenate(rows)
+
+    def _points_of(self, index: int, greys: dict[int, np.ndarray]) -> np.ndarray:
+        if index not in self._own:
+            pairs = [
+                flow_points(self.track, index, partner, greys[index], greys[partner], self.options)
+                for partner in partner_frames(self.track, index, self.options)
+            ]
+            self._own[index] = np.concatenate([np.zeros((0, OBS_COLUMNS), np.float32), *pairs])
+        return self._own[index]
 
 
 def partner_frames(track: Track, index: int, options: FlowPointOptions) -> list[int]:

@@ -64,6 +64,7 @@ class FusionOptions:
 
 
 NEAR_PRIOR_LIMIT = 8.0
+_MAP_COLUMNS = 4096
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,16 @@ def point_weights(observations: np.ndarray, options: FusionOptions) -> np.ndarra
 def sample_at(image: np.ndarray, observations: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``image`` at the observations' normalised (u, v)."""
     height, width = image.shape[:2]
-    x = (observations[:, 0] * width - 0.5).astype(np.float32).reshape(-1, 1)
-    y = (observations[:, 1] * height - 0.5).astype(np.float32).reshape(-1, 1)
-    return cv2.remap(
-        image.astype(np.float32), x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    ).ravel()
+    count = len(observations)
+    if count == 0:
+        return np.zeros(0, np.float32)
+    # OpenCV's maps must be under 32,767 in each dimension: lay the points out in rows
+    columns = min(count, _MAP_COLUMNS)
+    padded = np.zeros((-(-count // columns) * columns, 2), np.float32)
+    padded[:count] = observations[:, :2] * np.array([width, height]) - 0.5
+    x, y = (padded[:, k].reshape(-1, columns) for k in (0, 1))
+    sampled = cv2.remap(image.astype(np.float32), x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return sampled.ravel()[:count]
 
 
 def fit_alignment(learned: np.ndarray, inverse_depth: np.ndarray, weights: np.ndarray) -> Alignment:

@@ -31,7 +31,7 @@ from videodepth.geometry.fusion import (
     point_weights,
     sample_at,
 )
-from videodepth.geometry.flow_points import FlowPointOptions, flow_points, partner_frames
+from videodepth.geometry.flow_points import FlowPointOptions, FlowPoints
 from videodepth.geometry.observations import OBS_COLUMNS, OBS_DEPTH, frame_counts, pooling_stride
 from videodepth.geometry.shots import CutOptions, offset, per_shot
 from videodepth.geometry.tracking import Track, TrackingOptions, observations_near, track_frames
@@ -224,8 +224,8 @@ def refine_video(
     if checks.passed or (not options.enforce_checks and track.registered.any()):
         # a zero slope (the model's depth says nothing about the points') leaves the points alone
         result.alignment = alignment
-    flow = options.flow_points
-    reach = flow.max_gap if result.used and flow.enabled else 0
+    dense = FlowPoints(track, options.flow_points)
+    reach = dense.reach if result.used and options.flow_points.enabled else 0
     for index, rgb, greys in _with_neighbours(frames, track.size, reach):
         prior = learned(index)
         if not result.used:
@@ -233,11 +233,7 @@ def refine_video(
         elif checks.frame_ok[index]:
             observations = observations_near(track, index, options.neighbour_radius)
             if reach:
-                dense = [
-                    flow_points(track, index, j, greys[index], greys[j], flow)
-                    for j in partner_frames(track, index, flow)
-                ]
-                observations = np.concatenate([observations, *dense])
+                observations = np.concatenate([observations, dense.near(index, greys)])
             fused: FusedFrame = fuse_frame(prior, rgb, observations, alignment, options.fusion)
             result.frames_used += 1
             result.points_used += fused.points_used

@@ -755,22 +755,35 @@ def observations_near(track: Track, index: int, radius: int, weight: float = 0.5
     own = track.observations[index]
     if radius <= 0 or not track.registered[index]:
         return own
+    nearest = nearest_plausible_depth(track, index)
+    borrowed = [own]
+    for j in range(max(0, index - radius), min(track.num_frames, index + radius + 1)):
+        if j != index and track.registered[j]:
+            borrowed.append(moved_into(track, index, j, track.observations[j], weight, nearest))
+    return np.concatenate(borrowed)
+
+
+def nearest_plausible_depth(track: Track, index: int) -> float:
+    """A point moved into frame ``index`` far nearer than anything the frame itself sees is a
+    mistrack or behind an occluder: nearer than a quarter of its points' median depth."""
+    own = track.observations[index]
+    return 0.25 * float(np.median(own[:, OBS_DEPTH])) if len(own) else 0.0
+
+
+def moved_into(
+    track: Track, index: int, source: int, observations: np.ndarray, weight: float, nearest: float = 0.0
+) -> np.ndarray:
+    """Observations of registered frame ``source`` moved into frame ``index``'s camera: those in
+    front of it (nearer than ``nearest`` dropped) and in its picture, their reprojection error
+    scaled by ``1 / weight``."""
     height, width = track.size
     w2c = np.linalg.inv(track.c2w[index])
-    borrowed = [own]
-    # a borrowed point far nearer than anything this frame sees is a mistrack or behind an occluder
-    nearest_plausible = 0.25 * float(np.median(own[:, OBS_DEPTH])) if len(own) else 0.0
-    for j in range(max(0, index - radius), min(track.num_frames, index + radius + 1)):
-        other = track.observations[j]
-        if j == index or not track.registered[j] or len(other) == 0:
-            continue
-        here = _to_world(track, j, other) @ w2c[:3, :3].T + w2c[:3, 3]
-        in_front = here[:, 2] > max(nearest_plausible, 1e-9)
-        pixels = project(track.K, track.distortion, here[in_front])
-        u, v = pixels[:, 0] / width, pixels[:, 1] / height
-        inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
-        moved = other[in_front][inside].copy()
-        moved[:, 0], moved[:, 1], moved[:, OBS_DEPTH] = u[inside], v[inside], here[in_front][inside, 2]
-        moved[:, OBS_ERROR] /= weight
-        borrowed.append(moved.astype(np.float32))
-    return np.concatenate(borrowed)
+    here = _to_world(track, source, observations) @ w2c[:3, :3].T + w2c[:3, 3]
+    in_front = here[:, 2] > max(nearest, 1e-9)
+    pixels = project(track.K, track.distortion, here[in_front])
+    u, v = pixels[:, 0] / width, pixels[:, 1] / height
+    inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
+    moved = observations[in_front][inside].copy()
+    moved[:, 0], moved[:, 1], moved[:, OBS_DEPTH] = u[inside], v[inside], here[in_front][inside, 2]
+    moved[:, OBS_ERROR] /= weight
+    return moved.astype(np.float32)
