@@ -104,10 +104,14 @@ def test_the_partner_on_each_side_is_the_nearest_frame_with_enough_motion():
 def test_flow_against_the_cameras_motion_gives_no_points():
     """The camera moves down; a picture moving up is the scene at one depth, f b / 4 px; one moving
     sideways (off the epipolar lines) or down (behind the cameras) is not."""
-    texture = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (100, 200)).astype(np.uint8), (0, 0), 1.5)
+    texture = cv2.GaussianBlur(
+        np.random.default_rng(0).integers(0, 256, (100, 200)).astype(np.uint8), (0, 0), 1.5
+    )
     c2w = np.tile(np.eye(4), (2, 1, 1))
     c2w[1, 1, 3] = 0.2  # OpenCV's y points down
-    track = Track((100, 200), np.array([[100.0, 0, 100], [0, 100.0, 50], [0, 0, 1]]), c2w, [np.zeros((0, 6))] * 2)
+    track = Track(
+        (100, 200), np.array([[100.0, 0, 100], [0, 100.0, 50], [0, 0, 1]]), c2w, [np.zeros((0, 6))] * 2
+    )
 
     def points(dy: int, dx: int) -> np.ndarray:
         moved = np.roll(texture, (dy, dx), axis=(0, 1))

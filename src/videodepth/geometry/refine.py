@@ -22,6 +22,7 @@ from videodepth.geometry.checks import (
     horizontal_fov_deg,
     rank_agreement,
 )
+from videodepth.geometry.flow_points import FlowPointOptions, FlowPoints
 from videodepth.geometry.fusion import (
     Alignment,
     FusedFrame,
@@ -31,7 +32,6 @@ from videodepth.geometry.fusion import (
     point_weights,
     sample_at,
 )
-from videodepth.geometry.flow_points import FlowPointOptions, FlowPoints
 from videodepth.geometry.observations import OBS_COLUMNS, OBS_DEPTH, frame_counts, pooling_stride
 from videodepth.geometry.shots import CutOptions, offset, per_shot
 from videodepth.geometry.tracking import Track, TrackingOptions, observations_near, track_frames
