@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from videodepth.geometry import GeometryOptions, Track
-from videodepth.geometry.flow_points import FlowPointOptions, flow_points, partner_frames
+from videodepth.geometry.flow_points import FlowPointOptions, FlowPoints, flow_points, partner_frames
 from videodepth.geometry.observations import OBS_DEPTH
 from videodepth.geometry.refine import _with_neighbours, fuse_in_memory
 from videodepth.synth.render import render_clip
@@ -73,7 +73,7 @@ def test_flow_points_recover_a_rendered_scenes_depth(clip):
     grid = (SIZE[0] // 6) * (SIZE[1] // 6)
     assert len(points) > 0.5 * grid  # most of the grid, on both sides
     errors = relative_errors(points, clip.depth[index])
-    assert np.median(errors) < 0.02 and np.percentile(errors, 90) < 0.1, np.percentile(errors, [50, 90])
+    assert np.median(errors) < 0.03 and np.percentile(errors, 90) < 0.1, np.percentile(errors, [50, 90])
 
 
 def lateral_track(num_frames: int, registered=None) -> Track:
@@ -155,3 +155,34 @@ def test_flow_points_make_a_sparsely_tracked_scene_dense():
 
     without, with_flow = fused_abs_rel(False), fused_abs_rel(True)
     assert with_flow < 0.85 * without, (without, with_flow)
+
+
+def test_a_frame_borrows_its_neighbours_flow_points_and_forgets_them_when_done(clip):
+    track = true_track(clip)
+    greys = {i: grey(frame) for i, frame in enumerate(clip.rgb)}
+    options = FlowPointOptions(borrow_radius=2)
+    dense = FlowPoints(track, options)
+    alone = FlowPoints(track, dataclasses.replace(options, borrow_radius=0))
+    for index in range(clip.num_frames):
+        near, own = dense.near(index, greys), alone.near(index, greys)
+        assert len(dense._own) <= 2 * options.borrow_radius + 1  # only the frames still borrowed from
+        assert len(near) > 2 * len(own)
+        # what is borrowed lands where the scene is, as the frame's own points do
+        assert np.median(relative_errors(near, clip.depth[index])) < 0.035
+    assert dense.reach == options.max_gap + options.borrow_radius
+
+
+def test_an_unregistered_frame_has_no_flow_points(clip):
+    track = true_track(clip)
+    track.c2w[5] = np.nan
+    greys = {i: grey(frame) for i, frame in enumerate(clip.rgb)}
+    assert len(FlowPoints(track).near(5, greys)) == 0
+    assert len(FlowPoints(track).near(6, greys)) > 0
+
+
+@pytest.mark.parametrize(
+    "change", [{"grid_step_px": 0}, {"max_gap": 0}, {"borrow_radius": -1}, {"target_motion": 0.0}]
+)
+def test_flow_point_options_are_checked(change):
+    with pytest.raises(ValueError):
+        FlowPointOptions(**change)

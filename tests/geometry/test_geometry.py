@@ -844,3 +844,25 @@ def test_a_video_that_turns_on_the_spot_for_a_while_still_shows_its_parallax(orb
         mixed.add(cv2.resize(frame, (448, 256), interpolation=cv2.INTER_LINEAR))
     assert np.median(mixed.homography_shares) > 0.9
     assert mixed.homography_share() < CheckThresholds().max_homography_share
+
+
+@pytest.mark.parametrize("count", [0, 1, 4097, 40_000])
+def test_sampling_takes_any_number_of_points(count):
+    """Bilinear samples at the points, however many (OpenCV's maps stop short of 32,767)."""
+    rng = np.random.default_rng(0)
+    image = rng.random((30, 50)).astype(np.float32)
+    observations = np.zeros((count, 6), np.float32)
+    observations[:, :2] = rng.random((count, 2))
+    x = np.clip(observations[:, 0] * 50 - 0.5, 0, 49)
+    y = np.clip(observations[:, 1] * 30 - 0.5, 0, 29)
+    x0, y0 = np.minimum(x.astype(int), 48), np.minimum(y.astype(int), 28)
+    fx, fy = x - x0, y - y0
+    expected = (
+        image[y0, x0] * (1 - fx) * (1 - fy)
+        + image[y0, x0 + 1] * fx * (1 - fy)
+        + image[y0 + 1, x0] * (1 - fx) * fy
+        + image[y0 + 1, x0 + 1] * fx * fy
+    )
+    sampled = sample_at(image, observations)
+    assert sampled.shape == (count,)
+    np.testing.assert_allclose(sampled, expected, atol=1e-2)
