@@ -2,7 +2,8 @@
 
 The learned disparity of each frame is read through a callable (a disk buffer in ``videodepth
 run``, an array in ``videodepth eval``) and the fused frames are handed to a callback, so memory
-is bounded by one frame plus the sparse points.
+is bounded by a window of frames (read ahead for the flow points) plus the points, however long
+the video.
 """
 
 from __future__ import annotations
