@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from videodepth.geometry import GeometryOptions, Track
-from videodepth.geometry.flow_points import FlowPointOptions, FlowPoints, flow_points, partner_frames
+from videodepth.geometry.flow_points import (
+    FlowPointOptions,
+    FlowPoints,
+    _triangulate,
+    flow_points,
+    partner_frames,
+)
 from videodepth.geometry.observations import OBS_DEPTH
 from videodepth.geometry.refine import _with_neighbours, fuse_in_memory
 from videodepth.synth.render import render_clip
@@ -73,7 +79,7 @@ def test_flow_points_recover_a_rendered_scenes_depth(clip):
     grid = (SIZE[0] // 6) * (SIZE[1] // 6)
     assert len(points) > 0.5 * grid  # most of the grid, on both sides
     errors = relative_errors(points, clip.depth[index])
-    assert np.median(errors) < 0.03 and np.percentile(errors, 90) < 0.1, np.percentile(errors, [50, 90])
+    assert np.median(errors) < 0.03 and np.percentile(errors, 90) < 0.15, np.percentile(errors, [50, 90])
 
 
 def lateral_track(num_frames: int, registered=None) -> Track:
@@ -118,6 +124,9 @@ def test_flow_against_the_cameras_motion_gives_no_points():
         return flow_points(track, 0, 1, texture, moved, FlowPointOptions(grid_step_px=4))
 
     up = points(-4, 0)
+    # the points are the grid's pixel centres, in the frame's normalised coordinates
+    np.testing.assert_allclose((up[:, 0] * 200) % 4, 2.5, atol=1e-3)
+    np.testing.assert_allclose((up[:, 1] * 100) % 4, 2.5, atol=1e-3)
     inner = (up[:, 1] > 0.1) & (up[:, 1] < 0.85)  # away from the rolled-over rows
     assert inner.sum() > 500
     assert np.allclose(up[inner, OBS_DEPTH], 100 * 0.2 / 4, rtol=0.05)
@@ -164,7 +173,7 @@ def test_a_frame_borrows_its_neighbours_flow_points_and_forgets_them_when_done(c
     dense = FlowPoints(track, options)
     alone = FlowPoints(track, dataclasses.replace(options, borrow_radius=0))
     for index in range(clip.num_frames):
-        near, own = dense.near(index, greys), alone.near(index, greys)
+        near, own = dense.for_frame(index, greys), alone.for_frame(index, greys)
         assert len(dense._own) <= 2 * options.borrow_radius + 1  # only the frames still borrowed from
         assert len(near) > 2 * len(own)
         # what is borrowed lands where the scene is, as the frame's own points do
@@ -176,8 +185,8 @@ def test_an_unregistered_frame_has_no_flow_points(clip):
     track = true_track(clip)
     track.c2w[5] = np.nan
     greys = {i: grey(frame) for i, frame in enumerate(clip.rgb)}
-    assert len(FlowPoints(track).near(5, greys)) == 0
-    assert len(FlowPoints(track).near(6, greys)) > 0
+    assert len(FlowPoints(track).for_frame(5, greys)) == 0
+    assert len(FlowPoints(track).for_frame(6, greys)) > 0
 
 
 @pytest.mark.parametrize(
@@ -186,3 +195,23 @@ def test_an_unregistered_frame_has_no_flow_points(clip):
 def test_flow_point_options_are_checked(change):
     with pytest.raises(ValueError):
         FlowPointOptions(**change)
+
+
+def test_rays_that_meet_behind_the_partner_camera_give_no_depth():
+    """A point 5 in front of camera a and 5 behind camera b (10 ahead of a, looking the same way):
+    the two rays' lines meet there, but b cannot see it."""
+    K = np.array([[100.0, 0, 100], [0, 100.0, 50], [0, 0, 1]])
+    c2w = np.tile(np.eye(4), (3, 1, 1))
+    c2w[1, 2, 3] = 10.0  # ahead of a
+    c2w[2, 0, 3] = 1.0  # beside a
+    track = Track((100, 200), K, c2w, [np.zeros((0, 6))] * 3)
+    point = np.array([[1.0, 0.0, 5.0]])
+
+    def seen_by(index: int) -> np.ndarray:
+        in_camera = point - c2w[index, :3, 3]
+        return K[:2, :2] @ (in_camera[:, :2] / in_camera[:, 2:]).T + K[:2, 2:3]
+
+    depth, error, _ = _triangulate(track, 0, 2, seen_by(0).T, seen_by(2).T)
+    assert depth[0] == pytest.approx(5.0) and error[0] < 1e-6
+    depth, _, _ = _triangulate(track, 0, 1, seen_by(0).T, seen_by(1).T)
+    assert depth[0] <= 0

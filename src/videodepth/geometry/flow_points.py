@@ -23,12 +23,14 @@ import numpy as np
 
 from videodepth.geometry.observations import OBS_COLUMNS
 from videodepth.geometry.tracking import (
+    BORROWED_WEIGHT,
     Track,
-    camera_points,
     camera_rays,
     moved_into,
     nearest_plausible_depth,
     project,
+    to_camera,
+    to_world,
 )
 
 
@@ -58,6 +60,10 @@ class FlowPointOptions:
             raise ValueError("grid_step_px and max_gap must be at least 1, borrow_radius at least 0")
         if not 0 < self.target_motion < 1:
             raise ValueError("target_motion is a share of the width, in (0, 1)")
+        if min(self.max_round_trip_px, self.max_error_px) <= 0 or self.min_angle_deg < 0:
+            raise ValueError(
+                "max_round_trip_px and max_error_px must be positive, min_angle_deg not negative"
+            )
 
 
 class FlowPoints:
@@ -76,7 +82,8 @@ class FlowPoints:
         """How far from the frame asked for the grey frames must reach."""
         return self.options.max_gap + self.options.borrow_radius
 
-    def near(self, index: int, greys: dict[int, np.ndarray]) -> np.ndarray:
+    def for_frame(self, index: int, greys: dict[int, np.ndarray]) -> np.ndarray:
+        """Frame ``index``'s own flow points and its neighbours', in its camera."""
         track, radius = self.track, self.options.borrow_radius
         rows = [np.zeros((0, OBS_COLUMNS), np.float32)]
         if track.registered[index]:
@@ -85,7 +92,11 @@ class FlowPoints:
                 if not track.registered[source]:
                     continue
                 own = self._points_of(source, greys)
-                rows.append(own if source == index else moved_into(track, index, source, own, 0.5, nearest))
+                rows.append(
+                    own
+                    if source == index
+                    else moved_into(track, index, source, own, BORROWED_WEIGHT, nearest)
+                )
         for done in [k for k in self._own if k < index - radius]:
             del self._own[done]
         return np.concatenate(rows)
@@ -108,7 +119,7 @@ def partner_frames(track: Track, index: int, options: FlowPointOptions) -> list[
     if not track.registered[index] or len(own) == 0:
         return []
     height, width = track.size
-    world = camera_points(track, own) @ track.c2w[index, :3, :3].T + track.c2w[index, :3, 3]
+    world = to_world(track, index, own)
     seen = own[:, :2] * np.array([width, height])
     partners = []
     for direction in (-1, 1):
@@ -120,9 +131,11 @@ def partner_frames(track: Track, index: int, options: FlowPointOptions) -> list[
             if not track.registered[other]:
                 continue
             chosen = other
-            w2c = np.linalg.inv(track.c2w[other])
-            moved = project(track.K, track.distortion, world @ w2c[:3, :3].T + w2c[:3, 3])
-            if np.nanmedian(np.linalg.norm(moved - seen, axis=1)) >= options.target_motion * width:
+            motion = np.linalg.norm(
+                project(track.K, track.distortion, to_camera(track, other, world)) - seen, axis=1
+            )
+            motion = motion[np.isfinite(motion)]  # NaN: past a barrel lens's fold
+            if len(motion) and np.median(motion) >= options.target_motion * width:
                 break
         if chosen is not None:
             partners.append(chosen)
@@ -183,8 +196,7 @@ def _triangulate(
         s = (ab * bo - bb * ao) / determinant
         t = (aa * bo - ab * ao) / determinant
         world = 0.5 * (centre_a + s[:, None] * ray_a + centre_b + t[:, None] * ray_b)
-        in_a = (world - centre_a) @ rotation_a
-        in_b = (world - centre_b) @ rotation_b
+        in_a, in_b = to_camera(track, index, world), to_camera(track, partner, world)
         error = np.maximum(
             np.linalg.norm(project(track.K, track.distortion, in_a) - here, axis=1),
             np.linalg.norm(project(track.K, track.distortion, in_b) - there, axis=1),

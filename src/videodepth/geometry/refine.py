@@ -234,7 +234,7 @@ def refine_video(
         elif checks.frame_ok[index]:
             observations = observations_near(track, index, options.neighbour_radius)
             if reach:
-                observations = np.concatenate([observations, dense.near(index, greys)])
+                observations = np.concatenate([observations, dense.for_frame(index, greys)])
             fused: FusedFrame = fuse_frame(prior, rgb, observations, alignment, options.fusion)
             result.frames_used += 1
             result.points_used += fused.points_used
@@ -255,7 +255,8 @@ def _with_neighbours(
 ) -> Iterator[tuple[int, np.ndarray, dict[int, np.ndarray]]]:
     """Each frame in order, with the grey images at ``size`` (height, width) of the frames
     within ``reach`` of it, read ahead as needed: memory holds 2 ``reach`` + 1 grey frames and
-    ``reach`` frames ahead, however long the video."""
+    ``reach`` frames ahead, however long the video. The dict is one and the same, updated after
+    each frame: read it before asking for the next."""
     if reach <= 0:
         yield from ((index, rgb, {}) for index, rgb in enumerate(frames))
         return

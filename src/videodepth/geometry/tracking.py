@@ -672,8 +672,8 @@ def _similarity_from_shared(previous: Track, new: Track, start: int, shared: lis
             continue
         distance, nearest = cKDTree(a[:, :2] * pixels).query(b[:, :2] * pixels, distance_upper_bound=1.5)
         found = np.isfinite(distance)
-        target.append(_to_world(previous, start + k, a[nearest[found]]))
-        source.append(_to_world(new, k, b[found]))
+        target.append(to_world(previous, start + k, a[nearest[found]]))
+        source.append(to_world(new, k, b[found]))
     if sum(len(x) for x in source) < 10:
         return None
     source, target = np.concatenate(source), np.concatenate(target)
@@ -733,8 +733,15 @@ def camera_points(track: Track, observations: np.ndarray) -> np.ndarray:
     return camera_rays(track.K, track.distortion, pixels) * observations[:, OBS_DEPTH : OBS_DEPTH + 1]
 
 
-def _to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
+def to_world(track: Track, index: int, observations: np.ndarray) -> np.ndarray:
+    """The observations of frame ``index`` as world points [N, 3]."""
     return camera_points(track, observations) @ track.c2w[index, :3, :3].T + track.c2w[index, :3, 3]
+
+
+def to_camera(track: Track, index: int, points: np.ndarray) -> np.ndarray:
+    """World points [N, 3] in frame ``index``'s camera (OpenCV convention)."""
+    rotation, centre = track.c2w[index, :3, :3], track.c2w[index, :3, 3]
+    return (points - centre) @ rotation
 
 
 def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -748,7 +755,12 @@ def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, 
     return scale, rotation, mean_t - scale * rotation @ mean_s
 
 
-def observations_near(track: Track, index: int, radius: int, weight: float = 0.5) -> np.ndarray:
+#: how much a point moved in from a neighbouring frame counts against the frame's own (its
+#: reprojection error is divided by it): it went through two cameras' errors, not one
+BORROWED_WEIGHT = 0.5
+
+
+def observations_near(track: Track, index: int, radius: int, weight: float = BORROWED_WEIGHT) -> np.ndarray:
     """Frame ``index``'s observations plus those of registered frames within ``radius``,
     moved into this frame's camera: a denser set of points for fusion. Borrowed points carry
     their reprojection error scaled by ``1 / weight`` so that they count less."""
@@ -777,8 +789,7 @@ def moved_into(
     front of it (nearer than ``nearest`` dropped) and in its picture, their reprojection error
     scaled by ``1 / weight``."""
     height, width = track.size
-    w2c = np.linalg.inv(track.c2w[index])
-    here = _to_world(track, source, observations) @ w2c[:3, :3].T + w2c[:3, 3]
+    here = to_camera(track, index, to_world(track, source, observations))
     in_front = here[:, 2] > max(nearest, 1e-9)
     pixels = project(track.K, track.distortion, here[in_front])
     u, v = pixels[:, 0] / width, pixels[:, 1] / height
