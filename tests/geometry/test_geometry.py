@@ -561,8 +561,14 @@ def test_the_exported_cameras_carry_the_lens_distortion(orbit_track, tmp_path):
     assert np.allclose([float(p) for p in params], [K[0, 0], K[1, 1], K[0, 2], K[1, 2], -0.05, 0, 0, 0])
 
 
-def test_run_with_geometry_writes_cameras_points_and_confidence(orbit_clip, tmp_path, capsys):
-    """The shipped model (a random one would fail the rank-agreement check) with geometry."""
+def test_run_with_geometry_writes_cameras_points_and_confidence(tmp_path, capsys):
+    """The shipped model (a random one would fail the rank-agreement check) with geometry. At
+    448x256 the table top is mapped soundly (every keyframe registered, no lens distortion); at
+    the other tests' 224x128, after video encoding, mapping registers only its first two
+    keyframes (and PnP the rest), which would make this test pass on luck."""
+    orbit_clip = render_clip(
+        SceneConfig(family="tabletop", camera_motion="orbit"), 3, num_frames=24, height=256, width=448
+    )
     video = write_test_video(tmp_path / "orbit.mp4", orbit_clip.rgb)
     out = tmp_path / "out"
     assert main(geometry_run(video, out, "--save", "npz,cameras,ply,conf")) == 0
