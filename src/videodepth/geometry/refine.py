@@ -233,9 +233,8 @@ def refine_video(
             emit(index, rgb, prior, np.zeros_like(prior))
         elif checks.frame_ok[index]:
             observations = observations_near(track, index, options.neighbour_radius)
-            if reach:
-                observations = np.concatenate([observations, dense.for_frame(index, greys)])
-            fused: FusedFrame = fuse_frame(prior, rgb, observations, alignment, options.fusion)
+            flow = dense.for_frame(index, greys) if reach else None
+            fused: FusedFrame = fuse_frame(prior, rgb, observations, alignment, options.fusion, flow)
             result.frames_used += 1
             result.points_used += fused.points_used
             result.points_inaccurate += fused.points_inaccurate
