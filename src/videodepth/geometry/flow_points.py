@@ -8,7 +8,9 @@ meet at its depth (multi-view stereo's idea, with the flow as the matcher). DIS 
 computed on a grid, checked forwards and backwards, and a pixel whose two rays miss each other
 by more than ``max_error_px`` (flow off the epipolar line: a moving object, a mismatch) is
 dropped. The rows have the tracked points' layout, with a track length of 2, so fusion weighs
-them like any pair-seen point.
+them like any pair-seen point; and, being seen from two views only (an object moving along the
+epipolar lines passes the test at a wrong depth), fusion lets them count only where they agree
+with what the tracked points alone give (``fuse_frame``'s ``checked``).
 
 The partner frame on each side is the nearest whose tracked points move ``target_motion`` of
 the frame's width: enough parallax to triangulate, little enough for the flow to follow.
