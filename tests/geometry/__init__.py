@@ -76,3 +76,12 @@ def depth_seen_from(document: dict, disparity: np.ndarray, first: int, second: i
     inside = in_front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
     seen = depth_b[v[inside].astype(int), u[inside].astype(int)]
     return float(inside.mean()), float(np.median(np.abs(in_b[inside, 2] / seen - 1)))
+
+
+def aligned_abs_rel(prediction: np.ndarray, depth: np.ndarray) -> float:
+    """AbsRel after one scale and shift in disparity, as the evaluation fits them."""
+    valid = depth > 0
+    design = np.stack([prediction[valid], np.ones(valid.sum())], axis=1)
+    scale, shift = np.linalg.lstsq(design, 1 / depth[valid], rcond=None)[0]
+    predicted = 1 / np.clip(scale * prediction[valid] + shift, 1e-3, None)
+    return float(np.mean(np.abs(predicted - depth[valid]) / depth[valid]))

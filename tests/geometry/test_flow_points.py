@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.geometry import aligned_abs_rel
 from videodepth.geometry import GeometryOptions, Track
 from videodepth.geometry.flow_points import (
     FlowPointOptions,
@@ -45,15 +46,6 @@ def true_track(clip, points_per_frame: int = 200, seed: int = 0) -> Track:
         rows[:, OBS_DEPTH], rows[:, 3], rows[:, 4], rows[:, 5] = depth[v, u][keep], 0.1, 10.0, 5.0
         observations.append(rows)
     return Track((height, width), clip.K.astype(np.float64), clip.poses_c2w.astype(np.float64), observations)
-
-
-def aligned_abs_rel(prediction: np.ndarray, depth: np.ndarray) -> float:
-    """AbsRel after one scale and shift in disparity, as the evaluation fits them."""
-    valid = depth > 0
-    design = np.stack([prediction[valid], np.ones(valid.sum())], axis=1)
-    scale, shift = np.linalg.lstsq(design, 1 / depth[valid], rcond=None)[0]
-    predicted = 1 / np.clip(scale * prediction[valid] + shift, 1e-3, None)
-    return float(np.mean(np.abs(predicted - depth[valid]) / depth[valid]))
 
 
 def grey(frame: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_test_video
-from tests.geometry import depth_seen_from, geometry_run, interrupt_fusion_then_resume
+from tests.geometry import aligned_abs_rel, depth_seen_from, geometry_run, interrupt_fusion_then_resume
 from videodepth.cli import main
 from videodepth.eval.runner import camera_path_error
 from videodepth.geometry import GeometryOptions, Track, TrackingOptions, refine_video, track_frames
@@ -141,14 +141,6 @@ def test_borrowed_points_land_where_the_scene_is(orbit_clip, orbit_track):
 
 def disparity_of(depth: np.ndarray) -> np.ndarray:
     return np.where(depth > 0, 1 / np.maximum(depth, 1e-6), 0).astype(np.float32)
-
-
-def aligned_abs_rel(prediction: np.ndarray, depth: np.ndarray) -> float:
-    valid = depth > 0
-    design = np.stack([prediction[valid], np.ones(valid.sum())], axis=1)
-    scale, shift = np.linalg.lstsq(design, 1 / depth[valid], rcond=None)[0]
-    predicted = 1 / np.clip(scale * prediction[valid] + shift, 1e-3, None)
-    return float(np.mean(np.abs(predicted - depth[valid]) / depth[valid]))
 
 
 def test_fusion_turns_a_layout_into_the_scene(orbit_clip):
