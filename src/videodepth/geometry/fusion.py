@@ -172,14 +172,26 @@ def fuse_frame(
     alone give (within ``options.checked_tolerance``, a log ratio): two-view points from optical
     flow, which a person walking along the camera's epipolar lines passes as static scene at a
     wrong depth, where the tracked points have survived a bundle adjustment over many views."""
+    guide = np.ascontiguousarray(rgb, dtype=np.uint8)
+    prior = alignment(smooth_along_edges(learned, guide, options)).astype(np.float32)
     if checked is not None and len(checked):
-        first = fuse_frame(learned, rgb, observations, alignment, options)
+        first = _fuse_with_prior(prior, guide, observations, alignment, options)
         seen = sample_at(first.inverse_depth, checked)
         with np.errstate(divide="ignore", invalid="ignore"):
             off = np.abs(np.log(seen * checked[:, OBS_DEPTH]))
         observations = np.concatenate([observations, checked[off <= options.checked_tolerance]])
-    guide = np.ascontiguousarray(rgb, dtype=np.uint8)
-    prior = alignment(smooth_along_edges(learned, guide, options)).astype(np.float32)
+    return _fuse_with_prior(prior, guide, observations, alignment, options)
+
+
+def _fuse_with_prior(
+    prior: np.ndarray,
+    guide: np.ndarray,
+    observations: np.ndarray,
+    alignment: Alignment,
+    options: FusionOptions,
+) -> FusedFrame:
+    """:func:`fuse_frame` from the prior already smoothed and mapped (computed once a frame, though
+    a frame with flow points is fused twice)."""
     height, width = prior.shape
     weights = point_weights(observations, options)
     keep = (weights > 0) & (observations[:, OBS_DEPTH] > 0)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from videodepth.geometry.checks import (
@@ -259,8 +260,6 @@ def _with_neighbours(
     if reach <= 0:
         yield from ((index, rgb, {}) for index, rgb in enumerate(frames))
         return
-    import cv2
-
     height, width = size
     source = enumerate(frames)
     ahead: deque[tuple[int, np.ndarray]] = deque()
@@ -288,8 +287,6 @@ def track_in_memory(
     """Track RGB frames uint8 [T, H, W, 3] held in memory (resized to the tracking size with their
     aspect kept); returns the track and the seconds it took. ``first_frame`` numbers the frames
     in notes (a shot's first frame in its clip)."""
-    import cv2
-
     scale = min(1.0, options.tracking.max_side / max(frames.shape[1:3]))
     track_size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
     started = time.perf_counter()
@@ -303,8 +300,6 @@ def fuse_in_memory(
     track: Track, learned: np.ndarray, frames: np.ndarray, options: GeometryOptions = GeometryOptions()
 ) -> tuple[np.ndarray, np.ndarray, GeometryResult]:
     """Disparity and confidence [T, h, w] from a track and the model's disparity [T, h, w]."""
-    import cv2
-
     height, width = learned.shape[1:]
     guides = (cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames)
     disparity = np.empty_like(learned, dtype=np.float32)
